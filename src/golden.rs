@@ -1,0 +1,1 @@
+//! Replaying golden fixtures of the official implementation (GOLDEN.md format).

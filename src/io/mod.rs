@@ -1,0 +1,1 @@
+//! Files: safetensors tensors, checkpoints.

@@ -1,0 +1,9 @@
+//! sincut: single-image contrastive unpaired translation (SinCUT) on a lean engine of its own.
+
+pub mod config;
+pub mod golden;
+pub mod io;
+pub mod nn;
+pub mod ops;
+pub mod tensor;
+pub mod train;

@@ -1,0 +1,21 @@
+//! CPU operations, one unit each: forward, backward (and the tangent pass where R1 needs it),
+//! with finite-difference tests beside the code. Activations are NCHW `Array4`; linear layers
+//! are 1×1 convolutions on (N, C, 1, 1).
+
+pub mod adam;
+pub mod bias;
+pub mod blur;
+pub mod conv2d;
+pub mod demod;
+pub mod fused_lrelu;
+pub mod gan_loss;
+pub mod l1;
+pub mod l2norm;
+pub mod noise;
+pub mod patchnce;
+pub mod relu;
+pub mod residual;
+
+
+#[cfg(test)]
+pub mod gradcheck;
