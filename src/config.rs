@@ -23,7 +23,8 @@ pub struct ModelConfig {
     pub lambda_r1: f64,
     #[serde(rename = "lambda_identity")]
     pub lambda_idt: f64,
-    pub nce_T: f64,
+    #[serde(rename = "nce_T")]
+    pub nce_t: f64,
     #[serde(rename = "netF_nc")]
     pub netf_nc: usize,
     pub lr: f64,
@@ -45,7 +46,7 @@ impl Default for ModelConfig {
             lambda_nce: 4.0,
             lambda_r1: 1.0,
             lambda_idt: 1.0,
-            nce_T: 0.07,
+            nce_t: 0.07,
             netf_nc: 256,
             lr: 0.002,
             beta1: 0.0,

@@ -13,6 +13,9 @@ pub trait Real:
     + num_traits::FromPrimitive
     + num_traits::ToPrimitive
     + std::iter::Sum
+    + std::ops::AddAssign
+    + std::ops::SubAssign
+    + std::ops::MulAssign
     + std::fmt::Debug
     + std::fmt::Display
     + Send
