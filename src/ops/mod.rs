@@ -7,6 +7,7 @@ pub mod bias;
 pub mod blur;
 pub mod conv2d;
 pub mod demod;
+pub mod flops;
 pub mod fused_lrelu;
 pub mod gan_loss;
 pub mod l1;
