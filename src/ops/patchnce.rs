@@ -101,15 +101,15 @@ mod tests {
         let k = normalised(2, 7, 62);
         let l = patchnce_forward(&q, &k, TAU);
         let d = |a: usize, b: usize| q.row(a).dot(&k.row(b));
-        for b in 0..2 {
+        assert_eq!(l.len(), 2);
+        for (b, &lb) in l.iter().enumerate() {
             let o = 1 - b;
             // Row b: [q_b·k_b, (−10 at j = b), q_b·k_o] / τ, cross-entropy towards column 0.
             let pos = (d(b, b) / TAU).exp();
             let e = -(pos / (pos + (-10.0 / TAU).exp() + (d(b, o) / TAU).exp())).ln();
             assert!(
-                (l[b] - e).abs() < 1e-12 * e.abs().max(1.0),
-                "row {b}: {} vs {e}",
-                l[b]
+                (lb - e).abs() < 1e-12 * e.abs().max(1.0),
+                "row {b}: {lb} vs {e}"
             );
         }
     }
