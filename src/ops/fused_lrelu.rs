@@ -1,23 +1,152 @@
 //! Fused bias + leaky ReLU: y = leaky_relu(x + b, 0.2)·√2, b per channel (axis 1).
 
-use crate::tensor::Real;
+use crate::tensor::{Real, c};
 use ndarray::Array4;
+
+const SLOPE: f64 = 0.2;
 
 /// In place on x.
 pub fn fused_lrelu_forward<T: Real>(x: &mut Array4<T>, bias: &[T]) {
-    let _ = (x, bias);
-    todo!()
+    let (_, ch, h, w) = x.dim();
+    assert_eq!(
+        bias.len(),
+        ch,
+        "fused_lrelu_forward: bias length vs channels"
+    );
+    let plane = h * w;
+    if plane == 0 {
+        return;
+    }
+    let scale: T = c(std::f64::consts::SQRT_2);
+    let neg: T = c(SLOPE);
+    let z = T::zero();
+    let xs = x
+        .as_slice_mut()
+        .expect("fused_lrelu_forward: standard layout");
+    // Same rounding steps as `F.leaky_relu(x + b, 0.2) * sqrt(2)`: add, (scale by 0.2), scale by √2.
+    for (i, p) in xs.chunks_exact_mut(plane).enumerate() {
+        let b = bias[i % ch];
+        for v in p.iter_mut() {
+            let u = *v + b;
+            let a = if u > z { u } else { u * neg };
+            *v = a * scale;
+        }
+    }
 }
 
 /// Turns dy into dx in place and returns db (Σ over N, H, W). The slope comes from the forward
 /// output y: √2 where y > 0, 0.2·√2 elsewhere (as PyTorch's leaky_relu backward at x + b = 0).
 pub fn fused_lrelu_backward<T: Real>(y: &Array4<T>, dy: &mut Array4<T>) -> Vec<T> {
-    let _ = (y, dy);
-    todo!()
+    assert_eq!(y.dim(), dy.dim(), "fused_lrelu_backward: shapes");
+    apply_slope(y, dy);
+    super::bias::channel_sums(dy)
 }
 
 /// Tangent (JVP) through the activation with the primal slopes, no bias: t ← t·slope(y), in place.
 pub fn fused_lrelu_tangent<T: Real>(y: &Array4<T>, t: &mut Array4<T>) {
-    let _ = (y, t);
-    todo!()
+    assert_eq!(y.dim(), t.dim(), "fused_lrelu_tangent: shapes");
+    apply_slope(y, t);
+}
+
+/// g ← slope(y)·g, rounded as autograd does for `leaky_relu(u)·√2`: first the Mul's backward
+/// (g·√2), then leaky_relu_backward (·0.2 where u ≤ 0). R1's double backward differentiates that
+/// same graph linearly in g, so the tangent uses the same steps.
+fn apply_slope<T: Real>(y: &Array4<T>, g: &mut Array4<T>) {
+    let scale: T = c(std::f64::consts::SQRT_2);
+    let neg: T = c(SLOPE);
+    let z = T::zero();
+    let ys = y.as_slice().expect("fused_lrelu: standard layout");
+    let gs = g.as_slice_mut().expect("fused_lrelu: standard layout");
+    // y > 0 ⇔ x + b > 0 (√2 and 0.2·√2 are positive; y keeps u's sign).
+    for (d, &yv) in gs.iter_mut().zip(ys) {
+        let s = *d * scale;
+        *d = if yv > z { s } else { s * neg };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::gradcheck::{check_gradient, dot, rand_array};
+    use ndarray::{Array1, ArrayD, Ix1, Ix4};
+
+    const SHAPE: (usize, usize, usize, usize) = (3, 5, 7, 6);
+
+    fn fwd(x: &Array4<f64>, b: &[f64]) -> Array4<f64> {
+        let mut y = x.clone();
+        fused_lrelu_forward(&mut y, b);
+        y
+    }
+
+    #[test]
+    fn forward_matches_formula() {
+        let x = rand_array(Ix4(SHAPE.0, SHAPE.1, SHAPE.2, SHAPE.3), 41);
+        let b = rand_array(Ix1(SHAPE.1), 42).to_vec();
+        let y = fwd(&x, &b);
+        for ((n, ch, i, j), v) in y.indexed_iter() {
+            let u = x[[n, ch, i, j]] + b[ch];
+            let e = if u > 0.0 { u } else { 0.2 * u } * 2f64.sqrt();
+            assert!((v - e).abs() <= 1e-15, "{v} vs {e}");
+        }
+    }
+
+    #[test]
+    fn backward_fd_x_and_bias() {
+        let x = rand_array(Ix4(SHAPE.0, SHAPE.1, SHAPE.2, SHAPE.3), 43);
+        let b = rand_array(Ix1(SHAPE.1), 44).to_vec();
+        let proj = rand_array(Ix4(SHAPE.0, SHAPE.1, SHAPE.2, SHAPE.3), 45);
+        let y = fwd(&x, &b);
+        let mut dx = proj.clone();
+        let db = fused_lrelu_backward(&y, &mut dx);
+        // Random x + b are at distance ≫ 1e-6 from the kink with overwhelming probability.
+        let lx = |x: &ArrayD<f64>| dot(&fwd(&x.clone().into_dimensionality().unwrap(), &b), &proj);
+        check_gradient(
+            "fused_lrelu dx",
+            &x.clone().into_dyn(),
+            &dx.into_dyn(),
+            lx,
+            1e-8,
+            1e-7,
+        );
+        let lb = |bb: &ArrayD<f64>| dot(&fwd(&x, bb.as_slice().unwrap()), &proj);
+        check_gradient(
+            "fused_lrelu db",
+            &Array1::from(b.clone()).into_dyn(),
+            &Array1::from(db).into_dyn(),
+            lb,
+            1e-8,
+            1e-7,
+        );
+    }
+
+    #[test]
+    fn slope_at_zero_is_negative_branch() {
+        let mut y = Array4::<f64>::zeros((1, 1, 1, 1));
+        fused_lrelu_forward(&mut y, &[0.0]);
+        let mut g = Array4::<f64>::ones((1, 1, 1, 1));
+        let db = fused_lrelu_backward(&y, &mut g);
+        let e = 2f64.sqrt() * 0.2;
+        assert_eq!(g[[0, 0, 0, 0]], e);
+        assert_eq!(db, vec![e]);
+    }
+
+    #[test]
+    fn tangent_is_directional_derivative() {
+        let x = rand_array(Ix4(SHAPE.0, SHAPE.1, SHAPE.2, SHAPE.3), 46);
+        let b = rand_array(Ix1(SHAPE.1), 47).to_vec();
+        let t = rand_array(Ix4(SHAPE.0, SHAPE.1, SHAPE.2, SHAPE.3), 48);
+        let y = fwd(&x, &b);
+        let mut jt = t.clone();
+        fused_lrelu_tangent(&y, &mut jt);
+        let h = 1e-6;
+        let yp = fwd(&(&x + &(&t * h)), &b);
+        let ym = fwd(&(&x - &(&t * h)), &b);
+        let fd = (&yp - &ym) / (2.0 * h);
+        let worst = fd
+            .iter()
+            .zip(jt.iter())
+            .map(|(a, b)| (a - b).abs() / (1e-8 + 1e-7 * a.abs()))
+            .fold(0.0, f64::max);
+        assert!(worst <= 1.0, "tangent vs FD: worst excess {worst}");
+    }
 }
