@@ -50,9 +50,10 @@ pub fn adam_update<T: Real>(
         // exp_avg_sq.mul_(β2).addcmul_(g, g, value = 1 − β2).
         let v = exp_avg_sq[i] * beta2 + one_m_beta2 * g * g;
         exp_avg_sq[i] = v;
-        // denom = (v.sqrt() / √bc2).add_(eps); param.addcdiv_(m, denom, value = −step_size).
+        // denom = (v.sqrt() / √bc2).add_(eps); param.addcdiv_(m, denom, value = −step_size),
+        // in the order of PyTorch's CPU kernel (the fixtures' device): p + (value·m)/denom.
         let denom = v.sqrt() / bc2_sqrt + eps;
-        param[i] = param[i] + neg_step * (m / denom);
+        param[i] = param[i] + (neg_step * m) / denom;
     }
 }
 
