@@ -10,13 +10,13 @@ pub mod demod;
 pub mod flops;
 pub mod fused_lrelu;
 pub mod gan_loss;
+pub mod gemm;
 pub mod l1;
 pub mod l2norm;
 pub mod noise;
 pub mod patchnce;
 pub mod relu;
 pub mod residual;
-
 
 #[cfg(test)]
 pub mod gradcheck;
