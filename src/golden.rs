@@ -491,11 +491,12 @@ impl FixtureReport {
             .first()
             .map(|q| {
                 format!(
-                    "worst {} r={:.3e} bound={:.1e} margin={:.3}",
+                    "worst {} r={} bound={:.1e} margin={} ({})",
                     q.name,
-                    q.r,
+                    fmt_r(q),
                     q.bound,
-                    q.margin()
+                    fmt_margin(q),
+                    q.status_text()
                 )
             })
             .unwrap_or_else(|| "nothing to compare".into());
@@ -584,7 +585,7 @@ fn fmt_r(q: &QuantityResult) -> String {
     if q.r.is_nan() {
         "-".into()
     } else {
-        format!("{:.3e}", q.r)
+        format!("{:.2e}", q.r)
     }
 }
 
