@@ -633,8 +633,18 @@ pub fn check_fixture(dir: impl AsRef<Path>, opts: &CheckOptions) -> Result<Fixtu
     let fx = Fixture::load(dir)?;
     let ours_step = train::replay_step(&fx.config, &fx.params, &fx.step);
     let ours_traj = train::replay_trajectory(&fx.config, &fx.params, &fx.traj);
+    finish_check(&fx, ours_step, ours_traj, opts)
+}
+
+/// Dumps (when asked) and compares quantities computed for `fx` by any engine.
+pub fn finish_check(
+    fx: &Fixture,
+    ours_step: BTreeMap<String, ArrayD<f32>>,
+    ours_traj: BTreeMap<String, ArrayD<f32>>,
+    opts: &CheckOptions,
+) -> Result<FixtureReport> {
     if let Some(out) = &opts.dump {
-        dump(out, &fx, &ours_step, &ours_traj)?;
+        dump(out, fx, &ours_step, &ours_traj)?;
     }
     let mut ours = ours_step;
     ours.extend(ours_traj);

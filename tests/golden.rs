@@ -97,3 +97,102 @@ fn fixtures_load_and_match_themselves() {
         assert_eq!(gq.passed(), 0.01 <= gq.bound);
     }
 }
+
+/// A copy of the first fixture in a temporary folder, to break on purpose.
+fn broken_copy(tag: &str) -> (PathBuf, PathBuf) {
+    let src = fixtures().remove(0);
+    let dst = std::env::temp_dir()
+        .join(format!("sincut-golden-{tag}-{}", std::process::id()))
+        .join(src.file_name().unwrap());
+    std::fs::create_dir_all(&dst).unwrap();
+    for f in [
+        "meta.json",
+        "params.safetensors",
+        "step.safetensors",
+        "traj.safetensors",
+        "rounding.json",
+    ] {
+        std::fs::copy(src.join(f), dst.join(f)).unwrap();
+        // Fixture files may be read-only; the copies must be writable.
+        let mut perm = std::fs::metadata(dst.join(f)).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perm.set_readonly(false);
+        std::fs::set_permissions(dst.join(f), perm).unwrap();
+    }
+    (src, dst)
+}
+
+#[test]
+fn broken_fixtures_give_one_line_errors() {
+    // Truncated step file.
+    let (src, dst) = broken_copy("trunc");
+    let bytes = std::fs::read(dst.join("step.safetensors")).unwrap();
+    std::fs::write(dst.join("step.safetensors"), &bytes[..bytes.len() / 2]).unwrap();
+    let e = Fixture::load(&dst).unwrap_err().to_string();
+    assert!(
+        e.contains("step.safetensors") && e.contains("truncated"),
+        "{e}"
+    );
+    assert!(!e.contains('\n'));
+
+    // Missing rounding.json.
+    std::fs::copy(src.join("step.safetensors"), dst.join("step.safetensors")).unwrap();
+    std::fs::remove_file(dst.join("rounding.json")).unwrap();
+    let e = Fixture::load(&dst).unwrap_err().to_string();
+    assert!(
+        e.contains("rounding.json") && e.contains("not found"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(dst.parent().unwrap()).unwrap();
+
+    // A config this engine does not implement, and a missing config key.
+    let (_, dst) = broken_copy("meta");
+    let meta = std::fs::read_to_string(dst.join("meta.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&meta).unwrap();
+    v["config"]["num_patches"] = 256.into();
+    std::fs::write(dst.join("meta.json"), v.to_string()).unwrap();
+    let e = Fixture::load(&dst).unwrap_err().to_string();
+    assert!(e.contains("meta.json") && e.contains("num_patches"), "{e}");
+    v["config"]["num_patches"] = 1.into();
+    v["config"].as_object_mut().unwrap().remove("crop");
+    std::fs::write(dst.join("meta.json"), v.to_string()).unwrap();
+    let e = Fixture::load(&dst).unwrap_err().to_string();
+    assert!(e.contains("lacks crop"), "{e}");
+    std::fs::remove_dir_all(dst.parent().unwrap()).unwrap();
+
+    // A patch id outside its layer's features.
+    let (_, dst) = broken_copy("ids");
+    let mut f = sincut::io::TensorFile::read(&dst.join("traj.safetensors")).unwrap();
+    f.ints.get_mut("k0.nce_ids_y").unwrap()[[2]] = 1 << 20;
+    f.write(&dst.join("traj.safetensors")).unwrap();
+    let e = Fixture::load(&dst).unwrap_err().to_string();
+    assert!(
+        e.contains("traj.safetensors") && e.contains("k0.nce_ids_y"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(dst.parent().unwrap()).unwrap();
+}
+
+#[test]
+fn dump_writes_the_fixture_layout() {
+    let src = fixtures().remove(0);
+    let fx = Fixture::load(&src).unwrap();
+    let out = std::env::temp_dir().join(format!("sincut-dump-{}", std::process::id()));
+    let opts = CheckOptions {
+        dump: Some(out.clone()),
+        ..Default::default()
+    };
+    let rep = sincut::golden::finish_check(
+        &fx,
+        fx.step_expected.clone(),
+        fx.traj_expected.clone(),
+        &opts,
+    )
+    .unwrap();
+    assert!(rep.passed());
+    let step = sincut::io::load_tensors(out.join(&fx.name).join("step.safetensors")).unwrap();
+    let traj = sincut::io::load_tensors(out.join(&fx.name).join("traj.safetensors")).unwrap();
+    assert_eq!(step, fx.step_expected);
+    assert_eq!(traj, fx.traj_expected);
+    std::fs::remove_dir_all(&out).unwrap();
+}
