@@ -1,0 +1,374 @@
+//! Reading and writing safetensors files.
+//!
+//! Float tensors (F32, and F64/F16/BF16 converted to f32) and integer tensors (I64, and
+//! I32/U8/… widened to i64) are kept apart: the engine computes in f32, integers are indices
+//! (e.g. the golden fixtures' NCE patch ids).
+
+use super::{Error, Result};
+use ndarray::{ArrayD, IxDyn};
+use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, View};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The whole content of a safetensors file.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TensorFile {
+    pub floats: BTreeMap<String, ArrayD<f32>>,
+    pub ints: BTreeMap<String, ArrayD<i64>>,
+    /// The free-form `__metadata__` string map.
+    pub metadata: BTreeMap<String, String>,
+}
+
+impl TensorFile {
+    /// Reads a file; errors name the file and say what is wrong (missing, truncated, not
+    /// safetensors, unsupported dtype).
+    pub fn read(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::at(path, "file not found"),
+            _ => Error::at(path, format_args!("cannot read: {e}")),
+        })?;
+        Self::from_bytes(&bytes).map_err(|msg| Error::at(path, msg))
+    }
+
+    /// Parses safetensors bytes; the error is a message without the file name.
+    pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
+        check_framing(bytes)?;
+        let st = SafeTensors::deserialize(bytes).map_err(describe)?;
+        let (_, meta) = SafeTensors::read_metadata(bytes).map_err(describe)?;
+        let mut out = TensorFile {
+            metadata: meta
+                .metadata()
+                .as_ref()
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+            ..Default::default()
+        };
+        for (name, view) in st.iter() {
+            let shape = IxDyn(view.shape());
+            let data = view.data();
+            let floats: Option<Vec<f32>> = match view.dtype() {
+                Dtype::F32 => Some(le_chunks::<4>(data).map(f32::from_le_bytes).collect()),
+                Dtype::F64 => Some(
+                    le_chunks::<8>(data)
+                        .map(|b| f64::from_le_bytes(b) as f32)
+                        .collect(),
+                ),
+                Dtype::F16 => Some(
+                    le_chunks::<2>(data)
+                        .map(|b| f16_to_f32(u16::from_le_bytes(b)))
+                        .collect(),
+                ),
+                Dtype::BF16 => Some(
+                    le_chunks::<2>(data)
+                        .map(|b| f32::from_bits((u16::from_le_bytes(b) as u32) << 16))
+                        .collect(),
+                ),
+                _ => None,
+            };
+            if let Some(v) = floats {
+                out.floats.insert(name.to_string(), to_array(shape, v)?);
+                continue;
+            }
+            let ints: Vec<i64> = match view.dtype() {
+                Dtype::I64 => le_chunks::<8>(data).map(i64::from_le_bytes).collect(),
+                Dtype::I32 => le_chunks::<4>(data)
+                    .map(|b| i32::from_le_bytes(b) as i64)
+                    .collect(),
+                Dtype::I16 => le_chunks::<2>(data)
+                    .map(|b| i16::from_le_bytes(b) as i64)
+                    .collect(),
+                Dtype::I8 => data.iter().map(|&b| b as i8 as i64).collect(),
+                Dtype::U8 => data.iter().map(|&b| b as i64).collect(),
+                other => {
+                    return Err(format!(
+                        "tensor '{name}' has unsupported dtype {other:?} (expected F32, F64, F16, BF16 or an integer type)"
+                    ));
+                }
+            };
+            out.ints.insert(name.to_string(), to_array(shape, ints)?);
+        }
+        Ok(out)
+    }
+
+    /// Serialises to safetensors bytes (f32 and i64 tensors, metadata).
+    pub fn to_bytes(&self) -> std::result::Result<Vec<u8>, String> {
+        let mut raw: Vec<(String, RawTensor)> = Vec::new();
+        for (name, a) in &self.floats {
+            let mut bytes = Vec::with_capacity(a.len() * 4);
+            // `iter()` walks the logical (row-major) order whatever the memory layout.
+            a.iter()
+                .for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
+            raw.push((name.clone(), RawTensor::new(Dtype::F32, a.shape(), bytes)));
+        }
+        for (name, a) in &self.ints {
+            if self.floats.contains_key(name) {
+                return Err(format!("tensor '{name}' is both a float and an int tensor"));
+            }
+            let mut bytes = Vec::with_capacity(a.len() * 8);
+            a.iter()
+                .for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
+            raw.push((name.clone(), RawTensor::new(Dtype::I64, a.shape(), bytes)));
+        }
+        let meta: Option<HashMap<String, String>> = if self.metadata.is_empty() {
+            None
+        } else {
+            Some(self.metadata.clone().into_iter().collect())
+        };
+        safetensors::serialize(raw, meta).map_err(|e| format!("cannot serialise: {e}"))
+    }
+
+    /// Writes atomically (see [`write_atomic`]).
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let bytes = self.to_bytes().map_err(|m| Error::at(path, m))?;
+        write_atomic(path, &bytes)
+    }
+}
+
+/// Loads the float tensors of a safetensors file as f32 (F64/F16/BF16 are converted);
+/// integer tensors are skipped (see [`load_i64_tensors`]).
+pub fn load_tensors(path: impl AsRef<Path>) -> Result<BTreeMap<String, ArrayD<f32>>> {
+    Ok(TensorFile::read(path.as_ref())?.floats)
+}
+
+/// Loads the integer tensors of a safetensors file as i64; float tensors are skipped.
+pub fn load_i64_tensors(path: impl AsRef<Path>) -> Result<BTreeMap<String, ArrayD<i64>>> {
+    Ok(TensorFile::read(path.as_ref())?.ints)
+}
+
+/// Saves f32 tensors (and optional string metadata) atomically.
+pub fn save_tensors(
+    path: impl AsRef<Path>,
+    tensors: &BTreeMap<String, ArrayD<f32>>,
+    metadata: Option<&BTreeMap<String, String>>,
+) -> Result<()> {
+    let file = TensorFile {
+        floats: tensors.clone(),
+        ints: BTreeMap::new(),
+        metadata: metadata.cloned().unwrap_or_default(),
+    };
+    file.write(path.as_ref())
+}
+
+/// Writes `bytes` to `path` so that readers see either the old file or the complete new one:
+/// a temporary file in the same directory (same filesystem, so the rename is atomic), fsync,
+/// rename over the target, then fsync the directory so the rename itself survives a crash.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| Error::at(path, "not a file path"))?
+        .to_string_lossy()
+        .into_owned();
+    let tmp = dir.join(format!(".{file_name}.tmp.{}", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)?;
+        // Directory fsync is not possible everywhere; the data itself is already synced.
+        if let Ok(d) = std::fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        Error::at(path, format_args!("cannot write: {e}"))
+    })
+}
+
+/// Checks the 8-byte header length against the file size first, so that a truncated file is
+/// reported as such rather than as a generic parse error.
+fn check_framing(bytes: &[u8]) -> std::result::Result<(), String> {
+    if bytes.len() < 8 {
+        return Err(format!(
+            "not a safetensors file or truncated ({} bytes, too short for a header)",
+            bytes.len()
+        ));
+    }
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap());
+    // The format caps headers at 100 MB; a larger value means this is not safetensors at all.
+    if n > 100_000_000 || (n > 0 && bytes.get(8) != Some(&b'{') && (n as usize) < bytes.len()) {
+        return Err("not a safetensors file (bad header)".into());
+    }
+    if 8 + n > bytes.len() as u64 {
+        return Err(format!(
+            "truncated safetensors file (header needs {} bytes, file has {})",
+            8 + n,
+            bytes.len()
+        ));
+    }
+    Ok(())
+}
+
+fn describe(e: SafeTensorError) -> String {
+    match e {
+        SafeTensorError::InvalidHeader(_)
+        | SafeTensorError::InvalidHeaderDeserialization(_)
+        | SafeTensorError::HeaderTooSmall
+        | SafeTensorError::InvalidHeaderLength
+        | SafeTensorError::HeaderTooLarge => "not a safetensors file (bad header)".into(),
+        SafeTensorError::MetadataIncompleteBuffer => {
+            "truncated or corrupt safetensors file (tensor data does not match the header)".into()
+        }
+        other => format!("corrupt safetensors file ({other})"),
+    }
+}
+
+fn le_chunks<const N: usize>(data: &[u8]) -> impl Iterator<Item = [u8; N]> + '_ {
+    data.chunks_exact(N).map(|c| c.try_into().unwrap())
+}
+
+fn to_array<T>(shape: IxDyn, v: Vec<T>) -> std::result::Result<ArrayD<T>, String> {
+    ArrayD::from_shape_vec(shape, v).map_err(|e| format!("tensor shape does not match data: {e}"))
+}
+
+/// IEEE half → single (exact: every f16 is representable in f32).
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = ((h >> 15) as u32) << 31;
+    let exp = ((h >> 10) & 0x1f) as u32;
+    let man = (h & 0x3ff) as u32;
+    let bits = match (exp, man) {
+        (0, 0) => sign,
+        // Subnormal: value = man · 2^-24, exact in f32.
+        (0, m) => return f32::from_bits(sign) + (m as f32) * 2f32.powi(-24) * sign_f(h),
+        (0x1f, 0) => sign | 0x7f80_0000,
+        (0x1f, m) => sign | 0x7f80_0000 | (m << 13),
+        (e, m) => sign | ((e + 127 - 15) << 23) | (m << 13),
+    };
+    f32::from_bits(bits)
+}
+
+fn sign_f(h: u16) -> f32 {
+    if h & 0x8000 != 0 { -1.0 } else { 1.0 }
+}
+
+/// A tensor's bytes ready for `safetensors::serialize`.
+struct RawTensor {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl RawTensor {
+    fn new(dtype: Dtype, shape: &[usize], bytes: Vec<u8>) -> Self {
+        RawTensor {
+            dtype,
+            shape: shape.to_vec(),
+            bytes,
+        }
+    }
+}
+
+impl View for RawTensor {
+    fn dtype(&self) -> Dtype {
+        self.dtype
+    }
+    fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.bytes)
+    }
+    fn data_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("sincut-io-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn round_trip_floats_ints_metadata() {
+        let dir = tmpdir("rt");
+        let path = dir.join("a.safetensors");
+        let mut f = TensorFile::default();
+        // A transposed (non-standard layout) array must be written in logical order.
+        let a = ArrayD::from_shape_vec(IxDyn(&[2, 3]), vec![1.0f32, 2., 3., 4., 5., 6.]).unwrap();
+        f.floats.insert("x".into(), a.t().to_owned().into_dyn());
+        f.floats.insert("t".into(), a.clone().reversed_axes());
+        f.floats
+            .insert("s".into(), ArrayD::from_elem(IxDyn(&[1]), -0.5f32));
+        f.ints.insert(
+            "ids".into(),
+            ArrayD::from_shape_vec(IxDyn(&[3]), vec![0i64, 7, -1]).unwrap(),
+        );
+        f.metadata.insert("k".into(), "v".into());
+        f.write(&path).unwrap();
+        let g = TensorFile::read(&path).unwrap();
+        assert_eq!(f, g);
+        assert_eq!(g.floats["t"][[2, 1]], 6.0);
+        // No temporary file left behind.
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(left.len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn clear_errors() {
+        let dir = tmpdir("err");
+        let missing = dir.join("missing.safetensors");
+        let e = load_tensors(&missing).unwrap_err().to_string();
+        assert!(
+            e.contains("missing.safetensors") && e.contains("not found"),
+            "{e}"
+        );
+
+        let junk = dir.join("junk.safetensors");
+        std::fs::write(&junk, b"hello world, this is not a tensor file").unwrap();
+        let e = load_tensors(&junk).unwrap_err().to_string();
+        assert!(
+            e.contains("junk.safetensors") && e.contains("not a safetensors"),
+            "{e}"
+        );
+
+        let mut m = BTreeMap::new();
+        m.insert("w".to_string(), ArrayD::from_elem(IxDyn(&[16, 16]), 1.0f32));
+        let good = dir.join("good.safetensors");
+        save_tensors(&good, &m, None).unwrap();
+        let bytes = std::fs::read(&good).unwrap();
+        for cut in [4, 20, bytes.len() - 1] {
+            let t = dir.join("trunc.safetensors");
+            std::fs::write(&t, &bytes[..cut]).unwrap();
+            let e = load_tensors(&t).unwrap_err().to_string();
+            assert!(
+                e.contains("trunc.safetensors") && e.contains("truncated"),
+                "{cut}: {e}"
+            );
+            assert!(!e.contains('\n'));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn converts_half_and_double() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+        assert_eq!(f16_to_f32(0x8001), -(2f32.powi(-24)));
+        assert_eq!(f16_to_f32(0x7bff), 65504.0);
+        assert!(f16_to_f32(0x7c00).is_infinite());
+        assert!(f16_to_f32(0x7e00).is_nan());
+        let data: Vec<u8> = [1.5f64, -3.25]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let bytes =
+            safetensors::serialize([("d", RawTensor::new(Dtype::F64, &[2], data))], None).unwrap();
+        let f = TensorFile::from_bytes(&bytes).unwrap();
+        assert_eq!(f.floats["d"].as_slice().unwrap(), &[1.5f32, -3.25]);
+    }
+}
