@@ -1,8 +1,10 @@
 //! Times the CPU conv2d passes on training-sized shapes: `cargo run --release --example conv_speed`.
 
 use ndarray::Array4;
+use sincut::ops::blur::Blur;
 use sincut::ops::conv2d::{
-    conv_out_len, conv2d_backward_input, conv2d_backward_weight, conv2d_forward,
+    conv_out_len, conv_transpose2d_backward_input, conv_transpose2d_backward_weight,
+    conv_transpose2d_forward, conv2d_backward_input, conv2d_backward_weight, conv2d_forward,
 };
 use std::time::Instant;
 
@@ -51,19 +53,76 @@ fn case(name: &str, n: usize, cin: usize, cout: usize, hw: usize, k: usize, s: u
     );
 }
 
+fn transposed(name: &str, n: usize, cin: usize, cout: usize, hw: usize) {
+    let (k, s) = (3, 2);
+    let x = filled((n, cin, hw, hw), 1);
+    let w = filled((cin, cout, k, k), 2);
+    let o = (hw - 1) * s + k;
+    let dy = filled((n, cout, o, o), 3);
+    let gflop = 2.0 * (n * cout * cin * k * k * hw * hw) as f64 / 1e9;
+    let tf = best_secs(5, || drop(conv_transpose2d_forward(&x, w.view(), s)));
+    let tb = best_secs(5, || {
+        drop(conv_transpose2d_backward_input(&dy, w.view(), s))
+    });
+    let tw = best_secs(5, || drop(conv_transpose2d_backward_weight(&x, &dy, k, s)));
+    println!(
+        "{name}: {gflop:.2} GFLOP/pass | forward {:.1} ms {:.1} GFLOP/s | backward_input {:.1} ms {:.1} GFLOP/s | backward_weight {:.1} ms {:.1} GFLOP/s",
+        tf * 1e3,
+        gflop / tf,
+        tb * 1e3,
+        gflop / tb,
+        tw * 1e3,
+        gflop / tw
+    );
+}
+
+fn blur(name: &str, b: Blur, shape: (usize, usize, usize, usize)) {
+    let x = filled(shape, 4);
+    let y = b.forward(&x);
+    let tf = best_secs(5, || drop(b.forward(&x)));
+    let tb = best_secs(5, || drop(b.backward(&y, (shape.2, shape.3))));
+    let mb = (x.len() + y.len()) as f64 * 4.0 / 1e6;
+    println!(
+        "{name}: forward {:.1} ms, backward {:.1} ms ({mb:.0} MB in+out)",
+        tf * 1e3,
+        tb * 1e3
+    );
+}
+
 fn main() {
     println!("threads: {}", sincut::tensor::num_threads());
-    case("N=32 160->160 32x32 3x3 s1 p1", 32, 160, 160, 32, 3, 1, 1);
-    case("N=32 3->80 64x64 1x1", 32, 3, 80, 64, 1, 1, 0);
-    case("N=64 64->128 33x33 3x3 s2 p0", 64, 64, 128, 33, 3, 2, 0);
-    case(
-        "N=64 6144->256 1x1 on 1x1 (linear)",
-        64,
-        6144,
-        256,
-        1,
-        1,
-        1,
-        0,
+    let cases: [(&str, usize, usize, usize, usize, usize, usize, usize); 7] = [
+        ("N=32 160->160 32x32 3x3 s1 p1", 32, 160, 160, 32, 3, 1, 1),
+        ("N=32 3->80 64x64 1x1", 32, 3, 80, 64, 1, 1, 0),
+        ("N=64 64->128 33x33 3x3 s2 p0", 64, 64, 128, 33, 3, 2, 0),
+        (
+            "N=64 6144->256 1x1 on 1x1 (linear)",
+            64,
+            6144,
+            256,
+            1,
+            1,
+            1,
+            0,
+        ),
+        ("N=1 160->160 128x128 3x3 s1 p1", 1, 160, 160, 128, 3, 1, 1),
+        ("N=1 256->256 32x32 3x3 s1 p1", 1, 256, 256, 32, 3, 1, 1),
+        ("N=4 384->384 8x8 3x3 s1 p1", 4, 384, 384, 8, 3, 1, 1),
+    ];
+    for (name, n, cin, cout, hw, k, s, p) in cases {
+        case(name, n, cin, cout, hw, k, s, p);
+    }
+    transposed(
+        "N=32 convT 160->160 16x16 -> 33x33 3x3 s2",
+        32,
+        160,
+        160,
+        16,
     );
+    blur(
+        "blur DOWN_3X3 N=64 64ch 32x32",
+        Blur::DOWN_3X3,
+        (64, 64, 32, 32),
+    );
+    blur("blur UP N=32 160ch 33x33", Blur::UP, (32, 160, 33, 33));
 }

@@ -5,9 +5,11 @@
 //! matrix), with images spread over the threads; 1×1 convs on 1×1 maps (linear layers) are one
 //! GEMM over the whole batch. conv_transpose2d is conv2d's adjoint, so it reuses the same passes.
 
-use super::gemm::{batch_ranges, gemm, split_by_ranges};
+use super::gemm::{batch_ranges, even_ranges, gemm, split_by_ranges};
+use crate::tensor::num_threads;
 use crate::tensor::{Real, par_for_each, par_map};
-use ndarray::{Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2};
+use ndarray::{Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2, s};
+use std::ops::Range;
 
 /// Output length of a convolution along one axis.
 pub fn conv_out_len(n: usize, k: usize, stride: usize, pad: usize) -> usize {
@@ -87,9 +89,10 @@ impl Geom {
     }
 }
 
-/// cols[(ci,kh,kw), (oh,ow)] = x[ci, oh·s+kh−p, ow·s+kw−p] (zero outside).
-fn im2col<T: Real>(g: &Geom, x: &[T], cols: &mut [T]) {
-    let (hw, np, wo, s) = (g.h * g.w, g.npix(), g.wo, g.s);
+/// cols[(ci,kh,kw), (oh,ow)] = x[ci, oh·s+kh−p, ow·s+kw−p] (zero outside), for the output
+/// rows `ohs` only (a tile of the image).
+fn im2col<T: Real>(g: &Geom, x: &[T], ohs: Range<usize>, cols: &mut [T]) {
+    let (hw, np, wo, s) = (g.h * g.w, ohs.len() * g.wo, g.wo, g.s);
     for ci in 0..g.cin {
         let xc = &x[ci * hw..(ci + 1) * hw];
         for kh in 0..g.k {
@@ -97,8 +100,9 @@ fn im2col<T: Real>(g: &Geom, x: &[T], cols: &mut [T]) {
                 let r = (ci * g.k + kh) * g.k + kw;
                 let dst = &mut cols[r * np..(r + 1) * np];
                 let (lo, hi) = g.valid_ow(kw);
-                for oh in 0..g.ho {
-                    let row = &mut dst[oh * wo..(oh + 1) * wo];
+                for oh in ohs.clone() {
+                    let t = oh - ohs.start;
+                    let row = &mut dst[t * wo..(t + 1) * wo];
                     let Some(ih) = g.in_row(oh, kh) else {
                         row.fill(T::zero());
                         continue;
@@ -156,6 +160,32 @@ fn col2im<T: Real>(g: &Geom, cols: &[T], dx: &mut [T]) {
     }
 }
 
+/// A row-major output matrix (as its base address and row stride) whose disjoint blocks the
+/// tiles write from several threads.
+#[derive(Clone, Copy)]
+struct SharedOut {
+    base: usize,
+    stride: usize,
+}
+
+impl SharedOut {
+    fn new<T>(data: &mut [T], stride: usize) -> SharedOut {
+        SharedOut {
+            base: data.as_mut_ptr() as usize,
+            stride,
+        }
+    }
+
+    /// # Safety
+    /// Blocks handed out at the same time must not overlap, must lie inside the matrix, and the
+    /// matrix must outlive them.
+    unsafe fn block<'a, T>(self, r: Range<usize>, c: Range<usize>) -> ArrayViewMut2<'a, T> {
+        let ptr = (self.base as *mut T).wrapping_add(r.start * self.stride + c.start);
+        let shape = ndarray::ShapeBuilder::strides((r.len(), c.len()), (self.stride, 1));
+        unsafe { ArrayViewMut2::from_shape_ptr(shape, ptr) }
+    }
+}
+
 fn mat<T>(data: &[T], rows: usize, cols: usize) -> ArrayView2<'_, T> {
     ArrayView2::from_shape((rows, cols), data).unwrap()
 }
@@ -199,6 +229,53 @@ fn per_image<T: Real>(
     }
 }
 
+/// Output pixels per tile the tiled passes aim for: the tile's column matrix (Cin·k² × this)
+/// stays cache-sized instead of growing with the image.
+const TILE_PIX: usize = 4096;
+/// Below this many pixels a tile's GEMM gets inefficient: use whole images / split GEMMs.
+const MIN_TILE_PIX: usize = 256;
+
+/// Output rows per tile when the forward / weight passes run over (image, row block) tiles
+/// spread over the threads; `None` to keep the per-image paths.
+fn tile_rows(g: &Geom, n: usize) -> Option<usize> {
+    let t = num_threads();
+    if t <= 1 || g.direct() {
+        return None;
+    }
+    let mut per_img = g.npix().div_ceil(TILE_PIX);
+    if n % t != 0 {
+        // Enough tiles that an uneven last share costs little.
+        per_img = per_img.max((4 * t).div_ceil(n));
+    }
+    let rows = g.ho.div_ceil(per_img.min(g.ho)).max(1);
+    (rows * g.wo >= MIN_TILE_PIX || (n % t == 0 && rows == g.ho)).then_some(rows)
+}
+
+/// Runs `f(thread_state, image, output rows, cols)` over all (image, row block) tiles; the tiles are
+/// cut into one contiguous run per thread, each with its own state from `init` and im2col buffer.
+fn over_tiles<T: Real, S: Send>(
+    g: &Geom,
+    n: usize,
+    rows: usize,
+    init: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, usize, Range<usize>, &mut [T]) + Sync,
+) -> Vec<S> {
+    let per_img = g.ho.div_ceil(rows);
+    let tiles = n * per_img;
+    let runs = even_ranges(tiles, num_threads().min(tiles));
+    par_map(runs.len(), |r| {
+        let mut st = init();
+        let mut cols = vec![T::zero(); g.rows() * rows * g.wo];
+        for t in runs[r].clone() {
+            let (i, b) = (t / per_img, t % per_img);
+            let ohs = b * rows..((b + 1) * rows).min(g.ho);
+            let len = g.rows() * ohs.len() * g.wo;
+            f(&mut st, i, ohs, &mut cols[..len]);
+        }
+        st
+    })
+}
+
 /// y = conv2d(x, w): x (N,Cin,H,W), w (Cout,Cin,k,k) → (N,Cout,Ho,Wo).
 pub fn conv2d_forward<T: Real>(
     x: &Array4<T>,
@@ -234,13 +311,45 @@ pub fn conv2d_forward<T: Real>(
         return y;
     }
     let np = g.npix();
+    if let Some(rows) = tile_rows(&g, n) {
+        // Tiles write disjoint column blocks of each image's (Cout, Ho·Wo) output.
+        assert_eq!(ys.len(), n * cout * np);
+        let yp = SharedOut::new(ys, np);
+        over_tiles(
+            &g,
+            n,
+            rows,
+            || (),
+            |_, i, ohs, cols| {
+                im2col(
+                    &g,
+                    &xs[i * g.in_len()..(i + 1) * g.in_len()],
+                    ohs.clone(),
+                    cols,
+                );
+                // SAFETY: each (image, row block) tile is visited once, so the blocks never alias.
+                let mut yt = unsafe {
+                    yp.block::<T>(i * cout..(i + 1) * cout, ohs.start * g.wo..ohs.end * g.wo)
+                };
+                gemm(
+                    T::one(),
+                    &wm,
+                    &mat(cols, g.rows(), ohs.len() * g.wo),
+                    T::zero(),
+                    &mut yt,
+                    false,
+                );
+            },
+        );
+        return y;
+    }
     let scratch = if g.direct() { 0 } else { g.rows() * np };
     per_image(n, ys, cout * np, scratch, |i, yi, cols, par| {
         let xi = &xs[i * g.in_len()..(i + 1) * g.in_len()];
         let b = if g.direct() {
             mat(xi, cin, np)
         } else {
-            im2col(&g, xi, cols);
+            im2col(&g, xi, 0..g.ho, cols);
             mat(cols, g.rows(), np)
         };
         gemm(
@@ -364,13 +473,38 @@ pub fn conv2d_backward_weight<T: Real>(
             let b = if g.direct() {
                 mat(xi, cin, np)
             } else {
-                im2col(&g, xi, cols);
+                im2col(&g, xi, 0..g.ho, cols);
                 mat(cols, rows, np)
             };
             gemm(T::one(), &dyi, &b.t(), T::one(), acc, par);
         };
         let scratch = if g.direct() { 0 } else { rows * np };
+        let tiled = tile_rows(&g, n);
         match batch_ranges(n) {
+            _ if tiled.is_some() => {
+                let tr = tiled.unwrap();
+                let parts = over_tiles(
+                    &g,
+                    n,
+                    tr,
+                    || Array2::<T>::zeros((cout, rows)),
+                    |acc, i, ohs, cols| {
+                        im2col(
+                            &g,
+                            &xs[i * g.in_len()..(i + 1) * g.in_len()],
+                            ohs.clone(),
+                            cols,
+                        );
+                        let dyi = mat(&dys[i * cout * np..(i + 1) * cout * np], cout, np);
+                        let dyt = dyi.slice(s![.., ohs.start * g.wo..ohs.end * g.wo]);
+                        let b = mat(cols, rows, ohs.len() * g.wo);
+                        gemm(T::one(), &dyt, &b.t(), T::one(), &mut acc.view_mut(), false);
+                    },
+                );
+                for p in parts {
+                    dw.zip_mut_with(&p, |a, b| *a = *a + *b);
+                }
+            }
             Some(ranges) => {
                 // Per-thread partial sums, added at the end.
                 let parts = par_map(ranges.len(), |t| {
@@ -545,6 +679,9 @@ mod tests {
         forward_case(5, 64, 40, 1, 1, 1, 1, 0, 6);
         // One image: each GEMM is split over the threads instead of the batch.
         forward_case(1, 80, 160, 9, 7, 3, 1, 1, 7);
+        // Row tiles, including a short last one.
+        forward_case(1, 16, 24, 70, 64, 3, 1, 1, 8);
+        forward_case(3, 16, 24, 69, 40, 3, 2, 0, 9);
     }
 
     #[test]
@@ -614,6 +751,61 @@ mod tests {
         grad_case(2, 3, 5, 7, 8, 1, 2, 0);
         grad_case(3, 4, 5, 1, 1, 1, 1, 0);
         grad_case(1, 3, 5, 5, 4, 3, 1, 1);
+    }
+
+    /// Direct-loop dL/dw, the reference for shapes too large for tight finite differences.
+    fn naive_dw(x: &Array4<f64>, dy: &Array4<f64>, k: usize, s: usize, p: usize) -> Array4<f64> {
+        let (n, cin, h, wd) = x.dim();
+        let (_, cout, ho, wo) = dy.dim();
+        let mut dw = Array4::zeros((cout, cin, k, k));
+        for ((o, i, kh, kw), v) in dw.indexed_iter_mut() {
+            for b in 0..n {
+                for oh in 0..ho {
+                    for ow in 0..wo {
+                        let (ih, iw) = (
+                            (oh * s + kh) as isize - p as isize,
+                            (ow * s + kw) as isize - p as isize,
+                        );
+                        if ih >= 0 && iw >= 0 && (ih as usize) < h && (iw as usize) < wd {
+                            *v += dy[[b, o, oh, ow]] * x[[b, i, ih as usize, iw as usize]];
+                        }
+                    }
+                }
+            }
+        }
+        dw
+    }
+
+    #[test]
+    fn row_tiled_passes_match_direct_loop() {
+        // Images large enough to be cut into row tiles (with a short last tile).
+        for &(n, cin, cout, h, w, k, s, p) in
+            &[(1, 3, 5, 70, 64, 3, 1, 1), (3, 2, 3, 69, 40, 3, 2, 0)]
+        {
+            let x = rand_array(Dim([n, cin, h, w]), 70);
+            let wt = rand_array(Dim([cout, cin, k, k]), 71);
+            let y = conv2d_forward(&x, wt.view(), s, p);
+            let fwd = (&y - &naive_conv(&x, &wt, s, p))
+                .iter()
+                .fold(0.0f64, |m, v| m.max(v.abs()));
+            let dy = rand_array(y.raw_dim(), 72);
+            let dw = conv2d_backward_weight(&x, &dy, k, s, p);
+            let bw = (&dw - &naive_dw(&x, &dy, k, s, p))
+                .iter()
+                .fold(0.0f64, |m, v| m.max(v.abs()));
+            // dx through the adjoint identity ⟨conv(x'), dy⟩ = ⟨x', dx⟩ for a random x'.
+            let dx = conv2d_backward_input(&dy, wt.view(), s, p, (h, w));
+            let x2 = rand_array(x.raw_dim(), 73);
+            let (l, r) = (dot(&naive_conv(&x2, &wt, s, p), &dy), dot(&x2, &dx));
+            assert!(
+                fwd < 1e-12 && bw < 1e-9,
+                "{n}x{cin}x{h}x{w}: forward {fwd:e}, dw {bw:e}"
+            );
+            assert!(
+                (l - r).abs() < 1e-9 * l.abs().max(1.0),
+                "{n}x{cin}x{h}x{w}: adjoint {l} vs {r}"
+            );
+        }
     }
 
     #[test]
