@@ -43,6 +43,11 @@ pub fn replay_step<T: Real>(cfg: &ModelConfig, params: &ParamMap<T>, inputs: &St
     out.insert("d_fake".into(), col(&ds.d_fake_logits));
     out.insert("r1.input_grad".into(), ds.r1_input_grad.clone().into_dyn());
     for (name, v) in losses.named() {
+        // The official compute_G_loss() leaves self.loss_G = G_GAN + ½(NCE + NCE_Y) and
+        // returns that plus the identity term; only optimize_parameters() then stores the
+        // returned total in loss_G. A step without an update reads the former (the fixtures'
+        // step.loss.G), an iteration the latter (traj k<i>.loss.G, and our `Losses::g`).
+        let v = if name == "G" { losses.g_gan + 0.5 * (losses.nce + losses.nce_y) } else { v };
         out.insert(format!("loss.{name}"), scalar(v));
     }
     let mut put = |prefix: &str, m: &ParamMap<T>| {
