@@ -246,12 +246,12 @@ fn tile_rows(g: &Geom, n: usize) -> Option<usize> {
         return None;
     }
     let mut per_img = g.npix().div_ceil(TILE_PIX);
-    if n % t != 0 {
+    if !n.is_multiple_of(t) {
         // Enough tiles that an uneven last share costs little.
         per_img = per_img.max((4 * t).div_ceil(n));
     }
     let rows = g.ho.div_ceil(per_img.min(g.ho)).max(1);
-    (rows * g.wo >= MIN_TILE_PIX || (n % t == 0 && rows == g.ho)).then_some(rows)
+    (rows * g.wo >= MIN_TILE_PIX || (n.is_multiple_of(t) && rows == g.ho)).then_some(rows)
 }
 
 /// Runs `f(thread_state, image, output rows, cols)` over the (image, row block) tiles whose block
@@ -674,6 +674,7 @@ mod tests {
     }
 
     /// f32 GEMM path vs the f64 direct loop; returns the worst |diff| relative to the output scale.
+    #[allow(clippy::too_many_arguments)]
     fn forward_case(
         n: usize,
         cin: usize,
@@ -741,6 +742,7 @@ mod tests {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn grad_case(
         n: usize,
         cin: usize,
