@@ -202,12 +202,13 @@ fn mat_mut<T>(data: &mut [T], rows: usize, cols: usize) -> ArrayViewMut2<'_, T> 
 /// `out` holds `per_out` elements per image; `f` gets (image index, its output, scratch, par_gemm).
 fn per_image<T: Real>(
     n: usize,
+    serial: bool,
     out: &mut [T],
     per_out: usize,
     scratch: usize,
     f: impl Fn(usize, &mut [T], &mut Vec<T>, bool) + Sync,
 ) {
-    match batch_ranges(n) {
+    match batch_ranges(n).filter(|_| !serial) {
         Some(ranges) => {
             let parts = split_by_ranges(out, &ranges, per_out);
             let items: Vec<_> = ranges.into_iter().zip(parts).collect();
@@ -230,6 +231,11 @@ fn per_image<T: Real>(
             }
         }
     }
+}
+
+/// Too little work (multiply-adds) to pay for spawning threads per image or tile.
+fn few_flops(macs: usize) -> bool {
+    macs < 1 << 20
 }
 
 /// Output pixels per tile the tiled passes aim for: the tile's column matrix (Cin·k² × this)
@@ -317,7 +323,8 @@ pub fn conv2d_forward<T: Real>(
         return y;
     }
     let np = g.npix();
-    if let Some(rows) = tile_rows(&g, n) {
+    let serial = few_flops(n * cout * g.rows() * np);
+    if let Some(rows) = tile_rows(&g, n).filter(|_| !serial) {
         // Tiles write disjoint column blocks of each image's (Cout, Ho·Wo) output.
         assert_eq!(ys.len(), n * cout * np);
         let yp = SharedOut::new(ys, np);
@@ -351,7 +358,7 @@ pub fn conv2d_forward<T: Real>(
         return y;
     }
     let scratch = if g.direct() { 0 } else { g.rows() * np };
-    per_image(n, ys, cout * np, scratch, |i, yi, cols, par| {
+    per_image(n, serial, ys, cout * np, scratch, |i, yi, cols, par| {
         let xi = &xs[i * g.in_len()..(i + 1) * g.in_len()];
         let b = if g.direct() {
             mat(xi, cin, np)
@@ -412,8 +419,9 @@ pub fn conv2d_backward_input<T: Real>(
         return dx;
     }
     let np = g.npix();
+    let serial = few_flops(n * cout * g.rows() * np);
     let (h, wd) = in_hw;
-    if let Some(rows) = tile_rows(&g, n).filter(|&r| r * g.s >= g.k) {
+    if let Some(rows) = tile_rows(&g, n).filter(|&r| !serial && r * g.s >= g.k) {
         // A tile's input rows overlap only its neighbours' (rows·s ≥ k), so even blocks and then
         // odd blocks can each scatter concurrently.
         let dxp = SharedOut::new(dxs, h * wd);
@@ -441,7 +449,7 @@ pub fn conv2d_backward_input<T: Real>(
         return dx;
     }
     let scratch = if g.direct() { 0 } else { g.rows() * np };
-    per_image(n, dxs, g.in_len(), scratch, |i, dxi, cols, par| {
+    per_image(n, serial, dxs, g.in_len(), scratch, |i, dxi, cols, par| {
         let dyi = mat(&dys[i * cout * np..(i + 1) * cout * np], cout, np);
         if g.direct() {
             gemm(
@@ -489,6 +497,7 @@ pub fn conv2d_backward_weight<T: Real>(
     let dy = dy.as_standard_layout();
     let (xs, dys) = (x.as_slice().unwrap(), dy.as_slice().unwrap());
     let (rows, np) = (g.rows(), g.npix());
+    let serial = few_flops(n * cout * rows * np);
     let mut dw = Array2::<T>::zeros((cout, rows));
     if g.linear() {
         // dW (Cout,Cin) = dYᵀ · X.
@@ -514,8 +523,8 @@ pub fn conv2d_backward_weight<T: Real>(
             gemm(T::one(), &dyi, &b.t(), T::one(), acc, par);
         };
         let scratch = if g.direct() { 0 } else { rows * np };
-        let tiled = tile_rows(&g, n);
-        match batch_ranges(n) {
+        let tiled = tile_rows(&g, n).filter(|_| !serial);
+        match batch_ranges(n).filter(|_| !serial) {
             _ if tiled.is_some() => {
                 let tr = tiled.unwrap();
                 let parts = over_tiles(
@@ -815,11 +824,15 @@ mod tests {
     }
 
     #[test]
-    fn row_tiled_passes_match_direct_loop() {
-        // Images large enough to be cut into row tiles (with a short last tile).
-        for &(n, cin, cout, h, w, k, s, p) in
-            &[(1, 3, 5, 70, 64, 3, 1, 1), (3, 2, 3, 69, 60, 3, 2, 0)]
-        {
+    fn threaded_passes_match_direct_loop() {
+        // Row tiles (with a short last tile), images per thread (1×1), and split GEMMs (odd batch,
+        // small maps): the thread-parallel paths, which the tiny FD shapes run serially.
+        for &(n, cin, cout, h, w, k, s, p) in &[
+            (1, 3, 5, 70, 64, 3, 1, 1),
+            (3, 2, 3, 69, 60, 3, 2, 0),
+            (4, 64, 48, 12, 11, 1, 1, 0),
+            (3, 64, 48, 6, 5, 3, 1, 1),
+        ] {
             let x = rand_array(Dim([n, cin, h, w]), 70);
             let wt = rand_array(Dim([cout, cin, k, k]), 71);
             let y = conv2d_forward(&x, wt.view(), s, p);
