@@ -82,18 +82,20 @@ impl Blur {
         par_for_each(items, |_, (range, part)| {
             let mut tmp = vec![T::zero(); h * wo];
             let mut row = vec![T::zero(); wo + 3];
+            // The window positions m whose source column m + off lies inside the row.
+            let m_lo = (-off).max(0) as usize;
+            let m_hi = ((w as isize - off).max(m_lo as isize) as usize)
+                .min(wo + 3)
+                .max(m_lo);
             for (j, pl) in range.enumerate() {
                 let x = &xs[pl * h * w..(pl + 1) * h * w];
                 let y = &mut part[j * ho * wo..(j + 1) * ho * wo];
                 // Rows: copy the in-range part of each input row into a zero-padded window.
                 for r in 0..h {
                     row.fill(T::zero());
-                    for (m, v) in row.iter_mut().enumerate() {
-                        let col = m as isize + off;
-                        if col >= 0 && (col as usize) < w {
-                            *v = x[r * w + col as usize];
-                        }
-                    }
+                    row[m_lo..m_hi].copy_from_slice(
+                        &x[r * w + (m_lo as isize + off) as usize..][..m_hi - m_lo],
+                    );
                     let t = &mut tmp[r * wo..(r + 1) * wo];
                     for (d, win) in t.iter_mut().zip(row.windows(4)) {
                         *d = k[0] * win[0] + k[1] * win[1] + k[2] * win[2] + k[3] * win[3];
