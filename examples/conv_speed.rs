@@ -30,6 +30,7 @@ fn best_secs(reps: usize, mut f: impl FnMut()) -> f64 {
         .fold(f64::INFINITY, f64::min)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn case(name: &str, n: usize, cin: usize, cout: usize, hw: usize, k: usize, s: usize, p: usize) {
     let x = filled((n, cin, hw, hw), 1);
     let w = filled((cout, cin, k, k), 2);

@@ -127,11 +127,13 @@ fn im2col<T: Real>(g: &Geom, x: &[T], ohs: Range<usize>, cols: &mut [T]) {
     }
 }
 
-/// The adjoint of im2col: dx[ci, oh·s+kh−p, ow·s+kw−p] += cols[(ci,kh,kw), (oh,ow)].
-fn col2im<T: Real>(g: &Geom, cols: &[T], dx: &mut [T]) {
-    let (hw, np, wo, s) = (g.h * g.w, g.npix(), g.wo, g.s);
+/// The adjoint of im2col for the output rows `ohs`: dx[ci, oh·s+kh−p, ow·s+kw−p] += cols[(ci,kh,kw),
+/// (oh,ow)]. `dx` holds, per channel (one matrix row each), input rows `ih0..` of the image.
+fn col2im<T: Real>(g: &Geom, cols: &[T], ohs: Range<usize>, dx: &mut ArrayViewMut2<T>, ih0: usize) {
+    let (np, wo, s) = (ohs.len() * g.wo, g.wo, g.s);
     for ci in 0..g.cin {
-        let dc = &mut dx[ci * hw..(ci + 1) * hw];
+        let mut dcv = dx.row_mut(ci);
+        let dc = dcv.as_slice_mut().expect("rows of dx are contiguous");
         for kh in 0..g.k {
             for kw in 0..g.k {
                 let r = (ci * g.k + kh) * g.k + kw;
@@ -140,10 +142,11 @@ fn col2im<T: Real>(g: &Geom, cols: &[T], dx: &mut [T]) {
                 if lo == hi {
                     continue;
                 }
-                for oh in 0..g.ho {
+                for oh in ohs.clone() {
                     let Some(ih) = g.in_row(oh, kh) else { continue };
-                    let row = &src[oh * wo + lo..oh * wo + hi];
-                    let dr = &mut dc[ih * g.w..(ih + 1) * g.w];
+                    let t = oh - ohs.start;
+                    let row = &src[t * wo + lo..t * wo + hi];
+                    let dr = &mut dc[(ih - ih0) * g.w..(ih - ih0 + 1) * g.w];
                     let iw0 = lo * s + kw - g.p;
                     if s == 1 {
                         for (d, v) in dr[iw0..iw0 + (hi - lo)].iter_mut().zip(row) {
@@ -199,12 +202,13 @@ fn mat_mut<T>(data: &mut [T], rows: usize, cols: usize) -> ArrayViewMut2<'_, T> 
 /// `out` holds `per_out` elements per image; `f` gets (image index, its output, scratch, par_gemm).
 fn per_image<T: Real>(
     n: usize,
+    serial: bool,
     out: &mut [T],
     per_out: usize,
     scratch: usize,
     f: impl Fn(usize, &mut [T], &mut Vec<T>, bool) + Sync,
 ) {
-    match batch_ranges(n) {
+    match batch_ranges(n).filter(|_| !serial) {
         Some(ranges) => {
             let parts = split_by_ranges(out, &ranges, per_out);
             let items: Vec<_> = ranges.into_iter().zip(parts).collect();
@@ -229,6 +233,11 @@ fn per_image<T: Real>(
     }
 }
 
+/// Too little work (multiply-adds) to pay for spawning threads per image or tile.
+fn few_flops(macs: usize) -> bool {
+    macs < 1 << 20
+}
+
 /// Output pixels per tile the tiled passes aim for: the tile's column matrix (Cin·k² × this)
 /// stays cache-sized instead of growing with the image.
 const TILE_PIX: usize = 4096;
@@ -243,31 +252,34 @@ fn tile_rows(g: &Geom, n: usize) -> Option<usize> {
         return None;
     }
     let mut per_img = g.npix().div_ceil(TILE_PIX);
-    if n % t != 0 {
+    if !n.is_multiple_of(t) {
         // Enough tiles that an uneven last share costs little.
         per_img = per_img.max((4 * t).div_ceil(n));
     }
     let rows = g.ho.div_ceil(per_img.min(g.ho)).max(1);
-    (rows * g.wo >= MIN_TILE_PIX || (n % t == 0 && rows == g.ho)).then_some(rows)
+    (rows * g.wo >= MIN_TILE_PIX || (n.is_multiple_of(t) && rows == g.ho)).then_some(rows)
 }
 
-/// Runs `f(thread_state, image, output rows, cols)` over all (image, row block) tiles; the tiles are
+/// Runs `f(thread_state, image, output rows, cols)` over the (image, row block) tiles whose block
+/// index passes `keep`; the tiles are
 /// cut into one contiguous run per thread, each with its own state from `init` and im2col buffer.
 fn over_tiles<T: Real, S: Send>(
     g: &Geom,
     n: usize,
     rows: usize,
     init: impl Fn() -> S + Sync,
+    keep: impl Fn(usize) -> bool,
     f: impl Fn(&mut S, usize, Range<usize>, &mut [T]) + Sync,
 ) -> Vec<S> {
     let per_img = g.ho.div_ceil(rows);
-    let tiles = n * per_img;
-    let runs = even_ranges(tiles, num_threads().min(tiles));
+    let tiles: Vec<(usize, usize)> = (0..n)
+        .flat_map(|i| (0..per_img).filter(|&b| keep(b)).map(move |b| (i, b)))
+        .collect();
+    let runs = even_ranges(tiles.len(), num_threads().min(tiles.len()).max(1));
     par_map(runs.len(), |r| {
         let mut st = init();
         let mut cols = vec![T::zero(); g.rows() * rows * g.wo];
-        for t in runs[r].clone() {
-            let (i, b) = (t / per_img, t % per_img);
+        for &(i, b) in &tiles[runs[r].clone()] {
             let ohs = b * rows..((b + 1) * rows).min(g.ho);
             let len = g.rows() * ohs.len() * g.wo;
             f(&mut st, i, ohs, &mut cols[..len]);
@@ -311,7 +323,8 @@ pub fn conv2d_forward<T: Real>(
         return y;
     }
     let np = g.npix();
-    if let Some(rows) = tile_rows(&g, n) {
+    let serial = few_flops(n * cout * g.rows() * np);
+    if let Some(rows) = tile_rows(&g, n).filter(|_| !serial) {
         // Tiles write disjoint column blocks of each image's (Cout, Ho·Wo) output.
         assert_eq!(ys.len(), n * cout * np);
         let yp = SharedOut::new(ys, np);
@@ -320,6 +333,7 @@ pub fn conv2d_forward<T: Real>(
             n,
             rows,
             || (),
+            |_| true,
             |_, i, ohs, cols| {
                 im2col(
                     &g,
@@ -344,7 +358,7 @@ pub fn conv2d_forward<T: Real>(
         return y;
     }
     let scratch = if g.direct() { 0 } else { g.rows() * np };
-    per_image(n, ys, cout * np, scratch, |i, yi, cols, par| {
+    per_image(n, serial, ys, cout * np, scratch, |i, yi, cols, par| {
         let xi = &xs[i * g.in_len()..(i + 1) * g.in_len()];
         let b = if g.direct() {
             mat(xi, cin, np)
@@ -405,8 +419,37 @@ pub fn conv2d_backward_input<T: Real>(
         return dx;
     }
     let np = g.npix();
+    let serial = few_flops(n * cout * g.rows() * np);
+    let (h, wd) = in_hw;
+    if let Some(rows) = tile_rows(&g, n).filter(|&r| !serial && r * g.s >= g.k) {
+        // A tile's input rows overlap only its neighbours' (rows·s ≥ k), so even blocks and then
+        // odd blocks can each scatter concurrently.
+        let dxp = SharedOut::new(dxs, h * wd);
+        for parity in 0..2 {
+            over_tiles(
+                &g,
+                n,
+                rows,
+                || (),
+                |b| b % 2 == parity,
+                |_, i, ohs, cols| {
+                    let dyi = mat(&dys[i * cout * np..(i + 1) * cout * np], cout, np);
+                    let dyt = dyi.slice(s![.., ohs.start * g.wo..ohs.end * g.wo]);
+                    let mut cm = mat_mut(cols, g.rows(), ohs.len() * g.wo);
+                    gemm(T::one(), &wm.t(), &dyt, T::zero(), &mut cm, false);
+                    let ih0 = (ohs.start * g.s).saturating_sub(g.p);
+                    let ih1 = ((ohs.end - 1) * g.s + g.k).saturating_sub(g.p).min(h);
+                    // SAFETY: same-parity tiles touch disjoint input rows (or different images).
+                    let mut dxt =
+                        unsafe { dxp.block::<T>(i * cin..(i + 1) * cin, ih0 * wd..ih1 * wd) };
+                    col2im(&g, cols, ohs, &mut dxt, ih0);
+                },
+            );
+        }
+        return dx;
+    }
     let scratch = if g.direct() { 0 } else { g.rows() * np };
-    per_image(n, dxs, g.in_len(), scratch, |i, dxi, cols, par| {
+    per_image(n, serial, dxs, g.in_len(), scratch, |i, dxi, cols, par| {
         let dyi = mat(&dys[i * cout * np..(i + 1) * cout * np], cout, np);
         if g.direct() {
             gemm(
@@ -426,7 +469,7 @@ pub fn conv2d_backward_input<T: Real>(
                 &mut mat_mut(cols, g.rows(), np),
                 par,
             );
-            col2im(&g, cols, dxi);
+            col2im(&g, cols, 0..g.ho, &mut mat_mut(dxi, cin, h * wd), 0);
         }
     });
     dx
@@ -454,6 +497,7 @@ pub fn conv2d_backward_weight<T: Real>(
     let dy = dy.as_standard_layout();
     let (xs, dys) = (x.as_slice().unwrap(), dy.as_slice().unwrap());
     let (rows, np) = (g.rows(), g.npix());
+    let serial = few_flops(n * cout * rows * np);
     let mut dw = Array2::<T>::zeros((cout, rows));
     if g.linear() {
         // dW (Cout,Cin) = dYᵀ · X.
@@ -479,8 +523,8 @@ pub fn conv2d_backward_weight<T: Real>(
             gemm(T::one(), &dyi, &b.t(), T::one(), acc, par);
         };
         let scratch = if g.direct() { 0 } else { rows * np };
-        let tiled = tile_rows(&g, n);
-        match batch_ranges(n) {
+        let tiled = tile_rows(&g, n).filter(|_| !serial);
+        match batch_ranges(n).filter(|_| !serial) {
             _ if tiled.is_some() => {
                 let tr = tiled.unwrap();
                 let parts = over_tiles(
@@ -488,6 +532,7 @@ pub fn conv2d_backward_weight<T: Real>(
                     n,
                     tr,
                     || Array2::<T>::zeros((cout, rows)),
+                    |_| true,
                     |acc, i, ohs, cols| {
                         im2col(
                             &g,
@@ -638,6 +683,7 @@ mod tests {
     }
 
     /// f32 GEMM path vs the f64 direct loop; returns the worst |diff| relative to the output scale.
+    #[allow(clippy::too_many_arguments)]
     fn forward_case(
         n: usize,
         cin: usize,
@@ -705,6 +751,7 @@ mod tests {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn grad_case(
         n: usize,
         cin: usize,
@@ -777,11 +824,15 @@ mod tests {
     }
 
     #[test]
-    fn row_tiled_passes_match_direct_loop() {
-        // Images large enough to be cut into row tiles (with a short last tile).
-        for &(n, cin, cout, h, w, k, s, p) in
-            &[(1, 3, 5, 70, 64, 3, 1, 1), (3, 2, 3, 69, 40, 3, 2, 0)]
-        {
+    fn threaded_passes_match_direct_loop() {
+        // Row tiles (with a short last tile), images per thread (1×1), and split GEMMs (odd batch,
+        // small maps): the thread-parallel paths, which the tiny FD shapes run serially.
+        for &(n, cin, cout, h, w, k, s, p) in &[
+            (1, 3, 5, 70, 64, 3, 1, 1),
+            (3, 2, 3, 69, 60, 3, 2, 0),
+            (4, 64, 48, 12, 11, 1, 1, 0),
+            (3, 64, 48, 6, 5, 3, 1, 1),
+        ] {
             let x = rand_array(Dim([n, cin, h, w]), 70);
             let wt = rand_array(Dim([cout, cin, k, k]), 71);
             let y = conv2d_forward(&x, wt.view(), s, p);

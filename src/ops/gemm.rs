@@ -45,7 +45,7 @@ pub fn gemm<T: Real>(
 /// that balances well, else `None` (loop over images and split each GEMM instead).
 pub fn batch_ranges(n: usize) -> Option<Vec<Range<usize>>> {
     let t = num_threads();
-    if t <= 1 || n < t || (n % t != 0 && n < 4 * t) {
+    if t <= 1 || n < t || (!n.is_multiple_of(t) && n < 4 * t) {
         return None;
     }
     Some(even_ranges(n, t))
