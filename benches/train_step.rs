@@ -24,20 +24,44 @@ fn peak_rss_mib() -> f64 {
 }
 
 fn run_one(crop: usize, iters: usize) {
-    let cfg = ModelConfig { crop, batch: 16, ngf: 10, ndf: 8, ..Default::default() };
+    let cfg = ModelConfig {
+        crop,
+        batch: 16,
+        ngf: 10,
+        ndf: 8,
+        ..Default::default()
+    };
     let nets = Networks::new(&cfg);
     let mut rng = StdRng::seed_from_u64(7);
     let mut state = TrainState::new(nets.init::<f32, _>(&mut rng));
     let n = cfg.batch;
     let mut inputs = || {
-        let img = |rng: &mut StdRng| ndarray::Array4::from_shape_simple_fn((n, 3, crop, crop), || rng.random_range(-1.0f32..1.0));
+        let img = |rng: &mut StdRng| {
+            ndarray::Array4::from_shape_simple_fn((n, 3, crop, crop), || {
+                rng.random_range(-1.0f32..1.0)
+            })
+        };
         let real_a = img(&mut rng);
         let real_b = img(&mut rng);
-        let noise = ndarray::Array4::from_shape_simple_fn((2 * n, 1, crop, crop), || normal(&mut rng) as f32);
+        let noise = ndarray::Array4::from_shape_simple_fn((2 * n, 1, crop, crop), || {
+            normal(&mut rng) as f32
+        });
         let side = crop / 2;
-        let ids = |rng: &mut StdRng| [rng.random_range(0..crop * crop), rng.random_range(0..side * side), rng.random_range(0..side * side)];
+        let ids = |rng: &mut StdRng| {
+            [
+                rng.random_range(0..crop * crop),
+                rng.random_range(0..side * side),
+                rng.random_range(0..side * side),
+            ]
+        };
         let (nce_ids_x, nce_ids_y) = (ids(&mut rng), ids(&mut rng));
-        StepInputs { real_a, real_b, noise, nce_ids_x, nce_ids_y }
+        StepInputs {
+            real_a,
+            real_b,
+            noise,
+            nce_ids_x,
+            nce_ids_y,
+        }
     };
     // One warm-up iteration (first-touch page faults, thread start-up).
     let inp = inputs();
@@ -70,7 +94,12 @@ fn run_one(crop: usize, iters: usize) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let get = |flag: &str| args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).and_then(|v| v.parse::<usize>().ok());
+    let get = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<usize>().ok())
+    };
     let iters = get("--iters").unwrap_or(3);
     if let Some(crop) = get("--crop") {
         run_one(crop, iters);

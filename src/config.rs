@@ -80,25 +80,40 @@ impl ModelConfig {
     /// Checks the options against each other; the message is one line for the user.
     pub fn validate(&self) -> Result<(), String> {
         if !self.model_resolution.is_power_of_two() || self.model_resolution < 8 {
-            return Err(format!("model resolution {} must be a power of two ≥ 8", self.model_resolution));
+            return Err(format!(
+                "model resolution {} must be a power of two ≥ 8",
+                self.model_resolution
+            ));
         }
         if !self.d_window.is_power_of_two() || self.d_window < 8 {
-            return Err(format!("D window {} must be a power of two ≥ 8", self.d_window));
+            return Err(format!(
+                "D window {} must be a power of two ≥ 8",
+                self.d_window
+            ));
         }
         if self.crop == 0 || self.crop % self.d_window != 0 {
-            return Err(format!("crop {} must be a multiple of the D window {}", self.crop, self.d_window));
+            return Err(format!(
+                "crop {} must be a multiple of the D window {}",
+                self.crop, self.d_window
+            ));
         }
         if self.crop % 4 != 0 {
             return Err(format!("crop {} must be a multiple of 4", self.crop));
         }
         if self.batch < 2 {
-            return Err(format!("batch {} is too small: PatchNCE takes its negatives from the other crops of the batch (batch ≥ 2)", self.batch));
+            return Err(format!(
+                "batch {} is too small: PatchNCE takes its negatives from the other crops of the batch (batch ≥ 2)",
+                self.batch
+            ));
         }
         if self.ngf == 0 || self.ndf == 0 {
             return Err("ngf and ndf must be positive".into());
         }
         if self.d_channels(4) == 0 || self.d_channels(self.d_window) == 0 {
-            return Err(format!("ndf {} is too small for D window {}", self.ndf, self.d_window));
+            return Err(format!(
+                "ndf {} is too small for D window {}",
+                self.ndf, self.d_window
+            ));
         }
         Ok(())
     }
@@ -110,20 +125,38 @@ mod tests {
 
     #[test]
     fn official_widths() {
-        let c = ModelConfig { ngf: 10, ndf: 8, ..Default::default() };
+        let c = ModelConfig {
+            ngf: 10,
+            ndf: 8,
+            ..Default::default()
+        };
         assert_eq!((c.g_channels(64), c.g_channels(32)), (80, 160));
-        let d: Vec<usize> = [64, 32, 16, 8, 4].iter().map(|&r| c.d_channels(r)).collect();
+        let d: Vec<usize> = [64, 32, 16, 8, 4]
+            .iter()
+            .map(|&r| c.d_channels(r))
+            .collect();
         assert_eq!(d, vec![32, 64, 128, 256, 384]);
-        let g = ModelConfig { ngf: 4, ndf: 2, ..Default::default() };
+        let g = ModelConfig {
+            ngf: 4,
+            ndf: 2,
+            ..Default::default()
+        };
         assert_eq!((g.g_channels(64), g.g_channels(32)), (32, 64));
         assert_eq!(g.d_channels(4), 128);
     }
 
     #[test]
     fn rejects_contradictions() {
-        let c = ModelConfig { crop: 96, d_window: 64, ..Default::default() };
+        let c = ModelConfig {
+            crop: 96,
+            d_window: 64,
+            ..Default::default()
+        };
         assert!(c.validate().is_err());
-        let c = ModelConfig { batch: 1, ..Default::default() };
+        let c = ModelConfig {
+            batch: 1,
+            ..Default::default()
+        };
         assert!(c.validate().unwrap_err().contains("negatives"));
         assert!(ModelConfig::default().validate().is_ok());
     }

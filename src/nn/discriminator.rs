@@ -65,7 +65,10 @@ impl Discriminator {
 
     fn flatten<T: Real>(&self, x: &Array4<T>) -> Array4<T> {
         let n = x.shape()[0];
-        x.as_standard_layout().to_owned().into_shape_with_order((n, self.c4 * 16, 1, 1)).unwrap()
+        x.as_standard_layout()
+            .to_owned()
+            .into_shape_with_order((n, self.c4 * 16, 1, 1))
+            .unwrap()
     }
 
     /// Windows (N,3,S,S) → one logit each (N).
@@ -84,16 +87,36 @@ impl Discriminator {
         let (h, l1) = self.linear1.forward(p, &flat);
         let (y, l2) = self.linear2.forward(p, &h);
         let logits = y.iter().copied().collect();
-        (logits, DiscCache { stem, blocks, final_conv, l1, l2, n })
+        (
+            logits,
+            DiscCache {
+                stem,
+                blocks,
+                final_conv,
+                l1,
+                l2,
+                n,
+            },
+        )
     }
 
     /// Backward from d(loss)/d(logit) per window; returns the gradient w.r.t. the windows.
-    pub fn backward<T: Real>(&self, p: &ParamMap<T>, cache: &DiscCache<T>, dlogits: &[T], bp: &mut Backprop<T>, need_dx: bool) -> Option<Array4<T>> {
+    pub fn backward<T: Real>(
+        &self,
+        p: &ParamMap<T>,
+        cache: &DiscCache<T>,
+        dlogits: &[T],
+        bp: &mut Backprop<T>,
+        need_dx: bool,
+    ) -> Option<Array4<T>> {
         let dy = Array4::from_shape_vec((cache.n, 1, 1, 1), dlogits.to_vec()).unwrap();
         let d = self.linear2.backward(p, &cache.l2, dy, bp, true).unwrap();
         let d = self.linear1.backward(p, &cache.l1, d, bp, true).unwrap();
         let d = d.into_shape_with_order((cache.n, self.c4, 4, 4)).unwrap();
-        let mut d = self.final_conv.backward(p, &cache.final_conv, d, bp, true).unwrap();
+        let mut d = self
+            .final_conv
+            .backward(p, &cache.final_conv, d, bp, true)
+            .unwrap();
         for (b, c) in self.blocks.iter().zip(&cache.blocks).rev() {
             d = b.backward(p, c, d, bp, true).unwrap();
         }
@@ -102,7 +125,13 @@ impl Discriminator {
 
     /// Tangent pass of the input direction `t` through the primal's slopes, pairing each conv's
     /// tangent input with its recorded backward signal (R1's weight gradients).
-    pub fn tangent<T: Real>(&self, p: &ParamMap<T>, cache: &DiscCache<T>, t: &Array4<T>, r1: &mut R1Pairing<T>) {
+    pub fn tangent<T: Real>(
+        &self,
+        p: &ParamMap<T>,
+        cache: &DiscCache<T>,
+        t: &Array4<T>,
+        r1: &mut R1Pairing<T>,
+    ) {
         let mut h = self.stem.tangent(p, &cache.stem, t, r1);
         for (b, c) in self.blocks.iter().zip(&cache.blocks) {
             h = b.tangent(p, c, &h, r1);

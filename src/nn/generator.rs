@@ -1,7 +1,9 @@
 //! G: the official StyleGAN2-style encoder/decoder (one downsampling, 3 + 3 ResBlocks).
 
 use super::ParamMap;
-use super::layers::{Act, Backprop, ConvCache, ConvLayer, ResBlock, ResCache, StyledCache, StyledConvUp};
+use super::layers::{
+    Act, Backprop, ConvCache, ConvLayer, ResBlock, ResCache, StyledCache, StyledConvUp,
+};
 use crate::config::ModelConfig;
 use crate::tensor::Real;
 use ndarray::Array4;
@@ -38,7 +40,12 @@ impl Generator {
         let (c_hi, c_lo) = (cfg.g_channels(r), cfg.g_channels(r / 2));
         let mut enc_blocks = vec![ResBlock::new("G.encoder.convs.2", c_hi, c_lo, true)];
         for i in 3..6 {
-            enc_blocks.push(ResBlock::new(&format!("G.encoder.convs.{i}"), c_lo, c_lo, false));
+            enc_blocks.push(ResBlock::new(
+                &format!("G.encoder.convs.{i}"),
+                c_lo,
+                c_lo,
+                false,
+            ));
         }
         let dec_blocks = (0..3)
             .map(|i| ResBlock::new(&format!("G.decoder.convs.{i}"), c_lo, c_lo, false))
@@ -47,7 +54,11 @@ impl Generator {
             stem: ConvLayer::new("G.encoder.convs.1", 3, c_hi, 1, false, true, true),
             enc_blocks,
             dec_blocks,
-            up: StyledConvUp { prefix: "G.decoder.convs.3".into(), cin: c_lo, cout: c_hi },
+            up: StyledConvUp {
+                prefix: "G.decoder.convs.3".into(),
+                cin: c_lo,
+                cout: c_hi,
+            },
             to_rgb: ConvLayer::new("G.decoder.convs.4", c_hi, 3, 1, false, true, true),
         }
     }
@@ -64,7 +75,12 @@ impl Generator {
 
     /// Full forward: image (N,3,H,W) → output (N,3,H,W); also the encoder features of layers
     /// 0, 2, 4 (the NCE keys), and the cache for backward. `noise` (N,1,H,W).
-    pub fn forward<T: Real>(&self, p: &ParamMap<T>, x: &Act<T>, noise: Option<&Act<T>>) -> (Act<T>, [Act<T>; 3], GenCache<T>) {
+    pub fn forward<T: Real>(
+        &self,
+        p: &ParamMap<T>,
+        x: &Act<T>,
+        noise: Option<&Act<T>>,
+    ) -> (Act<T>, [Act<T>; 3], GenCache<T>) {
         let (h, stem) = self.stem.forward(p, x);
         let mut feats = vec![x.clone()];
         let mut h = h;
@@ -86,7 +102,17 @@ impl Generator {
         let (h, up) = self.up.forward(p, &h, noise);
         let (y, rgb) = self.to_rgb.forward(p, &h);
         let feats: [Act<T>; 3] = feats.try_into().ok().unwrap();
-        (y, feats, GenCache { stem, enc, dec, up, rgb })
+        (
+            y,
+            feats,
+            GenCache {
+                stem,
+                enc,
+                dec,
+                up,
+                rgb,
+            },
+        )
     }
 
     /// Forward only (no caches kept beyond each layer).
@@ -105,7 +131,13 @@ impl Generator {
         let (h2, c2) = self.enc_blocks[0].forward(p, &h1);
         let (h3, c3) = self.enc_blocks[1].forward(p, &h2);
         let (h4, c4) = self.enc_blocks[2].forward(p, &h3);
-        ([x.clone(), h2, h4], EncCache { stem, enc: vec![c2, c3, c4] })
+        (
+            [x.clone(), h2, h4],
+            EncCache {
+                stem,
+                enc: vec![c2, c3, c4],
+            },
+        )
     }
 
     /// Backward of `encode` from gradients at the features of layers 2 and 4 (None = zero);
@@ -118,10 +150,16 @@ impl Generator {
         d4: Array4<T>,
         bp: &mut Backprop<T>,
     ) -> Array4<T> {
-        let d = self.enc_blocks[2].backward(p, &cache.enc[2], d4, bp, true).unwrap();
-        let mut d = self.enc_blocks[1].backward(p, &cache.enc[1], d, bp, true).unwrap();
+        let d = self.enc_blocks[2]
+            .backward(p, &cache.enc[2], d4, bp, true)
+            .unwrap();
+        let mut d = self.enc_blocks[1]
+            .backward(p, &cache.enc[1], d, bp, true)
+            .unwrap();
         d += &d2;
-        let d = self.enc_blocks[0].backward(p, &cache.enc[0], d, bp, true).unwrap();
+        let d = self.enc_blocks[0]
+            .backward(p, &cache.enc[0], d, bp, true)
+            .unwrap();
         self.stem.backward(p, &cache.stem, d, bp, true).unwrap()
     }
 

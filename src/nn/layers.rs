@@ -30,10 +30,16 @@ pub struct Backprop<'a, T> {
 
 impl<'a, T> Backprop<'a, T> {
     pub fn grads(grads: &'a mut ParamMap<T>) -> Self {
-        Backprop { grads: Some(grads), record: None }
+        Backprop {
+            grads: Some(grads),
+            record: None,
+        }
     }
     pub fn frozen() -> Self {
-        Backprop { grads: None, record: None }
+        Backprop {
+            grads: None,
+            record: None,
+        }
     }
 }
 
@@ -90,14 +96,29 @@ pub struct ConvCache<T> {
 
 impl ConvLayer {
     /// `prefix` is the module path; `downsample` puts a Blur at index 0 as the official Sequential.
-    pub fn new(prefix: &str, cin: usize, cout: usize, k: usize, down: bool, act: bool, bias: bool) -> Self {
+    pub fn new(
+        prefix: &str,
+        cin: usize,
+        cout: usize,
+        k: usize,
+        down: bool,
+        act: bool,
+        bias: bool,
+    ) -> Self {
         let i = usize::from(down);
         let bias = match (act, bias) {
             (true, true) => Bias::Act(format!("{prefix}.{}.bias", i + 1)),
             (false, true) => panic!("ConvLayer with a bias and no activation is not used"),
             _ => Bias::None,
         };
-        ConvLayer { weight: format!("{prefix}.{i}.weight"), bias, cin, cout, k, down }
+        ConvLayer {
+            weight: format!("{prefix}.{i}.weight"),
+            bias,
+            cin,
+            cout,
+            k,
+            down,
+        }
     }
 
     /// EqualLinear (in → out) as a 1×1 conv on (N, in, 1, 1).
@@ -123,7 +144,11 @@ impl ConvLayer {
         if self.down { 0 } else { self.k / 2 }
     }
     fn blur(&self) -> Blur {
-        if self.k == 3 { Blur::DOWN_3X3 } else { Blur::DOWN_1X1 }
+        if self.k == 3 {
+            Blur::DOWN_3X3
+        } else {
+            Blur::DOWN_1X1
+        }
     }
 
     /// The weight as used: raw·scale, (Cout, Cin, k, k).
@@ -139,7 +164,11 @@ impl ConvLayer {
     pub fn param_shapes(&self, linear: bool) -> Vec<(String, Vec<usize>)> {
         let mut v = vec![(
             self.weight.clone(),
-            if linear { vec![self.cout, self.cin] } else { vec![self.cout, self.cin, self.k, self.k] },
+            if linear {
+                vec![self.cout, self.cin]
+            } else {
+                vec![self.cout, self.cin, self.k, self.k]
+            },
         )];
         match &self.bias {
             Bias::Act(b) if !linear => v.push((b.clone(), vec![1, self.cout, 1, 1])),
@@ -151,7 +180,11 @@ impl ConvLayer {
 
     pub fn forward<T: Real>(&self, p: &ParamMap<T>, x: &Act<T>) -> (Act<T>, ConvCache<T>) {
         let in_hw = (x.shape()[2], x.shape()[3]);
-        let xin = if self.down { Arc::new(self.blur().forward(x)) } else { x.clone() };
+        let xin = if self.down {
+            Arc::new(self.blur().forward(x))
+        } else {
+            x.clone()
+        };
         let w = self.weight_eff(p);
         let mut y = conv2d_forward(&xin, w.view(), self.stride(), self.pad());
         match &self.bias {
@@ -161,7 +194,14 @@ impl ConvLayer {
         }
         let y = Arc::new(y);
         let keep_y = matches!(self.bias, Bias::Act(_)).then(|| y.clone());
-        (y, ConvCache { xin, in_hw, y: keep_y })
+        (
+            y,
+            ConvCache {
+                xin,
+                in_hw,
+                y: keep_y,
+            },
+        )
     }
 
     /// Forward without keeping anything for a backward pass.
@@ -202,7 +242,11 @@ impl ConvLayer {
             let w = self.weight_eff(p);
             let hw = (cache.xin.shape()[2], cache.xin.shape()[3]);
             let dxin = conv2d_backward_input(&dy, w.view(), self.stride(), self.pad(), hw);
-            if self.down { self.blur().backward(&dxin, cache.in_hw) } else { dxin }
+            if self.down {
+                self.blur().backward(&dxin, cache.in_hw)
+            } else {
+                dxin
+            }
         });
         if let Some(r) = bp.record.as_deref_mut() {
             r.insert(self.weight.clone(), dy);
@@ -219,7 +263,11 @@ impl ConvLayer {
         t: &Array4<T>,
         r1: &mut R1Pairing<T>,
     ) -> Array4<T> {
-        let tin = if self.down { self.blur().forward(t) } else { t.clone() };
+        let tin = if self.down {
+            self.blur().forward(t)
+        } else {
+            t.clone()
+        };
         let w = self.weight_eff(p);
         let mut out = conv2d_forward(&tin, w.view(), self.stride(), self.pad());
         if let Bias::Act(_) = self.bias {
@@ -261,8 +309,9 @@ impl ResBlock {
         ResBlock {
             conv1: ConvLayer::new(&format!("{prefix}.conv1"), cin, cin, 3, false, true, true),
             conv2: ConvLayer::new(&format!("{prefix}.conv2"), cin, cout, 3, down, true, true),
-            skip: (cin != cout || down)
-                .then(|| ConvLayer::new(&format!("{prefix}.skip"), cin, cout, 1, down, false, false)),
+            skip: (cin != cout || down).then(|| {
+                ConvLayer::new(&format!("{prefix}.skip"), cin, cout, 1, down, false, false)
+            }),
         }
     }
 
@@ -372,11 +421,18 @@ impl StyledConvUp {
     fn weight_t<T: Real>(&self, p: &ParamMap<T>) -> Array4<T> {
         let w = ArrayView4::from_shape((self.cout, self.cin, 3, 3), param(p, &self.w())).unwrap();
         let wd = demod_forward(w);
-        wd.permuted_axes([1, 0, 2, 3]).as_standard_layout().to_owned()
+        wd.permuted_axes([1, 0, 2, 3])
+            .as_standard_layout()
+            .to_owned()
     }
 
     /// `noise` (N,1,2H,2W); None injects nothing (as a zero noise would).
-    pub fn forward<T: Real>(&self, p: &ParamMap<T>, x: &Act<T>, noise: Option<&Act<T>>) -> (Act<T>, StyledCache<T>) {
+    pub fn forward<T: Real>(
+        &self,
+        p: &ParamMap<T>,
+        x: &Act<T>,
+        noise: Option<&Act<T>>,
+    ) -> (Act<T>, StyledCache<T>) {
         let wt = self.weight_t(p);
         let up = conv_transpose2d_forward(x, wt.view(), 2);
         let mut y = Blur::UP.forward(&up);
@@ -386,7 +442,14 @@ impl StyledConvUp {
         }
         fused_lrelu_forward(&mut y, param(p, &self.b()));
         let y = Arc::new(y);
-        (y.clone(), StyledCache { x: x.clone(), noise: noise.cloned(), y })
+        (
+            y.clone(),
+            StyledCache {
+                x: x.clone(),
+                noise: noise.cloned(),
+                y,
+            },
+        )
     }
 
     pub fn backward<T: Real>(
@@ -410,8 +473,12 @@ impl StyledConvUp {
         let dup = Blur::UP.backward(&dy, (2 * h + 1, 2 * w + 1));
         if let Some(g) = bp.grads.as_deref_mut() {
             let dwt = conv_transpose2d_backward_weight(&cache.x, &dup, 3, 2);
-            let dwd = dwt.permuted_axes([1, 0, 2, 3]).as_standard_layout().to_owned();
-            let w = ArrayView4::from_shape((self.cout, self.cin, 3, 3), param(p, &self.w())).unwrap();
+            let dwd = dwt
+                .permuted_axes([1, 0, 2, 3])
+                .as_standard_layout()
+                .to_owned();
+            let w =
+                ArrayView4::from_shape((self.cout, self.cin, 3, 3), param(p, &self.w())).unwrap();
             let dw = demod_backward(w, dwd.view());
             accumulate(g, &self.w(), dw.as_slice().unwrap());
         }
@@ -435,7 +502,8 @@ pub fn to_windows<T: Real>(x: &Array4<T>, s: usize) -> Array4<T> {
         for a in 0..ty {
             for b in 0..tx {
                 let src = x.slice(ndarray::s![i, .., a * s..(a + 1) * s, b * s..(b + 1) * s]);
-                out.slice_mut(ndarray::s![(i * ty + a) * tx + b, .., .., ..]).assign(&src);
+                out.slice_mut(ndarray::s![(i * ty + a) * tx + b, .., .., ..])
+                    .assign(&src);
             }
         }
     }
@@ -454,7 +522,8 @@ pub fn from_windows<T: Real>(win: &Array4<T>, n: usize, h: usize, w: usize) -> A
         for a in 0..ty {
             for b in 0..tx {
                 let src = win.slice(ndarray::s![(i * ty + a) * tx + b, .., .., ..]);
-                out.slice_mut(ndarray::s![i, .., a * s..(a + 1) * s, b * s..(b + 1) * s]).assign(&src);
+                out.slice_mut(ndarray::s![i, .., a * s..(a + 1) * s, b * s..(b + 1) * s])
+                    .assign(&src);
             }
         }
     }

@@ -32,8 +32,15 @@ impl Networks {
     pub fn new(cfg: &ModelConfig) -> Self {
         let r = cfg.model_resolution;
         // NCE layers 0, 2, 4: the image, then the two feature maps at half resolution.
-        let f = Projector { in_channels: vec![3, cfg.g_channels(r / 2), cfg.g_channels(r / 2)], nc: cfg.netf_nc };
-        Networks { g: Generator::new(cfg), d: Discriminator::new(cfg), f }
+        let f = Projector {
+            in_channels: vec![3, cfg.g_channels(r / 2), cfg.g_channels(r / 2)],
+            nc: cfg.netf_nc,
+        };
+        Networks {
+            g: Generator::new(cfg),
+            d: Discriminator::new(cfg),
+            f,
+        }
     }
 
     /// Every parameter's name and official shape, G then D then F.
@@ -60,7 +67,11 @@ impl Networks {
             match p.get(n) {
                 None => return Err(format!("parameter {n} is missing")),
                 Some(a) if a.shape() != s.as_slice() => {
-                    return Err(format!("parameter {n} has shape {:?}, this model needs {:?}", a.shape(), s));
+                    return Err(format!(
+                        "parameter {n} has shape {:?}, this model needs {:?}",
+                        a.shape(),
+                        s
+                    ));
                 }
                 _ => {}
             }

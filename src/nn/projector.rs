@@ -35,12 +35,27 @@ impl Projector {
         v
     }
 
-    fn w<'p, T: Real>(&self, p: &'p ParamMap<T>, l: usize, i: usize, cin: usize) -> ArrayView4<'p, T> {
-        ArrayView4::from_shape((self.nc, cin, 1, 1), param(p, &format!("F.mlp_{l}.{i}.weight"))).unwrap()
+    fn w<'p, T: Real>(
+        &self,
+        p: &'p ParamMap<T>,
+        l: usize,
+        i: usize,
+        cin: usize,
+    ) -> ArrayView4<'p, T> {
+        ArrayView4::from_shape(
+            (self.nc, cin, 1, 1),
+            param(p, &format!("F.mlp_{l}.{i}.weight")),
+        )
+        .unwrap()
     }
 
     /// Rows (B, C) of layer `l`'s features → normalised projections (B, nc).
-    pub fn forward<T: Real>(&self, p: &ParamMap<T>, l: usize, rows: &Array2<T>) -> (Array2<T>, ProjCache<T>) {
+    pub fn forward<T: Real>(
+        &self,
+        p: &ParamMap<T>,
+        l: usize,
+        rows: &Array2<T>,
+    ) -> (Array2<T>, ProjCache<T>) {
         let (b, c) = rows.dim();
         let x = rows.clone().into_shape_with_order((b, c, 1, 1)).unwrap();
         let mut hidden = conv2d_forward(&x, self.w(p, l, 0, c), 1, 0);
@@ -54,9 +69,18 @@ impl Projector {
 
     /// Backward from the normalised output's gradient; accumulates F's gradients (when given)
     /// and returns the gradient w.r.t. the rows.
-    pub fn backward<T: Real>(&self, p: &ParamMap<T>, l: usize, cache: &ProjCache<T>, dy: &Array2<T>, grads: Option<&mut ParamMap<T>>) -> Array2<T> {
+    pub fn backward<T: Real>(
+        &self,
+        p: &ParamMap<T>,
+        l: usize,
+        cache: &ProjCache<T>,
+        dy: &Array2<T>,
+        grads: Option<&mut ParamMap<T>>,
+    ) -> Array2<T> {
         let (b, c) = (cache.x.shape()[0], cache.x.shape()[1]);
-        let dpre = l2norm_backward(&cache.pre, dy).into_shape_with_order((b, self.nc, 1, 1)).unwrap();
+        let dpre = l2norm_backward(&cache.pre, dy)
+            .into_shape_with_order((b, self.nc, 1, 1))
+            .unwrap();
         let mut dh = conv2d_backward_input(&dpre, self.w(p, l, 2, self.nc), 1, 0, (1, 1));
         relu_backward(&cache.hidden, &mut dh);
         let dx = conv2d_backward_input(&dh, self.w(p, l, 0, c), 1, 0, (1, 1));

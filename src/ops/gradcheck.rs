@@ -61,7 +61,10 @@ pub fn check_gradient_sampled(
         (fd - an).abs(),
         atol + rtol * fd.abs()
     );
-    eprintln!("{what}: worst |err|/allowed = {excess:.3e} over {} checked elements", n.div_ceil(stride));
+    eprintln!(
+        "{what}: worst |err|/allowed = {excess:.3e} over {} checked elements",
+        n.div_ceil(stride)
+    );
     excess
 }
 

@@ -28,7 +28,11 @@ pub struct StepInputs<T> {
 /// One step without a parameter update, every quantity under its golden-fixture name:
 /// `fake`, `d_real`, `d_fake`, `r1.input_grad`, `loss.*` (shape (1,)), `grad.D.*`, `grad.G.*`,
 /// `grad.F.*`, `grad_r1.D.*`, `grad_gan.G.*`, `grad_nce.G.*`, `grad_nce.F.*`, `grad_idt.G.*`.
-pub fn replay_step<T: Real>(cfg: &ModelConfig, params: &ParamMap<T>, inputs: &StepInputs<T>) -> BTreeMap<String, ArrayD<T>> {
+pub fn replay_step<T: Real>(
+    cfg: &ModelConfig,
+    params: &ParamMap<T>,
+    inputs: &StepInputs<T>,
+) -> BTreeMap<String, ArrayD<T>> {
     let nets = Networks::new(cfg);
     let mut out = BTreeMap::new();
     let n = cfg.batch;
@@ -47,7 +51,11 @@ pub fn replay_step<T: Real>(cfg: &ModelConfig, params: &ParamMap<T>, inputs: &St
         // returns that plus the identity term; only optimize_parameters() then stores the
         // returned total in loss_G. A step without an update reads the former (the fixtures'
         // step.loss.G), an iteration the latter (traj k<i>.loss.G, and our `Losses::g`).
-        let v = if name == "G" { losses.g_gan + 0.5 * (losses.nce + losses.nce_y) } else { v };
+        let v = if name == "G" {
+            losses.g_gan + 0.5 * (losses.nce + losses.nce_y)
+        } else {
+            v
+        };
         out.insert(format!("loss.{name}"), scalar(v));
     }
     let mut put = |prefix: &str, m: &ParamMap<T>| {
@@ -60,9 +68,48 @@ pub fn replay_step<T: Real>(cfg: &ModelConfig, params: &ParamMap<T>, inputs: &St
     put("grad", &g_backward(&nets, params, &gf, &up, Terms::ALL));
     put("grad", &up.grads_f);
     put("grad_nce", &up.grads_f);
-    put("grad_gan", &g_backward(&nets, params, &gf, &up, Terms { gan: true, nce: false, idt: false }));
-    put("grad_nce", &g_backward(&nets, params, &gf, &up, Terms { gan: false, nce: true, idt: false }));
-    put("grad_idt", &g_backward(&nets, params, &gf, &up, Terms { gan: false, nce: false, idt: true }));
+    put(
+        "grad_gan",
+        &g_backward(
+            &nets,
+            params,
+            &gf,
+            &up,
+            Terms {
+                gan: true,
+                nce: false,
+                idt: false,
+            },
+        ),
+    );
+    put(
+        "grad_nce",
+        &g_backward(
+            &nets,
+            params,
+            &gf,
+            &up,
+            Terms {
+                gan: false,
+                nce: true,
+                idt: false,
+            },
+        ),
+    );
+    put(
+        "grad_idt",
+        &g_backward(
+            &nets,
+            params,
+            &gf,
+            &up,
+            Terms {
+                gan: false,
+                nce: false,
+                idt: true,
+            },
+        ),
+    );
     out
 }
 
@@ -98,18 +145,33 @@ pub struct TrainState<T> {
 
 impl<T: Real> TrainState<T> {
     pub fn new(params: ParamMap<T>) -> Self {
-        let zeros: ParamMap<T> = params.iter().map(|(k, v)| (k.clone(), ArrayD::zeros(v.raw_dim()))).collect();
-        TrainState { params, exp_avg: zeros.clone(), exp_avg_sq: zeros, step: 0 }
+        let zeros: ParamMap<T> = params
+            .iter()
+            .map(|(k, v)| (k.clone(), ArrayD::zeros(v.raw_dim())))
+            .collect();
+        TrainState {
+            params,
+            exp_avg: zeros.clone(),
+            exp_avg_sq: zeros,
+            step: 0,
+        }
     }
 
     fn adam(&mut self, grads: &ParamMap<T>, step: u64, lr: f64, cfg: &AdamConfig) {
         for (name, g) in grads {
-            let p = self.params.get_mut(name).expect("gradient of an unknown parameter");
+            let p = self
+                .params
+                .get_mut(name)
+                .expect("gradient of an unknown parameter");
             adam_update(
                 p.as_slice_mut().unwrap(),
                 g.as_slice().unwrap(),
                 self.exp_avg.get_mut(name).unwrap().as_slice_mut().unwrap(),
-                self.exp_avg_sq.get_mut(name).unwrap().as_slice_mut().unwrap(),
+                self.exp_avg_sq
+                    .get_mut(name)
+                    .unwrap()
+                    .as_slice_mut()
+                    .unwrap(),
                 step,
                 lr,
                 cfg,
@@ -120,8 +182,18 @@ impl<T: Real> TrainState<T> {
 
 /// One official iteration: forward, D step (Adam on D), then G and F steps (Adam) against the
 /// updated D. Returns the losses (G's computed with the updated D, as the official code).
-pub fn train_iteration<T: Real>(cfg: &ModelConfig, nets: &Networks, state: &mut TrainState<T>, inputs: &StepInputs<T>, lr: f64) -> Losses {
-    let adam = AdamConfig { beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.adam_eps };
+pub fn train_iteration<T: Real>(
+    cfg: &ModelConfig,
+    nets: &Networks,
+    state: &mut TrainState<T>,
+    inputs: &StepInputs<T>,
+    lr: f64,
+) -> Losses {
+    let adam = AdamConfig {
+        beta1: cfg.beta1,
+        beta2: cfg.beta2,
+        eps: cfg.adam_eps,
+    };
     let n = cfg.batch;
     let step = state.step + 1;
     let gf = g_forward(nets, &state.params, inputs);
@@ -140,7 +212,11 @@ pub fn train_iteration<T: Real>(cfg: &ModelConfig, nets: &Networks, state: &mut 
 
 /// K official iterations (D step + Adam, then G and F steps + Adam) from `params` at the
 /// configuration's learning rate: `k<i>.loss.*` for each iteration and `final.<param name>`.
-pub fn replay_trajectory<T: Real>(cfg: &ModelConfig, params: &ParamMap<T>, iters: &[StepInputs<T>]) -> BTreeMap<String, ArrayD<T>> {
+pub fn replay_trajectory<T: Real>(
+    cfg: &ModelConfig,
+    params: &ParamMap<T>,
+    iters: &[StepInputs<T>],
+) -> BTreeMap<String, ArrayD<T>> {
     let nets = Networks::new(cfg);
     let mut state = TrainState::new(params.clone());
     let mut out = BTreeMap::new();

@@ -83,7 +83,13 @@ fn f64_of<T: Real>(v: T) -> f64 {
 }
 
 /// D loss = ½(mean softplus(D(fake_b)) + mean softplus(−D(real_b))) + R1 and its gradients.
-pub fn d_step<T: Real>(cfg: &ModelConfig, nets: &Networks, p: &ParamMap<T>, fake_b: &Array4<T>, real_b: &Array4<T>) -> DStep<T> {
+pub fn d_step<T: Real>(
+    cfg: &ModelConfig,
+    nets: &Networks,
+    p: &ParamMap<T>,
+    fake_b: &Array4<T>,
+    real_b: &Array4<T>,
+) -> DStep<T> {
     let (n, _, h, w) = real_b.dim();
     let fake_win = act(to_windows(fake_b, cfg.d_window));
     let real_win = act(to_windows(real_b, cfg.d_window));
@@ -95,11 +101,19 @@ pub fn d_step<T: Real>(cfg: &ModelConfig, nets: &Networks, p: &ParamMap<T>, fake
 
     let mut grads = nets.zeros::<T>("D.");
     let half: T = c(0.5);
-    let df: Vec<T> = softplus_mean_backward(&lf, false).into_iter().map(|v| v * half).collect();
-    nets.d.backward(p, &cf, &df, &mut Backprop::grads(&mut grads), false);
+    let df: Vec<T> = softplus_mean_backward(&lf, false)
+        .into_iter()
+        .map(|v| v * half)
+        .collect();
+    nets.d
+        .backward(p, &cf, &df, &mut Backprop::grads(&mut grads), false);
     drop(cf);
-    let dr: Vec<T> = softplus_mean_backward(&lr, true).into_iter().map(|v| v * half).collect();
-    nets.d.backward(p, &cr, &dr, &mut Backprop::grads(&mut grads), false);
+    let dr: Vec<T> = softplus_mean_backward(&lr, true)
+        .into_iter()
+        .map(|v| v * half)
+        .collect();
+    nets.d
+        .backward(p, &cr, &dr, &mut Backprop::grads(&mut grads), false);
 
     // R1: g = ∇_y ΣD(y); the penalty's weight gradient pairs D's backward signals (recorded
     // here) with the tangent of v = λ·g/N pushed forward through the same slopes.
@@ -107,13 +121,30 @@ pub fn d_step<T: Real>(cfg: &ModelConfig, nets: &Networks, p: &ParamMap<T>, fake
     let ones = vec![T::one(); lr.len()];
     let g_win = nets
         .d
-        .backward(p, &cr, &ones, &mut Backprop { grads: None, record: Some(&mut signals) }, true)
+        .backward(
+            p,
+            &cr,
+            &ones,
+            &mut Backprop {
+                grads: None,
+                record: Some(&mut signals),
+            },
+            true,
+        )
         .unwrap();
     let sumsq: f64 = g_win.iter().map(|&v| f64_of(v) * f64_of(v)).sum();
     let loss_r1 = cfg.lambda_r1 * 0.5 * sumsq / n as f64;
     let v = g_win.mapv(|x| x * c::<T>(cfg.lambda_r1 / n as f64));
     let mut grads_r1 = nets.zeros::<T>("D.");
-    nets.d.tangent(p, &cr, &v, &mut R1Pairing { signals: &signals, grads: &mut grads_r1 });
+    nets.d.tangent(
+        p,
+        &cr,
+        &v,
+        &mut R1Pairing {
+            signals: &signals,
+            grads: &mut grads_r1,
+        },
+    );
     for (name, g) in grads.iter_mut() {
         *g += &grads_r1[name];
     }
@@ -159,7 +190,26 @@ fn scatter_add<T: Real>(d: &mut Array4<T>, r0: usize, pos: usize, rows: &Array2<
     dst += rows;
 }
 
-pub fn g_upstream<T: Real>(cfg: &ModelConfig, nets: &Networks, p: &ParamMap<T>, gf: &GForward<T>, inp: &StepInputs<T>) -> GUpstream<T> {
+pub fn g_upstream<T: Real>(
+    cfg: &ModelConfig,
+    nets: &Networks,
+    p: &ParamMap<T>,
+    gf: &GForward<T>,
+    inp: &StepInputs<T>,
+) -> GUpstream<T> {
+    g_upstream_keys_with(cfg, nets, p, p, gf, inp)
+}
+
+/// `g_upstream` with F's parameters for the key projections taken from `p_keys`: the keys are
+/// detached after F, so finite differences of F's gradient must hold them fixed.
+pub fn g_upstream_keys_with<T: Real>(
+    cfg: &ModelConfig,
+    nets: &Networks,
+    p: &ParamMap<T>,
+    p_keys: &ParamMap<T>,
+    gf: &GForward<T>,
+    inp: &StepInputs<T>,
+) -> GUpstream<T> {
     let n = inp.real_a.shape()[0];
     let (_, _, h, w) = inp.real_a.dim();
     let fake_b = gf.fake.slice(s![0..n, .., .., ..]).to_owned();
@@ -170,8 +220,14 @@ pub fn g_upstream<T: Real>(cfg: &ModelConfig, nets: &Networks, p: &ParamMap<T>, 
     let (lg, cg) = nets.d.forward(p, &win);
     drop(win);
     let loss_gan = cfg.lambda_gan * f64_of(softplus_mean_forward(&lg, true));
-    let dl: Vec<T> = softplus_mean_backward(&lg, true).into_iter().map(|v| v * c::<T>(cfg.lambda_gan)).collect();
-    let dwin = nets.d.backward(p, &cg, &dl, &mut Backprop::frozen(), true).unwrap();
+    let dl: Vec<T> = softplus_mean_backward(&lg, true)
+        .into_iter()
+        .map(|v| v * c::<T>(cfg.lambda_gan))
+        .collect();
+    let dwin = nets
+        .d
+        .backward(p, &cg, &dl, &mut Backprop::frozen(), true)
+        .unwrap();
     drop(cg);
     let d_gan = from_windows(&dwin, n, h, w);
 
@@ -187,7 +243,7 @@ pub fn g_upstream<T: Real>(cfg: &ModelConfig, nets: &Networks, p: &ParamMap<T>, 
         for l in 0..NCE_LAYERS.len() {
             let k_rows = gather(&gf.keys[l], r0, n, ids[l]);
             let q_rows = gather(&qfeat[l], r0, n, ids[l]);
-            let (k, _) = nets.f.forward(p, l, &k_rows);
+            let (k, _) = nets.f.forward(p_keys, l, &k_rows);
             let (q, qc) = nets.f.forward(p, l, &q_rows);
             let ce = patchnce_forward(&q, &k, cfg.nce_t);
             let mean_ce: f64 = ce.iter().map(|&v| f64_of(v)).sum::<f64>() / n as f64;
@@ -202,7 +258,17 @@ pub fn g_upstream<T: Real>(cfg: &ModelConfig, nets: &Networks, p: &ParamMap<T>, 
     let loss_idt = cfg.lambda_idt * f64_of(l1_mean_forward(&idt_b, &inp.real_b));
     let d_idt = l1_mean_backward(&idt_b, &inp.real_b).mapv(|v| v * c::<T>(cfg.lambda_idt));
     let d_feat: [Array4<T>; 3] = d_feat.try_into().ok().unwrap();
-    GUpstream { loss_gan, loss_nce: nce[0], loss_nce_y: nce[1], loss_idt, d_gan, d_idt, d_feat, enc_cache, grads_f }
+    GUpstream {
+        loss_gan,
+        loss_nce: nce[0],
+        loss_nce_y: nce[1],
+        loss_idt,
+        d_gan,
+        d_idt,
+        d_feat,
+        enc_cache,
+        grads_f,
+    }
 }
 
 /// Which G loss terms a backward pass carries.
@@ -214,17 +280,33 @@ pub struct Terms {
 }
 
 impl Terms {
-    pub const ALL: Terms = Terms { gan: true, nce: true, idt: true };
+    pub const ALL: Terms = Terms {
+        gan: true,
+        nce: true,
+        idt: true,
+    };
 }
 
 /// G's gradient of the chosen terms: the upstream gradients summed at G's output, one backward.
-pub fn g_backward<T: Real>(nets: &Networks, p: &ParamMap<T>, gf: &GForward<T>, up: &GUpstream<T>, terms: Terms) -> ParamMap<T> {
+pub fn g_backward<T: Real>(
+    nets: &Networks,
+    p: &ParamMap<T>,
+    gf: &GForward<T>,
+    up: &GUpstream<T>,
+    terms: Terms,
+) -> ParamMap<T> {
     let mut grads = nets.zeros::<T>("G.");
     let n = up.d_gan.shape()[0];
     let mut dfake = Array4::zeros(gf.fake.raw_dim());
     if terms.nce {
         let [d0, d2, d4] = &up.d_feat;
-        dfake = nets.g.encoder_backward(p, &up.enc_cache, d2.clone(), d4.clone(), &mut Backprop::grads(&mut grads));
+        dfake = nets.g.encoder_backward(
+            p,
+            &up.enc_cache,
+            d2.clone(),
+            d4.clone(),
+            &mut Backprop::grads(&mut grads),
+        );
         dfake += d0;
     }
     if terms.gan {
@@ -235,7 +317,8 @@ pub fn g_backward<T: Real>(nets: &Networks, p: &ParamMap<T>, gf: &GForward<T>, u
         let mut bottom = dfake.slice_mut(s![n..2 * n, .., .., ..]);
         bottom += &up.d_idt;
     }
-    nets.g.backward(p, &gf.cache, dfake, &mut Backprop::grads(&mut grads), false);
+    nets.g
+        .backward(p, &gf.cache, dfake, &mut Backprop::grads(&mut grads), false);
     grads
 }
 
@@ -244,16 +327,27 @@ pub fn check_inputs<T: Real>(cfg: &ModelConfig, inp: &StepInputs<T>) -> Result<(
     let n = cfg.batch;
     let crop = cfg.crop;
     if inp.real_a.dim() != (n, 3, crop, crop) || inp.real_b.dim() != (n, 3, crop, crop) {
-        return Err(format!("crops must be ({n},3,{crop},{crop}), got {:?} and {:?}", inp.real_a.dim(), inp.real_b.dim()));
+        return Err(format!(
+            "crops must be ({n},3,{crop},{crop}), got {:?} and {:?}",
+            inp.real_a.dim(),
+            inp.real_b.dim()
+        ));
     }
     if inp.noise.dim() != (2 * n, 1, crop, crop) {
-        return Err(format!("noise must be ({},1,{crop},{crop}), got {:?}", 2 * n, inp.noise.dim()));
+        return Err(format!(
+            "noise must be ({},1,{crop},{crop}), got {:?}",
+            2 * n,
+            inp.noise.dim()
+        ));
     }
     for ids in [inp.nce_ids_x, inp.nce_ids_y] {
         for (l, &id) in ids.iter().enumerate() {
             let side = if NCE_LAYERS[l] == 0 { crop } else { crop / 2 };
             if id >= side * side {
-                return Err(format!("NCE patch id {id} is outside layer {}'s {side}×{side} map", NCE_LAYERS[l]));
+                return Err(format!(
+                    "NCE patch id {id} is outside layer {}'s {side}×{side} map",
+                    NCE_LAYERS[l]
+                ));
             }
         }
     }

@@ -1,14 +1,22 @@
 //! Whole-network gradient checks in f64: the D loss with R1, R1 alone, and the G loss, against
 //! central finite differences, on a small configuration with odd widths and tiled D windows.
 
-use super::step::{Terms, d_step, g_backward, g_forward, g_upstream};
+use super::step::{Terms, d_step, g_backward, g_forward, g_upstream, g_upstream_keys_with};
 use super::*;
 use crate::ops::gradcheck::check_gradient_sampled;
 use rand::{SeedableRng, rngs::StdRng};
 
 fn small_cfg() -> ModelConfig {
     // ngf 3 → widths 24/48, ndf 3 → D widths 96 (window 8) and 192 at 4×4; crop 16 → 2×2 windows.
-    ModelConfig { crop: 16, batch: 3, ngf: 3, ndf: 3, d_window: 8, netf_nc: 7, ..Default::default() }
+    ModelConfig {
+        crop: 16,
+        batch: 3,
+        ngf: 3,
+        ndf: 3,
+        d_window: 8,
+        netf_nc: 7,
+        ..Default::default()
+    }
 }
 
 fn setup(seed: u64) -> (ModelConfig, Networks, ParamMap<f64>, StepInputs<f64>) {
@@ -27,11 +35,21 @@ fn setup(seed: u64) -> (ModelConfig, Networks, ParamMap<f64>, StepInputs<f64>) {
         }
     }
     let n = cfg.batch;
-    let img = |rng: &mut StdRng, c| Array4::from_shape_simple_fn((n, c, 16, 16), || rand::RngExt::random_range(rng, -1.0..1.0));
+    let img = |rng: &mut StdRng, c| {
+        Array4::from_shape_simple_fn((n, c, 16, 16), || {
+            rand::RngExt::random_range(rng, -1.0..1.0)
+        })
+    };
     let real_a = img(&mut rng, 3);
     let real_b = img(&mut rng, 3);
     let noise = Array4::from_shape_simple_fn((2 * n, 1, 16, 16), || crate::nn::normal(&mut rng));
-    let inp = StepInputs { real_a, real_b, noise, nce_ids_x: [37, 5, 63], nce_ids_y: [200, 18, 40] };
+    let inp = StepInputs {
+        real_a,
+        real_b,
+        noise,
+        nce_ids_x: [37, 5, 63],
+        nce_ids_y: [200, 18, 40],
+    };
     (cfg, nets, p, inp)
 }
 
@@ -44,18 +62,39 @@ fn with_param(p: &ParamMap<f64>, name: &str, v: &ArrayD<f64>) -> ParamMap<f64> {
 #[test]
 fn d_loss_and_r1_gradients_match_finite_differences() {
     let (cfg, nets, p, inp) = setup(1);
-    let fake_b = g_forward(&nets, &p, &inp).fake.slice(ndarray::s![0..cfg.batch, .., .., ..]).to_owned();
+    let fake_b = g_forward(&nets, &p, &inp)
+        .fake
+        .slice(ndarray::s![0..cfg.batch, .., .., ..])
+        .to_owned();
     let ds = d_step(&cfg, &nets, &p, &fake_b, &inp.real_b);
     assert!(ds.loss_r1 > 0.0);
     let names: Vec<String> = p.keys().filter(|k| k.starts_with("D.")).cloned().collect();
     for name in &names {
-        let r1 = |x: &ArrayD<f64>| d_step(&cfg, &nets, &with_param(&p, name, x), &fake_b, &inp.real_b).loss_r1;
-        check_gradient_sampled(&format!("R1 {name}"), &p[name], &ds.grads_r1[name], r1, 1e-7, 1e-5, 12);
+        let r1 = |x: &ArrayD<f64>| {
+            d_step(&cfg, &nets, &with_param(&p, name, x), &fake_b, &inp.real_b).loss_r1
+        };
+        check_gradient_sampled(
+            &format!("R1 {name}"),
+            &p[name],
+            &ds.grads_r1[name],
+            r1,
+            1e-7,
+            1e-5,
+            12,
+        );
         let total = |x: &ArrayD<f64>| {
             let d = d_step(&cfg, &nets, &with_param(&p, name, x), &fake_b, &inp.real_b);
             0.5 * (d.loss_fake + d.loss_real) + d.loss_r1
         };
-        check_gradient_sampled(&format!("D {name}"), &p[name], &ds.grads[name], total, 1e-7, 1e-5, 12);
+        check_gradient_sampled(
+            &format!("D {name}"),
+            &p[name],
+            &ds.grads[name],
+            total,
+            1e-7,
+            1e-5,
+            12,
+        );
     }
     // R1's input gradient is ∇_y ΣD(y): check it on the real crops too.
     let sum_d = |y: &ArrayD<f64>| {
@@ -63,23 +102,42 @@ fn d_loss_and_r1_gradients_match_finite_differences() {
         let d = d_step(&cfg, &nets, &p, &fake_b, &y4);
         d.d_real_logits.iter().sum::<f64>()
     };
-    check_gradient_sampled("r1.input_grad", &inp.real_b.clone().into_dyn(), &ds.r1_input_grad.clone().into_dyn(), sum_d, 1e-7, 1e-5, 40);
+    check_gradient_sampled(
+        "r1.input_grad",
+        &inp.real_b.clone().into_dyn(),
+        &ds.r1_input_grad.clone().into_dyn(),
+        sum_d,
+        1e-7,
+        1e-5,
+        40,
+    );
 }
 
 #[test]
 fn g_and_f_gradients_match_finite_differences() {
     let (cfg, nets, p, inp) = setup(2);
+    // Keys are detached after F (official PatchNCELoss): their encoder features and their
+    // projection keep the unperturbed parameters.
+    let keys = g_forward(&nets, &p, &inp).keys;
     let loss_g = |q: &ParamMap<f64>| {
-        let gf = g_forward(&nets, q, &inp);
-        let up = g_upstream(&cfg, &nets, q, &gf, &inp);
+        let mut gf = g_forward(&nets, q, &inp);
+        gf.keys = keys.clone();
+        let up = g_upstream_keys_with(&cfg, &nets, q, &p, &gf, &inp);
         up.loss_gan + 0.5 * (up.loss_nce + up.loss_nce_y) + up.loss_idt
     };
     let gf = g_forward(&nets, &p, &inp);
     let up = g_upstream(&cfg, &nets, &p, &gf, &inp);
     assert!(up.loss_nce > 0.0 && up.loss_idt > 0.0 && up.loss_gan > 0.0);
     let grads = g_backward(&nets, &p, &gf, &up, Terms::ALL);
-    for (name, x) in p.iter().filter(|(k, _)| k.starts_with("G.") || k.starts_with("F.")) {
-        let analytic = if name.starts_with("G.") { &grads[name] } else { &up.grads_f[name] };
+    for (name, x) in p
+        .iter()
+        .filter(|(k, _)| k.starts_with("G.") || k.starts_with("F."))
+    {
+        let analytic = if name.starts_with("G.") {
+            &grads[name]
+        } else {
+            &up.grads_f[name]
+        };
         let f = |v: &ArrayD<f64>| loss_g(&with_param(&p, name, v));
         check_gradient_sampled(&format!("G {name}"), x, analytic, f, 1e-7, 1e-5, 10);
     }
@@ -93,14 +151,47 @@ fn per_term_g_gradients_sum_to_the_total() {
     let up = g_upstream(&cfg, &nets, &p, &gf, &inp);
     let all = g_backward(&nets, &p, &gf, &up, Terms::ALL);
     let parts = [
-        g_backward(&nets, &p, &gf, &up, Terms { gan: true, nce: false, idt: false }),
-        g_backward(&nets, &p, &gf, &up, Terms { gan: false, nce: true, idt: false }),
-        g_backward(&nets, &p, &gf, &up, Terms { gan: false, nce: false, idt: true }),
+        g_backward(
+            &nets,
+            &p,
+            &gf,
+            &up,
+            Terms {
+                gan: true,
+                nce: false,
+                idt: false,
+            },
+        ),
+        g_backward(
+            &nets,
+            &p,
+            &gf,
+            &up,
+            Terms {
+                gan: false,
+                nce: true,
+                idt: false,
+            },
+        ),
+        g_backward(
+            &nets,
+            &p,
+            &gf,
+            &up,
+            Terms {
+                gan: false,
+                nce: false,
+                idt: true,
+            },
+        ),
     ];
     for (name, g) in &all {
         let sum = &parts[0][name] + &parts[1][name] + &parts[2][name];
         let err = (&sum - g).iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let scale = g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        assert!(err <= 1e-12 * scale.max(1.0), "{name}: parts differ from total by {err:e}");
+        assert!(
+            err <= 1e-12 * scale.max(1.0),
+            "{name}: parts differ from total by {err:e}"
+        );
     }
 }
