@@ -12,6 +12,11 @@ use ndarray::{Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2, s};
 use std::ops::Range;
 
 /// Output length of a convolution along one axis.
+/// Arithmetic of one pass (forward, input or weight gradient): 2 FLOP per multiply-add.
+fn conv_flops(n: usize, cin: usize, cout: usize, k: usize, ho: usize, wo: usize) -> u64 {
+    (2 * n * cin * cout * k * k * ho * wo) as u64
+}
+
 pub fn conv_out_len(n: usize, k: usize, stride: usize, pad: usize) -> usize {
     (n + 2 * pad - k) / stride + 1
 }
@@ -297,6 +302,14 @@ pub fn conv2d_forward<T: Real>(
 ) -> Array4<T> {
     let (n, cin, h, wd) = x.dim();
     let (cout, wcin, k, k2) = w.dim();
+    super::flops::add(conv_flops(
+        n,
+        cin,
+        cout,
+        k,
+        conv_out_len(h, k, stride, pad),
+        conv_out_len(wd, k, stride, pad),
+    ));
     assert!(
         wcin == cin && k == k2,
         "conv2d_forward: x {:?} vs w {:?}",
@@ -388,6 +401,7 @@ pub fn conv2d_backward_input<T: Real>(
 ) -> Array4<T> {
     let (n, cout, ho, wo) = dy.dim();
     let (wcout, cin, k, k2) = w.dim();
+    super::flops::add(conv_flops(n, cin, cout, k, ho, wo));
     assert!(
         wcout == cout && k == k2,
         "conv2d_backward_input: dy {:?} vs w {:?}",
@@ -485,6 +499,7 @@ pub fn conv2d_backward_weight<T: Real>(
 ) -> Array4<T> {
     let (n, cin, h, wd) = x.dim();
     let (dn, cout, ho, wo) = dy.dim();
+    super::flops::add(conv_flops(n, cin, cout, k, ho, wo));
     assert_eq!(n, dn, "conv2d_backward_weight: batch of x and dy");
     let g = Geom::new(cin, (h, wd), k, stride, pad);
     assert!(
