@@ -24,6 +24,7 @@ fn peak_rss_mib() -> f64 {
 }
 
 fn run_one(crop: usize, iters: usize) {
+    sincut::tensor::keep_freed_memory();
     let cfg = ModelConfig {
         crop,
         batch: 16,
