@@ -86,10 +86,9 @@ pub struct ConvLayer {
 }
 
 pub struct ConvCache<T> {
-    /// The conv's input (after the blur when downsampling).
-    xin: Act<T>,
-    /// The layer's input height and width (before the blur).
-    in_hw: (usize, usize),
+    /// The layer's input (before the blur when downsampling: the backward pass recomputes the
+    /// blur, which is cheaper than keeping its larger output alive).
+    x: Act<T>,
     /// The output after the activation (its sign gives the slope).
     y: Option<Act<T>>,
 }
@@ -179,14 +178,12 @@ impl ConvLayer {
     }
 
     pub fn forward<T: Real>(&self, p: &ParamMap<T>, x: &Act<T>) -> (Act<T>, ConvCache<T>) {
-        let in_hw = (x.shape()[2], x.shape()[3]);
-        let xin = if self.down {
-            Arc::new(self.blur().forward(x))
-        } else {
-            x.clone()
-        };
         let w = self.weight_eff(p);
-        let mut y = conv2d_forward(&xin, w.view(), self.stride(), self.pad());
+        let mut y = if self.down {
+            conv2d_forward(&self.blur().forward(x), w.view(), self.stride(), self.pad())
+        } else {
+            conv2d_forward(x, w.view(), self.stride(), self.pad())
+        };
         match &self.bias {
             Bias::Act(b) => fused_lrelu_forward(&mut y, param(p, b)),
             Bias::Plain(b) => crate::ops::bias::add_bias(&mut y, param(p, b)),
@@ -197,8 +194,7 @@ impl ConvLayer {
         (
             y,
             ConvCache {
-                xin,
-                in_hw,
+                x: x.clone(),
                 y: keep_y,
             },
         )
@@ -233,17 +229,28 @@ impl ConvLayer {
             Bias::None => {}
         }
         if let Some(g) = bp.grads.as_deref_mut() {
-            let dw = conv2d_backward_weight(&cache.xin, &dy, self.k, self.stride(), self.pad());
+            let xin = if self.down {
+                Arc::new(self.blur().forward(&cache.x))
+            } else {
+                cache.x.clone()
+            };
+            let dw = conv2d_backward_weight(&xin, &dy, self.k, self.stride(), self.pad());
             let s: T = c(self.scale());
             let dw: Vec<T> = dw.iter().map(|&v| v * s).collect();
             accumulate(g, &self.weight, &dw);
         }
         let dx = need_dx.then(|| {
             let w = self.weight_eff(p);
-            let hw = (cache.xin.shape()[2], cache.xin.shape()[3]);
+            let in_hw = (cache.x.shape()[2], cache.x.shape()[3]);
+            let blur = self.blur();
+            let hw = if self.down {
+                (blur.out_len(in_hw.0), blur.out_len(in_hw.1))
+            } else {
+                in_hw
+            };
             let dxin = conv2d_backward_input(&dy, w.view(), self.stride(), self.pad(), hw);
             if self.down {
-                self.blur().backward(&dxin, cache.in_hw)
+                blur.backward(&dxin, in_hw)
             } else {
                 dxin
             }
