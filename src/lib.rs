@@ -2,8 +2,10 @@
 
 pub mod config;
 pub mod golden;
+pub mod image;
 pub mod io;
 pub mod nn;
 pub mod ops;
+pub mod render;
 pub mod tensor;
 pub mod train;

@@ -1,0 +1,1 @@
+//! Full-resolution rendering, tile by tile, equal to a whole-image pass.
