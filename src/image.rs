@@ -1,7 +1,12 @@
 //! Reading and writing pictures: RGB as planar f32 (3, H, W) in [-1, 1].
 
-use crate::io::Result;
-use ndarray::Array3;
+use crate::io::{Error, Result};
+use image::{
+    DynamicImage, ImageDecoder, ImageEncoder, ImageError, ImageFormat, ImageReader, Limits,
+    metadata::Orientation,
+};
+use ndarray::{Array2, Array3, ArrayView2, Axis};
+use std::io::Cursor;
 use std::path::Path;
 
 /// How to write a picture (the format comes from the file extension).
@@ -22,22 +27,491 @@ impl Default for SaveOptions {
     }
 }
 
-/// Loads any supported picture as RGB (3, H, W) in [-1, 1], with its EXIF orientation applied.
+/// Largest side a loaded picture may have, in pixels.
+pub const MAX_SIDE: u32 = 32_768;
+/// Most pixels a loaded picture may have (64 Mpx: 768 MiB once it is planar f32 RGB).
+pub const MAX_PIXELS: u64 = 1 << 26;
+/// Most bytes the decoder may allocate (the decoded buffer included); a decompression bomb
+/// (a tiny file that claims a huge picture) is refused before anything big is allocated.
+const MAX_DECODER_ALLOC: u64 = 1 << 30;
+
+/// Loads any supported picture (JPEG, including CMYK/YCCK; PNG 8/16-bit; TIFF; WebP) as RGB
+/// (3, H, W) in [-1, 1], with its EXIF orientation applied.
+///
+/// Values map linearly: v/255·2−1 for 8-bit samples, v/65535·2−1 for 16-bit ones (float TIFF
+/// samples are taken as [0, 1] and clamped). Grayscale is replicated to the three channels.
+/// A picture with an alpha channel (gray+alpha, RGBA) is composited over white:
+/// c' = c·a + (1 − a) in [0, 1] units, so fully transparent pixels become white. Colour
+/// profiles are not applied (samples are taken as sRGB).
+///
+/// Errors are one line naming the file: missing or unreadable file, unknown format,
+/// corrupt or truncated data, a zero-sized picture, or one larger than [`MAX_SIDE`] per side
+/// or [`MAX_PIXELS`] in all.
 pub fn load_rgb(path: &Path) -> Result<Array3<f32>> {
-    let _ = path;
-    todo!()
+    let err = |msg: String| Error::at(path, one_line(&msg));
+    let reader = ImageReader::open(path)
+        .map_err(|e| err(format!("cannot open: {e}")))?
+        .with_guessed_format()
+        .map_err(|e| err(format!("cannot read: {e}")))?;
+    let format = reader
+        .format()
+        .ok_or_else(|| err("not a picture in a supported format (JPEG, PNG, TIFF, WebP)".into()))?;
+    let mut reader = reader;
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_DECODER_ALLOC);
+    reader.limits(limits);
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| err(describe(format, e)))?;
+
+    let (w, h) = decoder.dimensions();
+    if w == 0 || h == 0 {
+        return Err(err(format!("empty picture ({w}x{h} pixels)")));
+    }
+    if u64::from(w) * u64::from(h) > MAX_PIXELS {
+        return Err(err(format!(
+            "picture too large ({w}x{h} pixels; at most {MAX_PIXELS} pixels are loaded)"
+        )));
+    }
+    if decoder.total_bytes() > MAX_DECODER_ALLOC {
+        return Err(err(format!(
+            "picture too large ({w}x{h} pixels, {} bytes decoded)",
+            decoder.total_bytes()
+        )));
+    }
+    // A damaged EXIF block should not make an otherwise fine picture unreadable.
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| err(describe(format, e)))?;
+    img.apply_orientation(orientation);
+    Ok(to_planar(&img))
+}
+
+/// Turns a decoding error into a short message for the user.
+fn describe(format: ImageFormat, e: ImageError) -> String {
+    let name = format_name(format);
+    match e {
+        ImageError::Limits(l) => format!("picture too large for the decoder's limits ({l})"),
+        ImageError::Unsupported(u) => format!("unsupported {name} picture: {u}"),
+        ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            format!("truncated {name} file")
+        }
+        ImageError::IoError(io) => format!("cannot read: {io}"),
+        ImageError::Decoding(d) => format!("corrupt or truncated {name} file: {d}"),
+        other => format!("cannot decode {name} file: {other}"),
+    }
+}
+
+fn format_name(format: ImageFormat) -> &'static str {
+    match format {
+        ImageFormat::Jpeg => "JPEG",
+        ImageFormat::Png => "PNG",
+        ImageFormat::Tiff => "TIFF",
+        ImageFormat::WebP => "WebP",
+        _ => "picture",
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Decoded picture -> planar RGB in [-1, 1], compositing any alpha over white.
+fn to_planar(img: &DynamicImage) -> Array3<f32> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let mut out = Array3::<f32>::zeros((3, h, w));
+    let has_alpha = img.color().has_alpha();
+    // Samples as [0, 1] values, one pixel (r, g, b, a) at a time.
+    let mut put = |i: usize, px: [f32; 4]| {
+        let (y, x) = (i / w, i % w);
+        for c in 0..3 {
+            // Without alpha a = 1 exactly, so the value stays v/max untouched.
+            let v = if has_alpha {
+                px[c] * px[3] + (1.0 - px[3])
+            } else {
+                px[c]
+            };
+            out[[c, y, x]] = v * 2.0 - 1.0;
+        }
+    };
+    let bits = img.color().bits_per_pixel() / u16::from(img.color().channel_count());
+    match bits {
+        8 => {
+            let buf = img.to_rgba8();
+            for (i, p) in buf.pixels().enumerate() {
+                put(i, p.0.map(|v| f32::from(v) / 255.0));
+            }
+        }
+        16 => {
+            let buf = img.to_rgba16();
+            for (i, p) in buf.pixels().enumerate() {
+                put(i, p.0.map(|v| f32::from(v) / 65535.0));
+            }
+        }
+        _ => {
+            let buf = img.to_rgba32f();
+            for (i, p) in buf.pixels().enumerate() {
+                put(
+                    i,
+                    p.0.map(|v| if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) }),
+                );
+            }
+        }
+    }
+    out
 }
 
 /// Writes (3, H, W) values in [-1, 1] (clamped), atomically, in the format of the extension.
+///
+/// Extensions: `png`, `jpg`/`jpeg`, `tif`/`tiff` (case-insensitive); 16 bits per channel for
+/// PNG and TIFF when `opts.sixteen_bit`, an error for JPEG. A value v becomes
+/// round((v + 1)/2 · max) with max = 255 or 65535, rounding half away from zero; NaN becomes 0.
+/// The file is written to a temporary file in the same directory and renamed over `path`, so
+/// readers never see a partial picture, and on error nothing is left behind.
 pub fn save_rgb(path: &Path, img: &Array3<f32>, opts: &SaveOptions) -> Result<()> {
-    let _ = (path, img, opts);
-    todo!()
+    let (c, h, w) = img.dim();
+    if c != 3 {
+        return Err(Error::at(
+            path,
+            format!("cannot save a picture with {c} channels (3 expected)"),
+        ));
+    }
+    if h == 0 || w == 0 {
+        return Err(Error::at(
+            path,
+            format!("cannot save an empty picture ({w}x{h})"),
+        ));
+    }
+    let (wu, hu) = match (u32::try_from(w), u32::try_from(h)) {
+        (Ok(a), Ok(b)) => (a, b),
+        _ => {
+            return Err(Error::at(
+                path,
+                format!("picture too large to save ({w}x{h})"),
+            ));
+        }
+    };
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let format = match ext.as_str() {
+        "png" => ImageFormat::Png,
+        "jpg" | "jpeg" => ImageFormat::Jpeg,
+        "tif" | "tiff" => ImageFormat::Tiff,
+        _ => {
+            return Err(Error::at(
+                path,
+                format!(
+                    "unknown picture extension {:?} (use .png, .jpg, .jpeg, .tif or .tiff)",
+                    ext
+                ),
+            ));
+        }
+    };
+    if format == ImageFormat::Jpeg && opts.sixteen_bit {
+        return Err(Error::at(
+            path,
+            "JPEG cannot hold 16 bits per channel (use .png or .tiff)",
+        ));
+    }
+    if format == ImageFormat::Jpeg && !(1..=100).contains(&opts.jpeg_quality) {
+        return Err(Error::at(
+            path,
+            format!("JPEG quality {} is not in 1..=100", opts.jpeg_quality),
+        ));
+    }
+
+    let mut bytes = Cursor::new(Vec::new());
+    let encoded = if opts.sixteen_bit {
+        let data = interleave(img, 65535.0, |v| v as u16);
+        let buf = image::ImageBuffer::<image::Rgb<u16>, _>::from_raw(wu, hu, data)
+            .expect("buffer size matches the dimensions");
+        DynamicImage::ImageRgb16(buf).write_to(&mut bytes, format)
+    } else {
+        let data = interleave(img, 255.0, |v| v as u8);
+        if format == ImageFormat::Jpeg {
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, opts.jpeg_quality)
+                .write_image(&data, wu, hu, image::ExtendedColorType::Rgb8)
+        } else {
+            let buf = image::ImageBuffer::<image::Rgb<u8>, _>::from_raw(wu, hu, data)
+                .expect("buffer size matches the dimensions");
+            DynamicImage::ImageRgb8(buf).write_to(&mut bytes, format)
+        }
+    };
+    encoded.map_err(|e| {
+        Error::at(
+            path,
+            one_line(&format!("cannot encode {}: {e}", format_name(format))),
+        )
+    })?;
+    crate::io::write_atomic(path, bytes.get_ref())
+}
+
+/// Planar [-1, 1] -> interleaved RGB integers in 0..=max.
+fn interleave<T>(img: &Array3<f32>, max: f32, cast: impl Fn(f32) -> T) -> Vec<T> {
+    let (_, h, w) = img.dim();
+    let mut out = Vec::with_capacity(3 * h * w);
+    for y in 0..h {
+        for x in 0..w {
+            for c in 0..3 {
+                let v = img[[c, y, x]];
+                // f32::round rounds half away from zero; NaN stays NaN and casts to 0.
+                let q = ((v.clamp(-1.0, 1.0) + 1.0) * 0.5 * max).round();
+                out.push(cast(q));
+            }
+        }
+    }
+    out
 }
 
 /// Resizes (3, H, W) to (3, new_h, new_w) with PIL's BILINEAR filter (a triangle filter whose
 /// support grows with the shrink factor, so shrinking is antialiased), as the official data
 /// pipeline does.
+///
+/// Per axis (PIL ≥ 7): scale = in/out, filter scale s = max(scale, 1), support = s; output
+/// sample i is centred at (i + 0.5)·scale in input coordinates, takes the input pixels whose
+/// integer range [⌊center − s + 0.5⌋, ⌊center + s + 0.5⌋) lies in the image, weighted by the
+/// triangle max(0, 1 − |(j + 0.5 − center)/s|), the weights normalised to sum 1. Horizontal
+/// pass first, then vertical, accumulating in f64 (as PIL does for float pictures). An axis
+/// whose size does not change is copied unchanged.
 pub fn resize_bilinear(img: &Array3<f32>, new_w: usize, new_h: usize) -> Array3<f32> {
-    let _ = (img, new_w, new_h);
-    todo!()
+    let (c, h, w) = img.dim();
+    assert!(
+        new_w > 0 && new_h > 0 && w > 0 && h > 0,
+        "resize_bilinear: empty size ({w}x{h} -> {new_w}x{new_h})"
+    );
+    let tx = Taps::new(w, new_w);
+    let ty = Taps::new(h, new_h);
+    let mut out = Array3::<f32>::zeros((c, new_h, new_w));
+    for (src, mut dst) in img.axis_iter(Axis(0)).zip(out.axis_iter_mut(Axis(0))) {
+        let horiz = if new_w == w {
+            src.to_owned()
+        } else {
+            resize_rows(src, &tx)
+        };
+        if new_h == h {
+            dst.assign(&horiz);
+        } else {
+            resize_cols(horiz.view(), &ty, dst.as_slice_mut().expect("fresh array"));
+        }
+    }
+    out
+}
+
+/// Precomputed filter taps for one axis: output i reads `n[i]` inputs from `start[i]`, with
+/// weights `weights[i * stride ..][..n[i]]`.
+struct Taps {
+    start: Vec<usize>,
+    n: Vec<usize>,
+    stride: usize,
+    weights: Vec<f64>,
+}
+
+impl Taps {
+    fn new(in_size: usize, out_size: usize) -> Taps {
+        let scale = in_size as f64 / out_size as f64;
+        let fscale = scale.max(1.0);
+        let support = fscale; // the triangle's support is 1, widened by the shrink factor
+        let stride = support.ceil() as usize * 2 + 1;
+        let mut taps = Taps {
+            start: Vec::with_capacity(out_size),
+            n: Vec::with_capacity(out_size),
+            stride,
+            weights: vec![0.0; stride * out_size],
+        };
+        for i in 0..out_size {
+            let center = (i as f64 + 0.5) * scale;
+            // PIL truncates toward zero and then clips at 0; floor then clip is the same.
+            let lo = ((center - support + 0.5).floor().max(0.0) as usize).min(in_size - 1);
+            let hi = ((center + support + 0.5).floor() as usize)
+                .min(in_size)
+                .max(lo + 1);
+            let ws = &mut taps.weights[i * stride..(i + 1) * stride];
+            let mut sum = 0.0;
+            for (k, j) in (lo..hi).enumerate() {
+                let t = ((j as f64 + 0.5 - center) / fscale).abs();
+                let wgt = if t < 1.0 { 1.0 - t } else { 0.0 };
+                ws[k] = wgt;
+                sum += wgt;
+            }
+            if sum != 0.0 {
+                ws[..hi - lo].iter_mut().for_each(|v| *v /= sum);
+            }
+            taps.start.push(lo);
+            taps.n.push(hi - lo);
+        }
+        taps
+    }
+
+    fn of(&self, i: usize) -> (usize, &[f64]) {
+        let n = self.n[i];
+        (
+            self.start[i],
+            &self.weights[i * self.stride..i * self.stride + n],
+        )
+    }
+}
+
+/// Horizontal pass: (H, W) -> (H, out_w).
+fn resize_rows(src: ArrayView2<f32>, taps: &Taps) -> Array2<f32> {
+    let h = src.nrows();
+    let out_w = taps.n.len();
+    let mut out = Array2::<f32>::zeros((h, out_w));
+    for (row, mut orow) in src.outer_iter().zip(out.outer_iter_mut()) {
+        let row = row
+            .to_slice()
+            .map(std::borrow::Cow::Borrowed)
+            .unwrap_or_else(|| std::borrow::Cow::Owned(row.to_vec()));
+        for (i, o) in orow.iter_mut().enumerate() {
+            let (s, ws) = taps.of(i);
+            let acc: f64 = row[s..s + ws.len()]
+                .iter()
+                .zip(ws)
+                .map(|(&v, &k)| f64::from(v) * k)
+                .sum();
+            *o = acc as f32;
+        }
+    }
+    out
+}
+
+/// Vertical pass: (H, W) -> dst laid out as (out_h, W), whole rows at a time.
+fn resize_cols(src: ArrayView2<f32>, taps: &Taps, dst: &mut [f32]) {
+    let w = src.ncols();
+    let src = src.as_standard_layout();
+    let data = src.as_slice().expect("standard layout");
+    let mut acc = vec![0.0f64; w];
+    for (i, orow) in dst.chunks_exact_mut(w).enumerate() {
+        let (s, ws) = taps.of(i);
+        acc.iter_mut().for_each(|a| *a = 0.0);
+        for (k, &wgt) in ws.iter().enumerate() {
+            let irow = &data[(s + k) * w..(s + k + 1) * w];
+            for (a, &v) in acc.iter_mut().zip(irow) {
+                *a += f64::from(v) * wgt;
+            }
+        }
+        for (o, &a) in orow.iter_mut().zip(&acc) {
+            *o = a as f32;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f32, b: f64) -> bool {
+        (f64::from(a) - b).abs() < 1e-6
+    }
+
+    fn same(a: &[f64], b: &[f64]) {
+        assert_eq!(a.len(), b.len(), "{a:?} vs {b:?}");
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() < 1e-15, "{a:?} vs {b:?}");
+        }
+    }
+
+    #[test]
+    fn taps_follow_pil_definition() {
+        // 4 -> 2: scale 2, support 2. Output 0 is centred at 1.0: pixels 0..3 with triangle
+        // weights t(|j + 0.5 - 1| / 2) = 0.75, 0.75, 0.25 (pixel -1 would get 0.25 but is
+        // outside the image), normalised by 1.75.
+        let t = Taps::new(4, 2);
+        let (s, w) = t.of(0);
+        assert_eq!(s, 0);
+        same(w, &[3.0 / 7.0, 3.0 / 7.0, 1.0 / 7.0]);
+        let (s, w) = t.of(1);
+        assert_eq!(s, 1);
+        same(w, &[1.0 / 7.0, 3.0 / 7.0, 3.0 / 7.0]);
+        // 2 -> 4 (enlarging, support 1): centres 0.25, 0.75, 1.25, 1.75.
+        let t = Taps::new(2, 4);
+        assert_eq!(t.of(0), (0, &[1.0][..]));
+        assert_eq!(t.of(1), (0, &[0.75, 0.25][..]));
+        assert_eq!(t.of(2), (0, &[0.25, 0.75][..]));
+        assert_eq!(t.of(3), (1, &[1.0][..]));
+    }
+
+    #[test]
+    fn shrink_by_two_hand_values() {
+        // One row 4 -> 2 wide, rows unchanged.
+        let img = Array3::from_shape_vec((3, 1, 4), (0..12).map(|v| v as f32).collect()).unwrap();
+        let out = resize_bilinear(&img, 2, 1);
+        assert_eq!(out.dim(), (3, 1, 2));
+        for c in 0..3 {
+            let b = 4.0 * c as f64;
+            let (p0, p1, p2, p3) = (b, b + 1.0, b + 2.0, b + 3.0);
+            assert!(close(out[[c, 0, 0]], (3.0 * p0 + 3.0 * p1 + p2) / 7.0));
+            assert!(close(out[[c, 0, 1]], (p1 + 3.0 * p2 + 3.0 * p3) / 7.0));
+        }
+        // The same along the vertical axis.
+        let tall = img.clone().into_shape_with_order((3, 4, 1)).unwrap();
+        let out_v = resize_bilinear(&tall, 1, 2);
+        assert_eq!(out_v.dim(), (3, 2, 1));
+        for c in 0..3 {
+            assert!(close(out_v[[c, 0, 0]], f64::from(out[[c, 0, 0]])));
+            assert!(close(out_v[[c, 1, 0]], f64::from(out[[c, 0, 1]])));
+        }
+    }
+
+    #[test]
+    fn enlarge_hand_values_and_separable() {
+        // 2x2 -> 4x4: each axis uses weights [1], [.75,.25], [.25,.75], [1].
+        let img = Array3::from_shape_fn((3, 2, 2), |(c, y, x)| (c * 10 + y * 2 + x) as f32);
+        let out = resize_bilinear(&img, 4, 4);
+        let wts: [(usize, &[f64]); 4] = [
+            (0, &[1.0]),
+            (0, &[0.75, 0.25]),
+            (0, &[0.25, 0.75]),
+            (1, &[1.0]),
+        ];
+        for c in 0..3 {
+            for (oy, &(sy, wy)) in wts.iter().enumerate() {
+                for (ox, &(sx, wx)) in wts.iter().enumerate() {
+                    let mut e = 0.0;
+                    for (ky, &a) in wy.iter().enumerate() {
+                        for (kx, &b) in wx.iter().enumerate() {
+                            e += a * b * f64::from(img[[c, sy + ky, sx + kx]]);
+                        }
+                    }
+                    assert!(close(out[[c, oy, ox]], e), "c{c} y{oy} x{ox}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn identity_when_sizes_equal() {
+        let img = Array3::from_shape_fn((3, 5, 7), |(c, y, x)| {
+            ((c * 31 + y * 7 + x * 3) % 11) as f32 * 0.1
+        });
+        assert_eq!(resize_bilinear(&img, 7, 5), img);
+    }
+
+    #[test]
+    fn constant_stays_constant_and_weights_sum_to_one() {
+        for (a, b) in [
+            (7, 3),
+            (3, 7),
+            (100, 33),
+            (33, 100),
+            (5, 1),
+            (1, 5),
+            (640, 213),
+        ] {
+            let t = Taps::new(a, b);
+            for i in 0..b {
+                let (s, w) = t.of(i);
+                assert!(s + w.len() <= a);
+                assert!(
+                    (w.iter().sum::<f64>() - 1.0).abs() < 1e-12,
+                    "{a}->{b} at {i}"
+                );
+            }
+        }
+        let img = Array3::from_elem((3, 9, 13), 0.25f32);
+        let out = resize_bilinear(&img, 4, 20);
+        assert!(out.iter().all(|&v| (v - 0.25).abs() < 1e-6));
+    }
 }
