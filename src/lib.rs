@@ -1,6 +1,9 @@
 //! sincut: single-image contrastive unpaired translation (SinCUT) on a lean engine of its own.
 
+pub mod commands;
 pub mod config;
+pub mod data;
+pub mod fit;
 pub mod golden;
 pub mod image;
 pub mod io;

@@ -1,20 +1,127 @@
 //! The `sincut` command line. Subcommand logic lives in the library; this only parses and
-//! reports.
+//! reports. Errors are one line on stderr with a non-zero exit code.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use sincut::commands::{Preset, RenderArgs, info_command, render_command};
+use sincut::fit::{FitOptions, FitOutcome, RunConfig, Verbosity, default_run_dir, fit};
 use sincut::golden::{CheckOptions, Device, run_check_golden};
+use sincut::image::SaveOptions;
+use sincut::io::Error;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "sincut", version, about = "SinCUT single-image translation")]
+#[command(
+    name = "sincut",
+    version,
+    about = "SinCUT: learn to translate one picture into the look of another"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
+#[derive(Args)]
+struct FitArgs {
+    /// The picture to translate (e.g. a painting).
+    source: Option<PathBuf>,
+    /// The picture whose look to learn (e.g. a photo).
+    target: Option<PathBuf>,
+    /// Run directory (default: runs/<source>-to-<target>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in this directory.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
+    resume: Option<PathBuf>,
+    /// Starting point for the options below.
+    #[arg(long, value_enum, default_value_t = Preset::Default)]
+    preset: Preset,
+    /// Total iterations (lr constant for the first half, then linear decay to 0).
+    #[arg(long)]
+    iters: Option<u64>,
+    #[arg(long)]
+    crop: Option<usize>,
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Discriminator window: D scores each non-overlapping window of a crop.
+    #[arg(long)]
+    d_window: Option<usize>,
+    #[arg(long)]
+    ngf: Option<usize>,
+    #[arg(long)]
+    ndf: Option<usize>,
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long)]
+    lambda_gan: Option<f64>,
+    #[arg(long)]
+    lambda_nce: Option<f64>,
+    #[arg(long)]
+    lambda_r1: Option<f64>,
+    #[arg(long)]
+    lambda_idt: Option<f64>,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Snapshot interval in iterations (0: none).
+    #[arg(long)]
+    snapshot_every: Option<u64>,
+    #[arg(long)]
+    checkpoint_every: Option<u64>,
+    /// Long side of the preview snapshots.
+    #[arg(long, default_value_t = 512)]
+    preview_size: usize,
+    /// Tile size of the final full-resolution render.
+    #[arg(long, default_value_t = 512)]
+    tiles: usize,
+    /// Skip the final full-resolution render.
+    #[arg(long)]
+    no_render: bool,
+    #[arg(long, value_enum, default_value_t = Device::Auto)]
+    device: Device,
+    /// Only errors and the final result path.
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
+    /// A line per iteration.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
 #[derive(Subcommand)]
 enum Command {
+    /// Train on a source and a target picture.
+    Fit(Box<FitArgs>),
+    /// Translate a picture at full resolution, tile by tile.
+    Render {
+        /// A run directory (uses its checkpoint and, by default, its source picture).
+        run_dir: Option<PathBuf>,
+        /// A checkpoint file instead of a run directory.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// The picture to translate (default: the run's source).
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Output file; the format follows the extension (.png, .jpg, .tif).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Tile size (memory is bounded by the tile, not the picture).
+        #[arg(long, default_value_t = 512)]
+        tiles: usize,
+        /// JPEG quality.
+        #[arg(long, default_value_t = 95, value_parser = clap::value_parser!(u8).range(1..=100))]
+        quality: u8,
+        /// 16 bits per channel (PNG, TIFF).
+        #[arg(long)]
+        sixteen_bit: bool,
+        /// Noise seed (default: the run's seed).
+        #[arg(long)]
+        seed: Option<u64>,
+        #[arg(long, value_enum, default_value_t = Device::Auto)]
+        device: Device,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show what a checkpoint or run directory holds.
+    Info { path: PathBuf },
     /// Replay golden fixtures of the official implementation and compare every quantity.
     CheckGolden {
         /// Fixture folders, or folders holding fixture folders.
@@ -31,8 +138,125 @@ enum Command {
     },
 }
 
-fn run(cli: Cli) -> sincut::io::Result<bool> {
+fn fit_options(a: FitArgs) -> sincut::io::Result<FitOptions> {
+    let verbosity = if a.quiet {
+        Verbosity::Quiet
+    } else if a.verbose {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    };
+    let (mut model, iters, snap, ckpt) = a.preset.settings();
+    let set = |dst: &mut usize, v: Option<usize>| v.into_iter().for_each(|v| *dst = v);
+    set(&mut model.crop, a.crop);
+    set(&mut model.batch, a.batch);
+    set(&mut model.d_window, a.d_window);
+    set(&mut model.ngf, a.ngf);
+    set(&mut model.ndf, a.ndf);
+    let setf = |dst: &mut f64, v: Option<f64>| v.into_iter().for_each(|v| *dst = v);
+    setf(&mut model.lr, a.lr);
+    setf(&mut model.lambda_gan, a.lambda_gan);
+    setf(&mut model.lambda_nce, a.lambda_nce);
+    setf(&mut model.lambda_r1, a.lambda_r1);
+    setf(&mut model.lambda_idt, a.lambda_idt);
+    let (out, resume, source, target) = match a.resume {
+        Some(dir) => (dir, true, PathBuf::new(), PathBuf::new()),
+        None => {
+            let (Some(s), Some(t)) = (a.source, a.target) else {
+                return Err(Error::new(
+                    "fit needs a SOURCE and a TARGET picture (or --resume RUN_DIR)",
+                ));
+            };
+            let out = a.out.unwrap_or_else(|| default_run_dir(&s, &t));
+            (out, false, s, t)
+        }
+    };
+    let run = RunConfig {
+        source,
+        target,
+        model,
+        iters: a.iters.unwrap_or(iters),
+        seed: a.seed,
+        snapshot_every: a.snapshot_every.unwrap_or(snap),
+        checkpoint_every: a.checkpoint_every.unwrap_or(ckpt).max(1),
+        preview_size: a.preview_size.max(16),
+        tiles: a.tiles,
+        preset: Some(a.preset.name().to_string()),
+    };
+    Ok(FitOptions {
+        run,
+        out,
+        resume,
+        device: a.device,
+        verbosity,
+        stop_at: None,
+        no_final_render: a.no_render,
+    })
+}
+
+fn run(cli: Cli) -> sincut::io::Result<ExitCode> {
     match cli.command {
+        Command::Fit(a) => {
+            let quiet = a.quiet;
+            let opts = fit_options(*a)?;
+            match fit(&opts)? {
+                FitOutcome::Finished { result, iteration } => {
+                    match result {
+                        Some(p) => println!("{}", p.display()),
+                        None => {
+                            if !quiet {
+                                eprintln!(
+                                    "finished {iteration} iterations in {}",
+                                    opts.out.display()
+                                );
+                            }
+                        }
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                FitOutcome::Stopped { iteration } => {
+                    eprintln!(
+                        "stopped at iteration {iteration}; continue with: sincut fit --resume {}",
+                        opts.out.display()
+                    );
+                    Ok(ExitCode::from(130))
+                }
+            }
+        }
+        Command::Render {
+            run_dir,
+            checkpoint,
+            input,
+            output,
+            tiles,
+            quality,
+            sixteen_bit,
+            seed,
+            device,
+            quiet,
+        } => {
+            let args = RenderArgs {
+                run_dir,
+                checkpoint,
+                input,
+                output,
+                tiles,
+                save: SaveOptions {
+                    jpeg_quality: quality,
+                    sixteen_bit,
+                },
+                seed,
+                device,
+                quiet,
+            };
+            let out = render_command(&args)?;
+            println!("{}", out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Info { path } => {
+            print!("{}", info_command(&path)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CheckGolden {
             dirs,
             device,
@@ -44,15 +268,20 @@ fn run(cli: Cli) -> sincut::io::Result<bool> {
                 dump,
                 worst_n: worst,
             };
-            run_check_golden(&dirs, &opts, &mut std::io::stdout().lock())
+            let ok = run_check_golden(&dirs, &opts, &mut std::io::stdout().lock())?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
     }
 }
 
 fn main() -> ExitCode {
+    sincut::tensor::keep_freed_memory();
     match run(Cli::parse()) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(code) => code,
         Err(e) => {
             eprintln!("sincut: error: {e}");
             ExitCode::from(2)

@@ -1,0 +1,510 @@
+//! `sincut fit`: training on two pictures, with a run directory holding the configuration,
+//! resumable checkpoints, a metrics log, snapshots and the final full-resolution result.
+//!
+//! Run directory:
+//! - `run.json`: what was asked (pictures, model, schedule, seed); fixed for the run's life;
+//! - `checkpoint.safetensors`: parameters, Adam state and the iteration (written atomically);
+//!   with the seed in `run.json` it is the whole training state: every iteration's randomness
+//!   is derived from (seed, iteration), so a resumed run continues bit for bit;
+//! - `metrics.jsonl`: one JSON object per iteration (every loss term, lr, iterations/s);
+//! - `snapshots/`: every `snapshot_every` iterations the source translated at preview size and
+//!   a grid of crops (rows: input, output, target, identity);
+//! - `result.png`: the source translated at full resolution when training ends.
+
+use crate::config::ModelConfig;
+use crate::data::Sampler;
+use crate::golden::{Device, resolve_device};
+use crate::image::{SaveOptions, load_rgb, resize_bilinear, save_rgb};
+use crate::io::{AdamState, Checkpoint, load_checkpoint, save_checkpoint};
+use crate::io::{Error, Result};
+use crate::nn::generator::act;
+use crate::nn::{Networks, ParamMap};
+use crate::render::{RenderOptions, render};
+use crate::train::step::Losses;
+use crate::train::{TrainState, train_iteration};
+use ndarray::{Array3, Axis, concatenate, s};
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// What a run was asked to do; saved as `run.json` and read back on resume.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    pub source: PathBuf,
+    pub target: PathBuf,
+    pub model: ModelConfig,
+    /// Total iterations (lr constant for the first half, then linear decay to 0).
+    pub iters: u64,
+    pub seed: u64,
+    pub snapshot_every: u64,
+    pub checkpoint_every: u64,
+    /// Long side of the preview snapshots.
+    pub preview_size: usize,
+    /// Tile size of the final full-resolution render.
+    pub tiles: usize,
+    /// The preset the options came from, if any.
+    pub preset: Option<String>,
+}
+
+/// How much `fit` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+pub struct FitOptions {
+    pub run: RunConfig,
+    pub out: PathBuf,
+    /// Continue the run in `out` instead of starting one.
+    pub resume: bool,
+    pub device: Device,
+    pub verbosity: Verbosity,
+    /// Stop after this iteration (exclusive) even if the run is longer (tests, benchmarks).
+    pub stop_at: Option<u64>,
+    /// Skip the final full-resolution render.
+    pub no_final_render: bool,
+}
+
+/// How a `fit` call ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FitOutcome {
+    Finished {
+        iteration: u64,
+        result: Option<PathBuf>,
+    },
+    /// Stopped at `stop_at` or by Ctrl-C, with a checkpoint at `iteration`.
+    Stopped { iteration: u64 },
+}
+
+/// The learning rate at `iteration`: constant for the first half, then linear decay to 0
+/// (the official schedule of n_epochs constant + n_epochs_decay linear, per iteration).
+pub fn lr_at(base: f64, iteration: u64, total: u64) -> f64 {
+    let half = total / 2;
+    if iteration < half {
+        base
+    } else {
+        base * (total - iteration) as f64 / (total - half).max(1) as f64
+    }
+}
+
+/// Set by the Ctrl-C handler; checked between iterations.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Installs the Ctrl-C handler once: the first Ctrl-C asks the loop to checkpoint and stop
+/// after the current iteration; a second one exits at once (the last checkpoint is intact,
+/// checkpoints being written atomically).
+pub fn install_interrupt_handler() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = ctrlc::set_handler(|| {
+            if INTERRUPTED.swap(true, Ordering::SeqCst) {
+                eprintln!("\nsincut: interrupted again; exiting without a new checkpoint");
+                std::process::exit(130);
+            }
+            eprintln!("\nsincut: interrupt: saving a checkpoint after this iteration (Ctrl-C again to quit now)");
+        });
+    });
+}
+
+pub fn checkpoint_path(run_dir: &Path) -> PathBuf {
+    run_dir.join("checkpoint.safetensors")
+}
+
+fn run_json_path(run_dir: &Path) -> PathBuf {
+    run_dir.join("run.json")
+}
+
+/// Reads a run directory's `run.json`.
+pub fn load_run_config(run_dir: &Path) -> Result<RunConfig> {
+    let p = run_json_path(run_dir);
+    let text = std::fs::read_to_string(&p).map_err(|e| Error::at(&p, e))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::at(&p, format_args!("not a sincut run description: {e}")))
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).expect("plain data encodes");
+    crate::io::write_atomic(path, text.as_bytes())
+}
+
+fn adam_of(state: &TrainState<f32>) -> AdamState {
+    let step = ["G", "D", "F"]
+        .iter()
+        .map(|n| (n.to_string(), state.step))
+        .collect();
+    AdamState {
+        exp_avg: state.exp_avg.clone(),
+        exp_avg_sq: state.exp_avg_sq.clone(),
+        step,
+    }
+}
+
+fn save_state(
+    run_dir: &Path,
+    cfg: &ModelConfig,
+    state: &TrainState<f32>,
+    iteration: u64,
+) -> Result<()> {
+    let ck = Checkpoint {
+        config: cfg.clone(),
+        iteration,
+        params: state.params.clone(),
+        adam: Some(adam_of(state)),
+    };
+    save_checkpoint(checkpoint_path(run_dir), &ck)
+}
+
+/// Loads a checkpoint for training or rendering, checking it belongs to this model.
+pub fn load_model_checkpoint(path: &Path) -> Result<(Checkpoint, Networks)> {
+    let ck = load_checkpoint(path)?;
+    ck.config.validate().map_err(|m| Error::at(path, m))?;
+    let nets = Networks::new(&ck.config);
+    nets.check_params(&ck.params).map_err(|m| {
+        Error::at(
+            path,
+            format_args!("checkpoint does not fit its own configuration: {m}"),
+        )
+    })?;
+    Ok((ck, nets))
+}
+
+fn restore_state(path: &Path, run: &RunConfig) -> Result<(TrainState<f32>, u64)> {
+    let (ck, _) = load_model_checkpoint(path)?;
+    if ck.config != run.model {
+        return Err(Error::at(
+            path,
+            "checkpoint was trained with another model configuration than run.json describes",
+        ));
+    }
+    let adam = ck.adam.ok_or_else(|| {
+        Error::at(
+            path,
+            "checkpoint has no optimizer state; it cannot resume training",
+        )
+    })?;
+    let step = adam.step.values().copied().max().unwrap_or(0);
+    let state = TrainState {
+        params: ck.params,
+        exp_avg: adam.exp_avg,
+        exp_avg_sq: adam.exp_avg_sq,
+        step,
+    };
+    Ok((state, ck.iteration))
+}
+
+/// Reports progress: a bar on a terminal, plain lines otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    verbosity: Verbosity,
+    plain_every: u64,
+}
+
+impl Progress {
+    fn new(verbosity: Verbosity, start: u64, total: u64) -> Self {
+        use std::io::IsTerminal;
+        let bar = (verbosity == Verbosity::Normal && std::io::stderr().is_terminal()).then(|| {
+            let b = indicatif::ProgressBar::new(total);
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} {per_sec} eta {eta} {msg}",
+                )
+                .expect("static template"),
+            );
+            b.set_position(start);
+            b
+        });
+        Progress {
+            bar,
+            verbosity,
+            plain_every: (total / 100).clamp(1, 50),
+        }
+    }
+
+    fn line(&self, msg: &str) {
+        if self.verbosity == Verbosity::Quiet {
+            return;
+        }
+        match &self.bar {
+            Some(b) => b.println(msg),
+            None => eprintln!("{msg}"),
+        }
+    }
+
+    fn iteration(&self, it: u64, total: u64, l: &Losses, it_per_s: f64, eta_s: f64) {
+        let msg = format!(
+            "D {:.3} G {:.3} NCE {:.3} idt {:.3}",
+            l.d,
+            l.g,
+            0.5 * (l.nce + l.nce_y),
+            l.idt
+        );
+        if let Some(b) = &self.bar {
+            b.set_position(it + 1);
+            b.set_message(msg);
+        } else if self.verbosity == Verbosity::Verbose
+            || (self.verbosity == Verbosity::Normal
+                && ((it + 1) % self.plain_every == 0 || it + 1 == total))
+        {
+            eprintln!(
+                "iter {}/{total}  {msg}  {it_per_s:.3} it/s  eta {}",
+                it + 1,
+                fmt_secs(eta_s)
+            );
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+fn fmt_secs(s: f64) -> String {
+    if !s.is_finite() {
+        return "?".into();
+    }
+    let s = s.round() as u64;
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+/// The preview-size copy of the source (long side `size`, even dimensions).
+fn preview_of(src: &Array3<f32>, size: usize) -> Array3<f32> {
+    let (_, h, w) = src.dim();
+    let scale = (size as f64 / h.max(w) as f64).min(1.0);
+    let even = |v: f64| ((v.round() as usize).max(2) / 2) * 2;
+    resize_bilinear(src, even(w as f64 * scale), even(h as f64 * scale))
+}
+
+fn snapshot(
+    run_dir: &Path,
+    nets: &Networks,
+    p: &ParamMap<f32>,
+    preview: &Array3<f32>,
+    inp: &crate::train::StepInputs<f32>,
+    iteration: u64,
+    seed: u64,
+) -> Result<()> {
+    let dir = run_dir.join("snapshots");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::at(&dir, e))?;
+    let tile = preview.dim().1.max(preview.dim().2);
+    let out = render(
+        &nets.g,
+        p,
+        preview,
+        &RenderOptions { tile, seed },
+        &mut |_, _| {},
+    );
+    save_rgb(
+        &dir.join(format!("iter{iteration:07}-preview.png")),
+        &out,
+        &SaveOptions::default(),
+    )?;
+    // Crops: columns are crops, rows input / output / target / identity.
+    let k = inp.real_a.dim().0.min(4);
+    let a = inp.real_a.slice(s![0..k, .., .., ..]).to_owned();
+    let b = inp.real_b.slice(s![0..k, .., .., ..]).to_owned();
+    let noise = inp.noise.slice(s![0..k, .., .., ..]).to_owned();
+    let fa = nets.g.infer(p, &act(a.clone()), Some(&act(noise.clone())));
+    let fb = nets.g.infer(p, &act(b.clone()), Some(&act(noise)));
+    let rows: Vec<Array3<f32>> = [&a, &*fa, &b, &*fb]
+        .iter()
+        .map(|t| {
+            let cols: Vec<_> = (0..k).map(|i| t.index_axis(Axis(0), i)).collect();
+            concatenate(Axis(2), &cols).unwrap()
+        })
+        .collect();
+    let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
+    let grid = concatenate(Axis(1), &views).unwrap();
+    save_rgb(
+        &dir.join(format!("iter{iteration:07}-crops.png")),
+        &grid,
+        &SaveOptions::default(),
+    )
+}
+
+#[derive(Serialize)]
+struct MetricsLine {
+    iter: u64,
+    lr: f64,
+    #[serde(flatten)]
+    losses: Losses,
+    it_per_s: f64,
+    elapsed_s: f64,
+}
+
+/// Trains (or resumes) a run; see the module documentation for what it writes.
+pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
+    resolve_device(opts.device)?;
+    let run_dir = &opts.out;
+    let run = if opts.resume {
+        let r = load_run_config(run_dir)?;
+        if !checkpoint_path(run_dir).exists() {
+            return Err(Error::at(
+                run_dir,
+                "has no checkpoint.safetensors to resume from",
+            ));
+        }
+        r
+    } else {
+        if checkpoint_path(run_dir).exists() {
+            return Err(Error::at(
+                run_dir,
+                "already holds a run; continue it with --resume or choose another --out",
+            ));
+        }
+        opts.run.clone()
+    };
+    run.model.validate().map_err(Error::new)?;
+    if run.iters == 0 {
+        return Err(Error::new("--iters must be at least 1"));
+    }
+    // Pictures first: bad input fails before anything is written.
+    let source = load_rgb(&run.source)?;
+    let target = load_rgb(&run.target)?;
+    let mut sampler = Sampler::new(source, target, run.model.crop, run.model.batch, run.seed)
+        .map_err(Error::new)?;
+    let nets = Networks::new(&run.model);
+
+    std::fs::create_dir_all(run_dir).map_err(|e| {
+        Error::at(
+            run_dir,
+            format_args!("cannot create the run directory: {e}"),
+        )
+    })?;
+    let (mut state, start) = if opts.resume {
+        restore_state(&checkpoint_path(run_dir), &run)?
+    } else {
+        write_json(&run_json_path(run_dir), &run)?;
+        let mut rng = crate::data::stream(run.seed, 0, 0);
+        let params = nets.init::<f32, _>(&mut rand::rngs::StdRng::from_rng(&mut rng));
+        let st = TrainState::new(params);
+        save_state(run_dir, &run.model, &st, 0)?;
+        (st, 0)
+    };
+    let metrics_path = run_dir.join("metrics.jsonl");
+    let mut metrics = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&metrics_path)
+        .map_err(|e| Error::at(&metrics_path, e))?;
+    let preview = preview_of(sampler.source_image(), run.preview_size);
+    let end = opts.stop_at.map_or(run.iters, |s| s.min(run.iters));
+    let progress = Progress::new(opts.verbosity, start, run.iters);
+    if start > 0 {
+        progress.line(&format!(
+            "resuming {} at iteration {start}",
+            run_dir.display()
+        ));
+    }
+    install_interrupt_handler();
+    let t0 = Instant::now();
+    let mut last_saved = start;
+    for it in start..end {
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            progress.finish();
+            if last_saved != it {
+                save_state(run_dir, &run.model, &state, it)?;
+            }
+            return Ok(FitOutcome::Stopped { iteration: it });
+        }
+        let inp = sampler.draw(it);
+        let lr = lr_at(run.model.lr, it, run.iters);
+        let losses = train_iteration(&run.model, &nets, &mut state, &inp, lr);
+        if !losses.is_finite() {
+            progress.finish();
+            let bad: Vec<&str> = losses
+                .named()
+                .iter()
+                .filter(|(_, v)| !v.is_finite())
+                .map(|(n, _)| *n)
+                .collect();
+            return Err(Error::new(format!(
+                "training diverged at iteration {it}: loss {} is not finite; the checkpoint of iteration {last_saved} in {} is intact (resume it with a lower --lr)",
+                bad.join(", "),
+                run_dir.display()
+            )));
+        }
+        let elapsed = t0.elapsed().as_secs_f64();
+        let done = (it + 1 - start) as f64;
+        let it_per_s = done / elapsed;
+        let line = MetricsLine {
+            iter: it,
+            lr,
+            losses,
+            it_per_s,
+            elapsed_s: elapsed,
+        };
+        writeln!(metrics, "{}", serde_json::to_string(&line).unwrap())
+            .map_err(|e| Error::at(&metrics_path, e))?;
+        progress.iteration(
+            it,
+            run.iters,
+            &losses,
+            it_per_s,
+            (end - it - 1) as f64 / it_per_s,
+        );
+        let next = it + 1;
+        if next % run.checkpoint_every == 0 || next == end {
+            save_state(run_dir, &run.model, &state, next)?;
+            last_saved = next;
+        }
+        if run.snapshot_every > 0 && (next % run.snapshot_every == 0 || next == run.iters) {
+            snapshot(
+                run_dir,
+                &nets,
+                &state.params,
+                &preview,
+                &inp,
+                next,
+                run.seed,
+            )?;
+        }
+    }
+    progress.finish();
+    if end < run.iters {
+        return Ok(FitOutcome::Stopped { iteration: end });
+    }
+    let result = if opts.no_final_render {
+        None
+    } else {
+        let out = run_dir.join("result.png");
+        progress.line("rendering the full-resolution result");
+        let img = render(
+            &nets.g,
+            &state.params,
+            sampler.source_image(),
+            &RenderOptions {
+                tile: run.tiles,
+                seed: run.seed,
+            },
+            &mut |_, _| {},
+        );
+        save_rgb(&out, &img, &SaveOptions::default())?;
+        Some(out)
+    };
+    Ok(FitOutcome::Finished {
+        iteration: run.iters,
+        result,
+    })
+}
+
+/// The default run directory for a pair: `runs/<source stem>-to-<target stem>`.
+pub fn default_run_dir(source: &Path, target: &Path) -> PathBuf {
+    let stem = |p: &Path| {
+        p.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "image".into())
+    };
+    PathBuf::from("runs").join(format!("{}-to-{}", stem(source), stem(target)))
+}
+
+/// A shared handle for tests that want to simulate Ctrl-C.
+pub fn request_interrupt(on: bool) {
+    INTERRUPTED.store(on, Ordering::SeqCst);
+}

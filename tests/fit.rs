@@ -1,0 +1,412 @@
+//! `sincut fit` / `render` / `info` end to end on tiny configurations: exact resume, interrupts,
+//! divergence, and bad input (one-line errors, non-zero exit, nothing half-written).
+
+use ndarray::Array3;
+use sincut::commands::{RenderArgs, render_command};
+use sincut::config::ModelConfig;
+use sincut::fit::{FitOptions, FitOutcome, RunConfig, Verbosity, checkpoint_path, fit};
+use sincut::golden::Device;
+use sincut::image::{SaveOptions, load_rgb, save_rgb};
+use sincut::io::load_checkpoint;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sincut-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A smooth synthetic picture with structure (so crops differ).
+fn picture(w: usize, h: usize, phase: f32) -> Array3<f32> {
+    Array3::from_shape_fn((3, h, w), |(c, y, x)| {
+        let (x, y) = (x as f32 / w as f32, y as f32 / h as f32);
+        ((x * 7.0 + phase + c as f32).sin() * (y * 5.0 - phase).cos() * 0.9).clamp(-1.0, 1.0)
+    })
+}
+
+fn pair(dir: &Path) -> (PathBuf, PathBuf) {
+    let (a, b) = (dir.join("a.png"), dir.join("b.png"));
+    save_rgb(&a, &picture(90, 70, 0.0), &SaveOptions::default()).unwrap();
+    save_rgb(&b, &picture(80, 84, 1.3), &SaveOptions::default()).unwrap();
+    (a, b)
+}
+
+fn tiny_model() -> ModelConfig {
+    ModelConfig {
+        crop: 32,
+        batch: 2,
+        ngf: 1,
+        ndf: 1,
+        d_window: 16,
+        netf_nc: 16,
+        ..Default::default()
+    }
+}
+
+fn options(src: &Path, tgt: &Path, out: &Path, iters: u64) -> FitOptions {
+    FitOptions {
+        run: RunConfig {
+            source: src.to_path_buf(),
+            target: tgt.to_path_buf(),
+            model: tiny_model(),
+            iters,
+            seed: 11,
+            snapshot_every: 3,
+            checkpoint_every: 2,
+            preview_size: 40,
+            tiles: 48,
+            preset: None,
+        },
+        out: out.to_path_buf(),
+        resume: false,
+        device: Device::Cpu,
+        verbosity: Verbosity::Quiet,
+        stop_at: None,
+        no_final_render: false,
+    }
+}
+
+#[test]
+fn resume_is_bit_exact_and_the_run_directory_is_complete() {
+    let dir = tmpdir("resume");
+    let (a, b) = pair(&dir);
+    let whole = dir.join("whole");
+    let out = fit(&options(&a, &b, &whole, 6)).unwrap();
+    assert_eq!(
+        out,
+        FitOutcome::Finished {
+            iteration: 6,
+            result: Some(whole.join("result.png"))
+        }
+    );
+
+    let split = dir.join("split");
+    let mut o = options(&a, &b, &split, 6);
+    o.stop_at = Some(3);
+    assert_eq!(fit(&o).unwrap(), FitOutcome::Stopped { iteration: 3 });
+    assert_eq!(
+        load_checkpoint(checkpoint_path(&split)).unwrap().iteration,
+        3
+    );
+    o.stop_at = None;
+    o.resume = true;
+    fit(&o).unwrap();
+
+    let (x, y) = (
+        load_checkpoint(checkpoint_path(&whole)).unwrap(),
+        load_checkpoint(checkpoint_path(&split)).unwrap(),
+    );
+    assert_eq!(x.iteration, 6);
+    assert_eq!(
+        x.params, y.params,
+        "weights after 3 + 3 iterations differ from 6 uninterrupted"
+    );
+    assert_eq!(x.adam, y.adam);
+    // The run directory: config, metrics (one line per iteration), snapshots, result.
+    assert!(whole.join("run.json").is_file());
+    let lines = std::fs::read_to_string(whole.join("metrics.jsonl")).unwrap();
+    assert_eq!(lines.lines().count(), 6);
+    let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    for key in [
+        "iter", "lr", "d", "d_r1", "g", "g_gan", "nce", "nce_y", "idt", "it_per_s",
+    ] {
+        assert!(
+            first.get(key).is_some(),
+            "metrics line lacks {key}: {first}"
+        );
+    }
+    assert!(whole.join("snapshots/iter0000003-preview.png").is_file());
+    assert!(whole.join("snapshots/iter0000006-crops.png").is_file());
+    let result = load_rgb(&whole.join("result.png")).unwrap();
+    assert_eq!(result.dim(), (3, 70, 90));
+}
+
+#[test]
+fn divergence_stops_with_the_last_checkpoint_intact() {
+    let dir = tmpdir("diverge");
+    let (a, b) = pair(&dir);
+    let out = dir.join("run");
+    let mut o = options(&a, &b, &out, 20);
+    o.run.model.lr = 1e30;
+    let err = fit(&o).unwrap_err().to_string();
+    assert!(err.contains("not finite") && !err.contains('\n'), "{err}");
+    let ck = load_checkpoint(checkpoint_path(&out)).unwrap();
+    assert!(ck.params.values().all(|v| v.iter().all(|x| x.is_finite())));
+}
+
+#[test]
+fn bad_training_input_is_refused_before_anything_is_written() {
+    let dir = tmpdir("badfit");
+    let (a, b) = pair(&dir);
+    let small = dir.join("small.png");
+    save_rgb(&small, &picture(20, 40, 0.0), &SaveOptions::default()).unwrap();
+    let cases: Vec<(&str, Box<dyn Fn(&mut FitOptions)>)> = vec![
+        (
+            "No such file",
+            Box::new(|o| o.run.source = PathBuf::from("/nonexistent/x.png")),
+        ),
+        (
+            "smaller than",
+            Box::new(move |o| o.run.target = small.clone()),
+        ),
+        (
+            "multiple of the D window",
+            Box::new(|o| o.run.model.crop = 40),
+        ),
+        ("batch", Box::new(|o| o.run.model.batch = 1)),
+        ("CUDA", Box::new(|o| o.device = Device::Cuda)),
+    ];
+    for (i, (needle, edit)) in cases.iter().enumerate() {
+        let out = dir.join(format!("run{i}"));
+        let mut o = options(&a, &b, &out, 2);
+        edit(&mut o);
+        let err = fit(&o).unwrap_err().to_string();
+        assert!(
+            err.contains(needle) && !err.contains('\n'),
+            "case {needle}: {err}"
+        );
+        assert!(!out.exists(), "case {needle}: run directory was created");
+    }
+    // An existing run is not overwritten; resuming needs a checkpoint.
+    let out = dir.join("existing");
+    fit(&options(&a, &b, &out, 1)).unwrap();
+    let err = fit(&options(&a, &b, &out, 1)).unwrap_err().to_string();
+    assert!(err.contains("--resume"), "{err}");
+    let mut o = options(&a, &b, &dir.join("nothing"), 1);
+    o.resume = true;
+    assert!(fit(&o).is_err());
+}
+
+#[test]
+fn render_refuses_foreign_truncated_and_unwritable() {
+    let dir = tmpdir("badrender");
+    let (a, b) = pair(&dir);
+    let run = dir.join("run");
+    let mut o = options(&a, &b, &run, 1);
+    o.no_final_render = true;
+    fit(&o).unwrap();
+    let args = |ck: Option<PathBuf>, output: PathBuf| RenderArgs {
+        run_dir: if ck.is_none() {
+            Some(run.clone())
+        } else {
+            None
+        },
+        checkpoint: ck,
+        input: Some(a.clone()),
+        output: Some(output),
+        tiles: 32,
+        save: SaveOptions::default(),
+        seed: None,
+        device: Device::Cpu,
+        quiet: true,
+    };
+    // Works, and tiles do not change the picture beyond one 8-bit level.
+    let p1 = render_command(&args(None, dir.join("r32.png"))).unwrap();
+    let mut big = args(None, dir.join("r512.png"));
+    big.tiles = 512;
+    let p2 = render_command(&big).unwrap();
+    let (x, y) = (load_rgb(&p1).unwrap(), load_rgb(&p2).unwrap());
+    let worst = x
+        .iter()
+        .zip(y.iter())
+        .map(|(u, v)| (u - v).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        worst <= 2.0 / 255.0 + 1e-6,
+        "tiled renders differ by {worst}"
+    );
+
+    let foreign = dir.join("foreign.safetensors");
+    std::fs::write(&foreign, b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ").unwrap();
+    let e = render_command(&args(Some(foreign), dir.join("f.png")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("foreign.safetensors") && !e.contains('\n'),
+        "{e}"
+    );
+
+    let bytes = std::fs::read(checkpoint_path(&run)).unwrap();
+    let truncated = dir.join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let e = render_command(&args(Some(truncated), dir.join("t.png")))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("truncated.safetensors") && !e.contains('\n'),
+        "{e}"
+    );
+
+    let e = render_command(&args(None, PathBuf::from("/nonexistent-dir/out.png")))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("out.png") && !e.contains('\n'), "{e}");
+    assert!(!dir.join("f.png").exists() && !dir.join("t.png").exists());
+}
+
+#[test]
+fn cli_interrupt_saves_a_checkpoint_and_resume_finishes() {
+    let dir = tmpdir("sigint");
+    let (a, b) = pair(&dir);
+    let out = dir.join("run");
+    let exe = env!("CARGO_BIN_EXE_sincut");
+    let mut child = Command::new(exe)
+        .args([
+            "fit",
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .args([
+            "--crop",
+            "32",
+            "--batch",
+            "2",
+            "--ngf",
+            "1",
+            "--ndf",
+            "1",
+            "--d-window",
+            "16",
+            "--iters",
+            "100000",
+            "--checkpoint-every",
+            "100000",
+            "--device",
+            "cpu",
+            "-q",
+        ])
+        .spawn()
+        .unwrap();
+    // Wait for the run to start iterating (its first checkpoint is written at iteration 0).
+    let t0 = std::time::Instant::now();
+    while !out.join("metrics.jsonl").exists()
+        || std::fs::metadata(out.join("metrics.jsonl")).unwrap().len() == 0
+    {
+        assert!(t0.elapsed().as_secs() < 120, "fit did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let ck = load_checkpoint(checkpoint_path(&out)).unwrap();
+    assert!(
+        ck.iteration >= 1,
+        "interrupt did not checkpoint the progress"
+    );
+    let lines = std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .count() as u64;
+    assert_eq!(lines, ck.iteration);
+    // Resume to a near end: `--iters` on resume comes from run.json, so stop with info instead.
+    let info = Command::new(exe)
+        .args(["info", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(info.status.success());
+    assert!(
+        String::from_utf8_lossy(&info.stdout).contains(&format!("iteration   {}", ck.iteration))
+    );
+}
+
+#[test]
+fn cli_errors_are_one_line_with_a_non_zero_exit() {
+    let exe = env!("CARGO_BIN_EXE_sincut");
+    let dir = tmpdir("cli");
+    let (a, _) = pair(&dir);
+    let text = dir.join("not-an-image.png");
+    std::fs::write(&text, "hello").unwrap();
+    for args in [
+        vec![
+            "fit".to_string(),
+            "/nonexistent.jpg".into(),
+            a.to_str().unwrap().into(),
+        ],
+        vec![
+            "fit".into(),
+            text.to_str().unwrap().into(),
+            a.to_str().unwrap().into(),
+            "--out".into(),
+            dir.join("r").to_str().unwrap().into(),
+        ],
+        vec!["info".into(), "/nonexistent.safetensors".into()],
+        vec![
+            "render".into(),
+            "--checkpoint".into(),
+            "/nonexistent.safetensors".into(),
+            "--input".into(),
+            a.to_str().unwrap().into(),
+        ],
+    ] {
+        let o = Command::new(exe).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("sincut: error: "), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+/// A full disk while checkpointing: the error is one line, the previous checkpoint stays
+/// intact and no temporary file is left. Needs a tmpfs mount (root, as here and in CI).
+#[test]
+fn disk_full_keeps_the_previous_checkpoint() {
+    let dir = tmpdir("diskfull");
+    let (a, b) = pair(&dir);
+    // Size of one checkpoint of this model.
+    let probe = dir.join("probe");
+    let mut o = options(&a, &b, &probe, 1);
+    o.run.snapshot_every = 0;
+    o.no_final_render = true;
+    fit(&o).unwrap();
+    let ck_len = std::fs::metadata(checkpoint_path(&probe)).unwrap().len();
+    let mnt = dir.join("tmpfs");
+    std::fs::create_dir_all(&mnt).unwrap();
+    // Room for one checkpoint and the small files, not for a second copy beside it.
+    let size_kib = (ck_len * 3 / 2) / 1024 + 8;
+    let mounted = Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={size_kib}k"),
+            "tmpfs",
+            mnt.to_str().unwrap(),
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    let out = mnt.join("run");
+    let mut o = options(&a, &b, &out, 5);
+    o.run.snapshot_every = 0;
+    o.run.checkpoint_every = 1;
+    o.no_final_render = true;
+    let result = fit(&o);
+    let entries: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let ck = load_checkpoint(checkpoint_path(&out));
+    Command::new("umount").arg(&mnt).status().unwrap();
+    let err = result.unwrap_err().to_string();
+    assert!(err.contains("checkpoint") && !err.contains('\n'), "{err}");
+    assert_eq!(
+        ck.unwrap().iteration,
+        0,
+        "the previous checkpoint must stay intact"
+    );
+    assert!(
+        entries.iter().all(|e| !e.contains("tmp")),
+        "temporary file left behind: {entries:?}"
+    );
+}
