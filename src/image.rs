@@ -49,13 +49,33 @@ const MAX_DECODER_ALLOC: u64 = 1 << 30;
 /// or [`MAX_PIXELS`] in all.
 pub fn load_rgb(path: &Path) -> Result<Array3<f32>> {
     let err = |msg: String| Error::at(path, one_line(&msg));
-    let reader = ImageReader::open(path)
-        .map_err(|e| err(format!("cannot open: {e}")))?
+    if path.is_dir() {
+        return Err(err("is a directory, not a picture".into()));
+    }
+    // The whole file is read up front (the JPEG decoder would do so anyway) so that its
+    // framing can be checked before decoding.
+    let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
+    if bytes.is_empty() {
+        return Err(err("empty file, not a picture".into()));
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes.as_slice()));
+    if let Ok(f) = ImageFormat::from_path(path) {
+        reader.set_format(f);
+    }
+    // The content decides; the extension is only a fallback.
+    let reader = reader
         .with_guessed_format()
         .map_err(|e| err(format!("cannot read: {e}")))?;
     let format = reader
         .format()
         .ok_or_else(|| err("not a picture in a supported format (JPEG, PNG, TIFF, WebP)".into()))?;
+    // The JPEG decoder fills a cut-off picture with gray instead of failing, so a truncated
+    // file is caught here.
+    if format == ImageFormat::Jpeg && jpeg_is_truncated(&bytes) {
+        return Err(err(
+            "truncated JPEG file (it ends before its end-of-image marker)".into(),
+        ));
+    }
     let mut reader = reader;
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
@@ -86,6 +106,56 @@ pub fn load_rgb(path: &Path) -> Result<Array3<f32>> {
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| err(describe(format, e)))?;
     img.apply_orientation(orientation);
     Ok(to_planar(&img))
+}
+
+/// Walks the JPEG marker structure (segments, then entropy-coded data after each SOS) and
+/// tells whether the file ends before its EOI marker. Anything after EOI is ignored; a
+/// structure it cannot follow is left to the decoder to judge.
+fn jpeg_is_truncated(b: &[u8]) -> bool {
+    if b.len() < 2 || b[0] != 0xFF || b[1] != 0xD8 {
+        return false;
+    }
+    let mut i = 2;
+    loop {
+        if i >= b.len() {
+            return true;
+        }
+        if b[i] != 0xFF {
+            return false; // not a marker where one should be: not ours to judge
+        }
+        // Skip fill bytes (any number of 0xFF before the marker code).
+        while i < b.len() && b[i] == 0xFF {
+            i += 1;
+        }
+        let Some(&m) = b.get(i) else { return true };
+        i += 1;
+        match m {
+            0xD9 => return false,
+            0x01 | 0xD0..=0xD7 => continue, // markers without a length
+            _ => {}
+        }
+        let Some(len) = b
+            .get(i..i + 2)
+            .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
+        else {
+            return true;
+        };
+        i += len;
+        if i > b.len() {
+            return true;
+        }
+        if m == 0xDA {
+            // Entropy-coded data: 0xFF is followed by 0x00 (stuffing) or a restart marker,
+            // until the next real marker.
+            loop {
+                match (b.get(i), b.get(i + 1)) {
+                    (Some(0xFF), Some(&n)) if n != 0x00 && !(0xD0..=0xD7).contains(&n) => break,
+                    (Some(_), Some(_)) => i += 1,
+                    _ => return true,
+                }
+            }
+        }
+    }
 }
 
 /// Turns a decoding error into a short message for the user.
