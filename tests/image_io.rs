@@ -516,3 +516,18 @@ fn resize_then_save_full_pipeline() {
     let mixed = small.iter().filter(|v| v.abs() < 0.9).count();
     assert!(mixed > small.len() / 2, "{mixed} of {}", small.len());
 }
+
+#[test]
+fn default_data_pictures_load() {
+    // The repository's default pair must stay loadable and large enough to crop from.
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
+    for (name, w, h) in [("painting.jpg", 1600, 1000), ("photo.jpg", 1600, 1065)] {
+        let img = load_rgb(&data.join(name)).unwrap();
+        assert_eq!(img.dim(), (3, h, w), "{name}");
+        assert!(img.iter().all(|v| (-1.0..=1.0).contains(v)));
+        // Real pictures: not flat.
+        let mean = img.sum() / img.len() as f32;
+        let var = img.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / img.len() as f32;
+        assert!(var > 0.01, "{name}: variance {var}");
+    }
+}
