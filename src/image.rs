@@ -49,13 +49,33 @@ const MAX_DECODER_ALLOC: u64 = 1 << 30;
 /// or [`MAX_PIXELS`] in all.
 pub fn load_rgb(path: &Path) -> Result<Array3<f32>> {
     let err = |msg: String| Error::at(path, one_line(&msg));
-    let reader = ImageReader::open(path)
-        .map_err(|e| err(format!("cannot open: {e}")))?
+    if path.is_dir() {
+        return Err(err("is a directory, not a picture".into()));
+    }
+    // The whole file is read up front (the JPEG decoder would do so anyway) so that its
+    // framing can be checked before decoding.
+    let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
+    if bytes.is_empty() {
+        return Err(err("empty file, not a picture".into()));
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes.as_slice()));
+    if let Ok(f) = ImageFormat::from_path(path) {
+        reader.set_format(f);
+    }
+    // The content decides; the extension is only a fallback.
+    let reader = reader
         .with_guessed_format()
         .map_err(|e| err(format!("cannot read: {e}")))?;
     let format = reader
         .format()
         .ok_or_else(|| err("not a picture in a supported format (JPEG, PNG, TIFF, WebP)".into()))?;
+    // The JPEG decoder fills a cut-off picture with gray instead of failing, so a truncated
+    // file is caught here.
+    if format == ImageFormat::Jpeg && jpeg_is_truncated(&bytes) {
+        return Err(err(
+            "truncated JPEG file (it ends before its end-of-image marker)".into(),
+        ));
+    }
     let mut reader = reader;
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
@@ -86,6 +106,56 @@ pub fn load_rgb(path: &Path) -> Result<Array3<f32>> {
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| err(describe(format, e)))?;
     img.apply_orientation(orientation);
     Ok(to_planar(&img))
+}
+
+/// Walks the JPEG marker structure (segments, then entropy-coded data after each SOS) and
+/// tells whether the file ends before its EOI marker. Anything after EOI is ignored; a
+/// structure it cannot follow is left to the decoder to judge.
+fn jpeg_is_truncated(b: &[u8]) -> bool {
+    if b.len() < 2 || b[0] != 0xFF || b[1] != 0xD8 {
+        return false;
+    }
+    let mut i = 2;
+    loop {
+        if i >= b.len() {
+            return true;
+        }
+        if b[i] != 0xFF {
+            return false; // not a marker where one should be: not ours to judge
+        }
+        // Skip fill bytes (any number of 0xFF before the marker code).
+        while i < b.len() && b[i] == 0xFF {
+            i += 1;
+        }
+        let Some(&m) = b.get(i) else { return true };
+        i += 1;
+        match m {
+            0xD9 => return false,
+            0x01 | 0xD0..=0xD7 => continue, // markers without a length
+            _ => {}
+        }
+        let Some(len) = b
+            .get(i..i + 2)
+            .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
+        else {
+            return true;
+        };
+        i += len;
+        if i > b.len() {
+            return true;
+        }
+        if m == 0xDA {
+            // Entropy-coded data: 0xFF is followed by 0x00 (stuffing) or a restart marker,
+            // until the next real marker.
+            loop {
+                match (b.get(i), b.get(i + 1)) {
+                    (Some(0xFF), Some(&n)) if n != 0x00 && !(0xD0..=0xD7).contains(&n) => break,
+                    (Some(_), Some(_)) => i += 1,
+                    _ => return true,
+                }
+            }
+        }
+    }
 }
 
 /// Turns a decoding error into a short message for the user.
@@ -513,5 +583,207 @@ mod tests {
         let img = Array3::from_elem((3, 9, 13), 0.25f32);
         let out = resize_bilinear(&img, 4, 20);
         assert!(out.iter().all(|&v| (v - 0.25).abs() < 1e-6));
+    }
+
+    /// Reference values from Pillow 13.0.0: `Image.fromarray(a, "F").resize((w, h), BILINEAR)`
+    /// with a[y, x] = ((7x + 13y) mod 10)/10 on a 7x5 float picture.
+    #[test]
+    fn matches_pillow_float_resize() {
+        let img =
+            Array3::from_shape_fn((3, 5, 7), |(_, y, x)| ((x * 7 + y * 13) % 10) as f32 / 10.0);
+        let cases: [(usize, usize, &[f32]); 4] = [
+            (
+                3,
+                2,
+                &[
+                    3.350649476e-01,
+                    3.946524262e-01,
+                    4.779220819e-01,
+                    5.389610529e-01,
+                    3.449198008e-01,
+                    4.058441520e-01,
+                ],
+            ),
+            (
+                11,
+                9,
+                &[
+                    0.000000000e+00,
+                    3.181818128e-01,
+                    6.727272868e-01,
+                    4.818181694e-01,
+                    2.909090817e-01,
+                    1.000000015e-01,
+                    5.454545617e-01,
+                    7.181818485e-01,
+                    5.272727013e-01,
+                    3.363636434e-01,
+                    2.000000030e-01,
+                    1.000000015e-01,
+                    2.666666508e-01,
+                    4.696969688e-01,
+                    4.909090698e-01,
+                    3.909090757e-01,
+                    2.000000030e-01,
+                    4.333333373e-01,
+                    5.757576227e-01,
+                    5.969696641e-01,
+                    4.363636374e-01,
+                    3.000000119e-01,
+                    2.666666806e-01,
+                    1.808080822e-01,
+                    1.313131303e-01,
+                    5.060606003e-01,
+                    5.575757027e-01,
+                    3.666666746e-01,
+                    2.464646548e-01,
+                    3.383838236e-01,
+                    7.131313086e-01,
+                    6.030303240e-01,
+                    4.666666687e-01,
+                    4.333333373e-01,
+                    2.969697118e-01,
+                    1.565656662e-01,
+                    3.191919029e-01,
+                    4.414141178e-01,
+                    5.333333611e-01,
+                    3.424242437e-01,
+                    3.030302823e-01,
+                    4.656565785e-01,
+                    5.676767826e-01,
+                    6.333333254e-01,
+                    6.000000238e-01,
+                    4.636363685e-01,
+                    2.727272809e-01,
+                    8.181818575e-02,
+                    2.545454502e-01,
+                    6.999999881e-01,
+                    5.090909004e-01,
+                    3.181818128e-01,
+                    1.272727251e-01,
+                    4.818181992e-01,
+                    8.000000119e-01,
+                    7.666666508e-01,
+                    6.303030252e-01,
+                    4.393939674e-01,
+                    2.484848648e-01,
+                    2.191919237e-01,
+                    3.111110926e-01,
+                    4.737373590e-01,
+                    4.848484993e-01,
+                    2.939394116e-01,
+                    3.454545438e-01,
+                    4.111111164e-01,
+                    8.222221732e-01,
+                    7.363636494e-01,
+                    6.060606241e-01,
+                    4.151515365e-01,
+                    2.242424339e-01,
+                    3.333333507e-02,
+                    4.080808163e-01,
+                    5.707070827e-01,
+                    4.505050480e-01,
+                    2.696969807e-01,
+                    1.333333403e-01,
+                    4.333333373e-01,
+                    5.999999642e-01,
+                    7.727273107e-01,
+                    5.818182230e-01,
+                    3.909091055e-01,
+                    2.000000030e-01,
+                    2.212121189e-01,
+                    3.333333433e-01,
+                    5.666666627e-01,
+                    4.363636672e-01,
+                    3.000000119e-01,
+                    2.000000030e-01,
+                    5.181818008e-01,
+                    8.727272749e-01,
+                    6.818181872e-01,
+                    4.909090996e-01,
+                    3.000000119e-01,
+                    1.090909168e-01,
+                    1.909090877e-01,
+                    6.363636255e-01,
+                    5.363636613e-01,
+                    4.000000060e-01,
+                ],
+            ),
+            (
+                4,
+                8,
+                &[
+                    3.190476000e-01,
+                    3.759999871e-01,
+                    5.440000296e-01,
+                    3.571428657e-01,
+                    2.627976239e-01,
+                    4.197499752e-01,
+                    4.477500319e-01,
+                    4.675595462e-01,
+                    2.062499970e-01,
+                    4.622499943e-01,
+                    3.302499950e-01,
+                    6.014881134e-01,
+                    3.639881015e-01,
+                    3.247500062e-01,
+                    3.927499950e-01,
+                    5.211309791e-01,
+                    5.366071463e-01,
+                    2.622500062e-01,
+                    4.302499890e-01,
+                    4.110119045e-01,
+                    7.241071463e-01,
+                    2.747500241e-01,
+                    4.427500069e-01,
+                    2.711309791e-01,
+                    6.169642806e-01,
+                    4.447500408e-01,
+                    3.202500045e-01,
+                    3.991071582e-01,
+                    5.190476179e-01,
+                    5.760000348e-01,
+                    2.240000069e-01,
+                    5.095238090e-01,
+                ],
+            ),
+            (
+                7,
+                3,
+                &[
+                    1.285714358e-01,
+                    4.000000060e-01,
+                    5.285714269e-01,
+                    2.285714298e-01,
+                    5.000000000e-01,
+                    6.285714507e-01,
+                    3.285714388e-01,
+                    6.000000238e-01,
+                    3.000000119e-01,
+                    2.222222239e-01,
+                    4.777777791e-01,
+                    4.000000060e-01,
+                    3.222222328e-01,
+                    5.777778029e-01,
+                    5.000000000e-01,
+                    7.714285851e-01,
+                    4.714286029e-01,
+                    1.714285761e-01,
+                    2.999999821e-01,
+                    5.714285970e-01,
+                    2.714285851e-01,
+                ],
+            ),
+        ];
+        for (w, h, want) in cases {
+            let out = resize_bilinear(&img, w, h);
+            assert_eq!(out.dim(), (3, h, w));
+            for c in 0..3 {
+                let got = out.index_axis(Axis(0), c);
+                for (i, (&g, &e)) in got.iter().zip(want).enumerate() {
+                    assert!((g - e).abs() < 1e-6, "{w}x{h} c{c} #{i}: {g} vs {e}");
+                }
+            }
+        }
     }
 }
