@@ -1,6 +1,7 @@
 //! sincut: single-image contrastive unpaired translation (SinCUT) on a lean engine of its own.
 
 pub mod config;
+pub mod cuda;
 pub mod golden;
 pub mod image;
 pub mod io;
