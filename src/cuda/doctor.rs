@@ -8,6 +8,10 @@ use std::fmt::Write;
 
 /// The CUDA driver's version as "major.minor" (cuDriverGetVersion).
 fn driver_version() -> Option<String> {
+    // Only with libcuda present: cudarc would panic (and print it) otherwise.
+    if !driver_present() {
+        return None;
+    }
     guarded("cuDriverGetVersion", || unsafe {
         let mut v = 0i32;
         let r = cudarc::driver::sys::cuDriverGetVersion(&mut v);
