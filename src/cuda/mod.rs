@@ -142,10 +142,15 @@ impl Gpu {
             .map_err(|e| CudaError::driver("upload", e))
     }
 
+    /// Copies `buf` to the host; waits for the stream so that the values (and any fault of the
+    /// kernels that wrote them) are there when this returns.
     pub fn download(&self, buf: &CudaSlice<f32>) -> Result<Vec<f32>, CudaError> {
-        self.stream
+        let v = self
+            .stream
             .clone_dtoh(buf)
-            .map_err(|e| CudaError::driver("download", e))
+            .map_err(|e| CudaError::driver("download", e))?;
+        self.sync()?;
+        Ok(v)
     }
 
     /// Waits for all launched work; reports asynchronous kernel faults.
