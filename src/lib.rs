@@ -2,6 +2,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod cuda;
 pub mod data;
 pub mod fit;
 pub mod golden;

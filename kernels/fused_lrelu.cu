@@ -1,0 +1,25 @@
+// Fused bias + leaky ReLU (src/ops/fused_lrelu.rs): y = leaky_relu(x + b, 0.2)*sqrt(2).
+// The intrinsics keep PyTorch's rounding steps (add, scale by 0.2, scale by sqrt(2)).
+extern "C" __global__ void flrelu_fwd(float* __restrict__ x, const float* __restrict__ b, long long n,
+                                      int ch, long long plane) {
+    SINCUT_GRID_STRIDE(i, n) {
+        const float u = __fadd_rn(x[i], b[(i / plane) % ch]);
+        const float a = u > 0.f ? u : __fmul_rn(u, 0.2f);
+        x[i] = __fmul_rn(a, SINCUT_SQRT2_F);
+    }
+}
+
+// g <- slope(y)*g in place: the backward's dx and the R1 tangent (same steps: g*sqrt(2), then
+// *0.2 where y <= 0).
+extern "C" __global__ void flrelu_slope(const float* __restrict__ y, float* __restrict__ g, long long n) {
+    SINCUT_GRID_STRIDE(i, n) {
+        const float s = __fmul_rn(g[i], SINCUT_SQRT2_F);
+        g[i] = y[i] > 0.f ? s : __fmul_rn(s, 0.2f);
+    }
+}
+
+// Bias gradient after flrelu_slope: per-channel sums of dx (gridDim.x == ch).
+extern "C" __global__ void flrelu_bias_grad(const float* __restrict__ dx, float* __restrict__ db, int n,
+                                            int ch, long long plane) {
+    sincut_channel_sums(dx, db, n, ch, plane);
+}

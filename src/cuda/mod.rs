@@ -1,0 +1,186 @@
+//! The CUDA engine: hand-written kernels (`kernels/*.cu`) compiled at run time by NVRTC and
+//! launched through cudarc (dynamic loading: the crate builds without a CUDA toolkit).
+//!
+//! [`Gpu::open`] never panics: it checks that libcuda loads, and creates the context under
+//! `catch_unwind` because cudarc panics when a library is missing. Kernel modules are compiled
+//! on first use and cached on disk (see [`nvrtc::cache_dir`] and docs/CUDA.md).
+
+pub mod doctor;
+pub mod error;
+pub mod kernels;
+pub mod nvrtc;
+pub mod ops;
+pub mod tensor;
+
+pub use doctor::doctor_report;
+pub use error::CudaError;
+pub use nvrtc::{KernelReport, compile_all};
+pub use tensor::GpuTensor;
+
+use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, LaunchConfig};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Threads per block of the elementwise and reduction kernels (a multiple of 32, as the block
+/// reductions in common.cuh require).
+pub const BLOCK: u32 = 256;
+
+/// One GPU: its context, one stream all work goes to, and the kernel modules loaded so far.
+pub struct Gpu {
+    ctx: Arc<CudaContext>,
+    stream: Arc<CudaStream>,
+    arch: String,
+    name: String,
+    modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
+    /// Tests set this: every output buffer a launcher allocates is filled with NaN first, so
+    /// elements a kernel fails to write are caught.
+    poison: bool,
+}
+
+/// Whether libcuda can be loaded at all (no panic).
+pub fn driver_present() -> bool {
+    nvrtc::guarded("loading libcuda", || unsafe {
+        cudarc::driver::sys::is_culib_present()
+    })
+    .unwrap_or(false)
+}
+
+impl Gpu {
+    /// Opens GPU `ordinal`. Errors (never panics): no driver, no device, context failure.
+    pub fn open(ordinal: usize) -> Result<Gpu, CudaError> {
+        if !driver_present() {
+            return Err(CudaError::NoDriver(
+                "libcuda is not installed or not on the loader path".into(),
+            ));
+        }
+        let ctx = nvrtc::guarded("creating the CUDA context", || CudaContext::new(ordinal))
+            .map_err(CudaError::NoDriver)?
+            .map_err(|e| CudaError::driver(&format!("opening GPU {ordinal}"), e))?;
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(|e| CudaError::driver("compute capability", e))?;
+        let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
+        let stream = ctx
+            .new_stream()
+            .map_err(|e| CudaError::driver("creating a stream", e))?;
+        Ok(Gpu {
+            ctx,
+            stream,
+            arch: format!("sm_{major}{minor}"),
+            name,
+            modules: Mutex::new(HashMap::new()),
+            poison: false,
+        })
+    }
+
+    /// Opens GPU 0, or says why not (for tests and `--device auto`).
+    pub fn open_default() -> Result<Gpu, CudaError> {
+        Gpu::open(0)
+    }
+
+    pub fn arch(&self) -> &str {
+        &self.arch
+    }
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn context(&self) -> &Arc<CudaContext> {
+        &self.ctx
+    }
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        &self.stream
+    }
+
+    /// Poison-fill every output buffer launchers allocate (tests).
+    pub fn set_poison(&mut self, on: bool) {
+        self.poison = on;
+    }
+
+    /// Kernel `func` of kernel file `file` (compiled, or taken from the disk cache, on first use).
+    pub fn function(&self, file: &'static str, func: &str) -> Result<CudaFunction, CudaError> {
+        let module = {
+            let mut m = self.modules.lock().unwrap_or_else(|p| p.into_inner());
+            match m.get(file) {
+                Some(md) => md.clone(),
+                None => {
+                    let cubin = nvrtc::cubin_cached(file, &self.arch)?;
+                    let md = self
+                        .ctx
+                        .load_module(cudarc::nvrtc::Ptx::from_binary(cubin))
+                        .map_err(|e| CudaError::driver(&format!("loading {file}"), e))?;
+                    m.insert(file, md.clone());
+                    md
+                }
+            }
+        };
+        module
+            .load_function(func)
+            .map_err(|e| CudaError::driver(&format!("{file}: kernel {func}"), e))
+    }
+
+    /// An f32 buffer of `len` elements for a kernel to write (NaN-filled when poisoning).
+    pub fn alloc_out(&self, len: usize) -> Result<CudaSlice<f32>, CudaError> {
+        // SAFETY: every launcher writes all elements of its outputs before they are read.
+        let mut b = unsafe { self.stream.alloc::<f32>(len.max(1)) }
+            .map_err(|e| CudaError::driver("allocating", e))?;
+        if self.poison {
+            ops::poison::fill(self, &mut b)?;
+        }
+        Ok(b)
+    }
+
+    /// A zero-filled buffer.
+    pub fn zeros(&self, len: usize) -> Result<CudaSlice<f32>, CudaError> {
+        self.stream
+            .alloc_zeros::<f32>(len.max(1))
+            .map_err(|e| CudaError::driver("allocating", e))
+    }
+
+    pub fn upload(&self, data: &[f32]) -> Result<CudaSlice<f32>, CudaError> {
+        self.stream
+            .clone_htod(data)
+            .map_err(|e| CudaError::driver("upload", e))
+    }
+
+    /// Copies `buf` to the host; waits for the stream so that the values (and any fault of the
+    /// kernels that wrote them) are there when this returns.
+    pub fn download(&self, buf: &CudaSlice<f32>) -> Result<Vec<f32>, CudaError> {
+        let v = self
+            .stream
+            .clone_dtoh(buf)
+            .map_err(|e| CudaError::driver("download", e))?;
+        self.sync()?;
+        Ok(v)
+    }
+
+    /// Waits for all launched work; reports asynchronous kernel faults.
+    pub fn sync(&self) -> Result<(), CudaError> {
+        self.stream
+            .synchronize()
+            .map_err(|e| CudaError::driver("synchronize", e))
+    }
+}
+
+/// A grid-stride launch over `n` elements (the grid is capped: kernels loop).
+pub(crate) fn grid_1d(n: usize) -> LaunchConfig {
+    let blocks = n.div_ceil(BLOCK as usize).clamp(1, 1 << 16) as u32;
+    LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (BLOCK, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// `blocks` blocks of BLOCK threads (one per channel, row, ...).
+pub(crate) fn grid_blocks(blocks: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (blocks.max(1) as u32, 1, 1),
+        block_dim: (BLOCK, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+/// Checks that a size fits the kernels' 32-bit index arguments.
+pub(crate) fn i32_arg(what: &str, v: usize) -> Result<i32, CudaError> {
+    i32::try_from(v).map_err(|_| CudaError::Shape(format!("{what} = {v} exceeds i32")))
+}

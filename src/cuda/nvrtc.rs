@@ -1,0 +1,425 @@
+//! Run-time compilation with NVRTC: header search, compile options, the on-disk cache of
+//! compiled cubins and the parsing of ptxas' per-kernel report.
+//!
+//! libnvrtc is loaded by cudarc through the dynamic loader (names like `libnvrtc.so.12`), so it
+//! must be on LD_LIBRARY_PATH (or in the loader's default paths) when the process starts.
+
+use super::error::CudaError;
+use super::kernels;
+use cudarc::nvrtc::{result, sys};
+use std::ffi::CString;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+
+/// Runs `f`, turning a panic (cudarc's reaction to a missing library) into an error.
+pub(crate) fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Result<R, String> {
+    // The panic hook is left alone (swapping it is racy across threads): availability is
+    // checked first, so this only catches what slips through.
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
+        let msg = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "panic".into());
+        format!("{what}: {}", msg.lines().next().unwrap_or(""))
+    })
+}
+
+/// Whether libnvrtc can be loaded; Err says why not.
+pub fn nvrtc_available() -> Result<(), CudaError> {
+    let present = guarded("loading libnvrtc", || unsafe { sys::is_culib_present() })
+        .map_err(CudaError::NvrtcMissing)?;
+    if !present {
+        return Err(CudaError::NvrtcMissing(
+            "libnvrtc is not on the loader path (set LD_LIBRARY_PATH before starting; \
+             pip install nvidia-cuda-nvrtc-cu12 provides it)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// NVRTC's version (major, minor).
+pub fn nvrtc_version() -> Result<(i32, i32), CudaError> {
+    nvrtc_available()?;
+    let (mut a, mut b) = (0, 0);
+    let r = guarded("nvrtcVersion", || unsafe {
+        sys::nvrtcVersion(&mut a, &mut b)
+    })
+    .map_err(CudaError::NvrtcMissing)?;
+    if r != sys::nvrtcResult::NVRTC_SUCCESS {
+        return Err(CudaError::NvrtcMissing(format!("nvrtcVersion: {r:?}")));
+    }
+    Ok((a, b))
+}
+
+/// Path of a loaded shared library whose file name starts with `prefix` (from /proc/self/maps).
+pub fn loaded_library(prefix: &str) -> Option<PathBuf> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .map(PathBuf::from)
+        .find(|p| {
+            p.file_name()
+                .and_then(|f| f.to_str())
+                .is_some_and(|f| f.starts_with(prefix) && !f.contains("builtins"))
+        })
+}
+
+/// Where libnvrtc was loaded from (None before the first NVRTC call or when not loaded).
+pub fn nvrtc_library() -> Option<PathBuf> {
+    loaded_library("libnvrtc")
+}
+
+fn has_cuda_headers(dir: &Path) -> bool {
+    dir.join("cuda_fp16.h").is_file()
+}
+
+/// `<base>/lib/python3*/site-packages` (and dist-packages) below `base`.
+fn site_packages_under(base: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(rd) = std::fs::read_dir(base.join("lib")) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        if name.to_string_lossy().starts_with("python3") {
+            out.push(e.path().join("site-packages"));
+            out.push(e.path().join("dist-packages"));
+        }
+    }
+}
+
+/// Directories holding NVRTC's headers (cuda_fp16.h, cuda_bf16.h, ...), in search order:
+/// $SINCUT_CUDA_INCLUDE (colon-separated), $CUDA_PATH/include, $CUDA_HOME/include,
+/// /usr/local/cuda/include, the pip `nvidia/cuda_runtime/include` beside the loaded libnvrtc,
+/// then the same pip directory in the usual Python site-packages locations.
+/// Only directories that contain cuda_fp16.h are returned (the kernels themselves include no
+/// header today; this is for the half-precision kernels to come).
+pub fn include_dirs() -> Vec<PathBuf> {
+    let mut cand: Vec<PathBuf> = Vec::new();
+    if let Ok(v) = std::env::var("SINCUT_CUDA_INCLUDE") {
+        cand.extend(std::env::split_paths(&v));
+    }
+    for var in ["CUDA_PATH", "CUDA_HOME"] {
+        if let Ok(v) = std::env::var(var) {
+            cand.push(PathBuf::from(v).join("include"));
+        }
+    }
+    cand.push("/usr/local/cuda/include".into());
+    // .../site-packages/nvidia/cuda_nvrtc/lib/libnvrtc.so.12 → .../nvidia/cuda_runtime/include
+    if let Some(lib) = nvrtc_library()
+        && let Some(nvidia) = lib.parent().and_then(Path::parent).and_then(Path::parent)
+    {
+        cand.push(nvidia.join("cuda_runtime/include"));
+    }
+    let mut sites = Vec::new();
+    for base in ["/usr/local", "/usr"] {
+        site_packages_under(Path::new(base), &mut sites);
+    }
+    if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
+        site_packages_under(&home.join(".local"), &mut sites);
+        if let Ok(rd) = std::fs::read_dir(home.join(".pyenv/versions")) {
+            for e in rd.flatten() {
+                site_packages_under(&e.path(), &mut sites);
+            }
+        }
+    }
+    cand.extend(
+        sites
+            .into_iter()
+            .map(|s| s.join("nvidia/cuda_runtime/include")),
+    );
+    let mut out: Vec<PathBuf> = Vec::new();
+    for c in cand {
+        if has_cuda_headers(&c) && !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The NVRTC options for `arch` (e.g. "sm_90"): ptxas reports registers, shared memory and
+/// spills, and any spill is an error.
+pub fn options(arch: &str) -> Vec<String> {
+    let mut o = vec![
+        format!("--gpu-architecture={arch}"),
+        "--std=c++17".to_string(),
+        "--ptxas-options=-v".to_string(),
+        "--ptxas-options=--warn-on-spills".to_string(),
+        "--ptxas-options=--warning-as-error".to_string(),
+    ];
+    for d in include_dirs() {
+        o.push(format!("--include-path={}", d.display()));
+    }
+    o
+}
+
+/// The result of compiling one kernel file.
+pub struct Compiled {
+    pub cubin: Vec<u8>,
+    pub log: String,
+}
+
+/// Compiles one kernel file for `arch` to a cubin (SASS for that exact architecture: loading
+/// it needs no PTX JIT, and it does not depend on the driver accepting NVRTC's PTX version).
+pub fn compile(file: &str, arch: &str) -> Result<Compiled, CudaError> {
+    nvrtc_available()?;
+    let src = kernels::program(file)
+        .ok_or_else(|| CudaError::Shape(format!("no kernel file named {file}")))?;
+    let opts = options(arch);
+    let file_owned = file.to_string();
+    let r = guarded("NVRTC", move || unsafe {
+        let csrc = CString::new(src).expect("kernel source has no NUL");
+        let cname = CString::new(file_owned.clone()).expect("file name has no NUL");
+        let prog = match result::create_program(&csrc, Some(&cname)) {
+            Ok(p) => p,
+            Err(e) => {
+                return Err(CudaError::Compile {
+                    file: file_owned,
+                    log: format!("nvrtcCreateProgram: {e:?}"),
+                });
+            }
+        };
+        let status = result::compile_program(prog, &opts);
+        let log = result::get_program_log(prog)
+            .map(|raw| {
+                let bytes: Vec<u8> = raw
+                    .iter()
+                    .map(|&c| c as u8)
+                    .take_while(|&c| c != 0)
+                    .collect();
+                String::from_utf8_lossy(&bytes).into_owned()
+            })
+            .unwrap_or_default();
+        let out = match status {
+            Err(e) => Err(CudaError::Compile {
+                file: file_owned,
+                log: if log.trim().is_empty() {
+                    format!("{e:?}")
+                } else {
+                    log
+                },
+            }),
+            Ok(()) => {
+                let mut size = 0usize;
+                let rs = sys::nvrtcGetCUBINSize(prog, &mut size);
+                let mut cubin = vec![0u8; size];
+                let rc = if rs == sys::nvrtcResult::NVRTC_SUCCESS {
+                    sys::nvrtcGetCUBIN(prog, cubin.as_mut_ptr() as *mut _)
+                } else {
+                    rs
+                };
+                if rc != sys::nvrtcResult::NVRTC_SUCCESS || size == 0 {
+                    Err(CudaError::Compile {
+                        file: file_owned,
+                        log: format!("nvrtcGetCUBIN: {rc:?} (is {arch} a real architecture?)"),
+                    })
+                } else {
+                    Ok(Compiled { cubin, log })
+                }
+            }
+        };
+        let _ = result::destroy_program(prog);
+        out
+    });
+    r.map_err(CudaError::NvrtcMissing)?
+}
+
+/// 128-bit FNV-1a: a stable hash (std's hasher is not guaranteed stable across releases).
+fn fnv128(parts: &[&[u8]]) -> u128 {
+    let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
+    const P: u128 = 0x0000000001000000000000000000013B;
+    for p in parts {
+        for &b in *p {
+            h ^= b as u128;
+            h = h.wrapping_mul(P);
+        }
+        // Separator so that ("ab", "c") and ("a", "bc") differ.
+        h ^= 0xff;
+        h = h.wrapping_mul(P);
+    }
+    h
+}
+
+/// The cache directory: $SINCUT_CACHE_DIR, else $XDG_CACHE_HOME/sincut, else ~/.cache/sincut.
+pub fn cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("SINCUT_CACHE_DIR").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(d).join("sincut"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/sincut"))
+}
+
+/// The cache file for (program text, options, arch, NVRTC version).
+pub fn cache_path(file: &str, arch: &str) -> Option<PathBuf> {
+    let src = kernels::program(file)?;
+    let opts = options(arch).join("\u{1}");
+    let ver = nvrtc_version()
+        .map(|(a, b)| format!("{a}.{b}"))
+        .unwrap_or_default();
+    let key = fnv128(&[
+        src.as_bytes(),
+        opts.as_bytes(),
+        arch.as_bytes(),
+        ver.as_bytes(),
+    ]);
+    let stem = file.trim_end_matches(".cu");
+    Some(cache_dir()?.join(format!("{stem}-{arch}-{key:032x}.cubin")))
+}
+
+/// Writes `data` to `path` atomically: a uniquely named temporary file in the same directory,
+/// then rename (atomic on POSIX), so concurrent runs never read a half-written file.
+fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let tmp = dir.join(format!(
+        ".{}.{}.{nanos}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, data)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
+}
+
+/// A cubin for `file` on `arch`, from the disk cache when present, else compiled and stored.
+/// A cache that cannot be read or written is not an error (only slower).
+pub fn cubin_cached(file: &str, arch: &str) -> Result<Vec<u8>, CudaError> {
+    let path = cache_path(file, arch);
+    if let Some(p) = &path
+        && let Ok(bytes) = std::fs::read(p)
+        && bytes.starts_with(b"\x7fELF")
+    {
+        return Ok(bytes);
+    }
+    let c = compile(file, arch)?;
+    if let Some(p) = &path {
+        let _ = write_atomic(p, &c.cubin);
+    }
+    Ok(c.cubin)
+}
+
+/// ptxas' figures for one kernel.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KernelReport {
+    pub file: String,
+    /// The kernel's name; "*" when the whole file failed to compile.
+    pub kernel: String,
+    pub registers: u32,
+    pub smem_bytes: u32,
+    pub stack_bytes: u32,
+    pub spill_stores: u32,
+    pub spill_loads: u32,
+    /// The NVRTC log when the file did not compile.
+    pub error: Option<String>,
+}
+
+impl KernelReport {
+    pub fn ok(&self) -> bool {
+        self.error.is_none() && self.spill_stores == 0 && self.spill_loads == 0
+    }
+}
+
+/// The number just before `unit` in `line` ("... 64 registers" → 64).
+fn number_before(line: &str, unit: &str) -> Option<u32> {
+    let i = line.find(unit)?;
+    line[..i].split_whitespace().last()?.parse().ok()
+}
+
+/// Parses ptxas -v output ("Compiling entry function 'k' ...", "N bytes stack frame, S bytes
+/// spill stores, L bytes spill loads", "Used R registers, ..., M bytes smem").
+pub fn parse_ptxas_log(file: &str, log: &str) -> Vec<KernelReport> {
+    let mut out: Vec<KernelReport> = Vec::new();
+    for line in log.lines() {
+        if let Some(rest) = line.split("Compiling entry function '").nth(1) {
+            let name = rest.split('\'').next().unwrap_or("").to_string();
+            out.push(KernelReport {
+                file: file.to_string(),
+                kernel: name,
+                ..Default::default()
+            });
+            continue;
+        }
+        let Some(cur) = out.last_mut() else { continue };
+        if line.contains("stack frame") {
+            cur.stack_bytes = number_before(line, "bytes stack frame").unwrap_or(0);
+            cur.spill_stores = number_before(line, "bytes spill stores").unwrap_or(0);
+            cur.spill_loads = number_before(line, "bytes spill loads").unwrap_or(0);
+        } else if line.contains("Used") && line.contains("registers") {
+            cur.registers = number_before(line, "registers").unwrap_or(0);
+            cur.smem_bytes = number_before(line, "bytes smem").unwrap_or(0);
+        }
+    }
+    out.sort_by(|a, b| a.kernel.cmp(&b.kernel));
+    out
+}
+
+/// Compiles every kernel file for `arch` (no cache: the report needs ptxas' log) and returns
+/// one report per kernel; a file that does not compile gives one report with `error` set.
+/// Err only when NVRTC itself is missing.
+pub fn compile_all(arch: &str) -> Result<Vec<KernelReport>, CudaError> {
+    nvrtc_available()?;
+    let mut out = Vec::new();
+    for (file, _) in kernels::FILES {
+        match compile(file, arch) {
+            Ok(c) => out.extend(parse_ptxas_log(file, &c.log)),
+            Err(CudaError::Compile { file, log }) => out.push(KernelReport {
+                file,
+                kernel: "*".into(),
+                error: Some(log),
+                ..Default::default()
+            }),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ptxas_report() {
+        let log = "ptxas info    : 0 bytes gmem\n\
+ptxas info    : Compiling entry function 'conv2d_fwd' for 'sm_90'\n\
+ptxas info    : Function properties for conv2d_fwd\n\
+ptxas         .     8 bytes stack frame, 4 bytes spill stores, 12 bytes spill loads\n\
+ptxas info    : Used 63 registers, used 1 barriers, 8320 bytes smem\n\
+ptxas info    : Compiling entry function 'adam_step' for 'sm_90'\n\
+ptxas         .     0 bytes stack frame, 0 bytes spill stores, 0 bytes spill loads\n\
+ptxas info    : Used 32 registers, used 0 barriers\n";
+        let r = parse_ptxas_log("x.cu", log);
+        assert_eq!(r.len(), 2);
+        assert_eq!(
+            (r[0].kernel.as_str(), r[0].registers, r[0].smem_bytes),
+            ("adam_step", 32, 0)
+        );
+        assert!(r[0].ok());
+        let c = &r[1];
+        assert_eq!(
+            (
+                c.registers,
+                c.smem_bytes,
+                c.stack_bytes,
+                c.spill_stores,
+                c.spill_loads
+            ),
+            (63, 8320, 8, 4, 12)
+        );
+        assert!(!c.ok());
+    }
+
+    #[test]
+    fn cache_key_changes_with_arch() {
+        assert_ne!(fnv128(&[b"a", b"bc"]), fnv128(&[b"ab", b"c"]));
+        assert_ne!(fnv128(&[b"sm_90"]), fnv128(&[b"sm_80"]));
+    }
+}

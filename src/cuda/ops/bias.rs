@@ -1,0 +1,30 @@
+use super::{check, launch};
+use crate::cuda::{CudaError, Gpu, GpuTensor, grid_1d, grid_blocks, i32_arg};
+use cudarc::driver::{CudaSlice, PushKernelArg};
+
+/// x[:, c] += b[c] in place, as `ops::bias::add_bias`.
+pub fn add(gpu: &Gpu, x: &mut GpuTensor, bias: &CudaSlice<f32>) -> Result<(), CudaError> {
+    let [_, ch, h, w] = x.shape;
+    check(bias.len() >= ch, || "add_bias: bias length".into())?;
+    let f = gpu.function("bias.cu", "bias_add")?;
+    let (n, ch, plane) = (x.len() as i64, i32_arg("channels", ch)?, (h * w) as i64);
+    let mut b = gpu.stream().launch_builder(&f);
+    b.arg(&mut x.buf).arg(bias).arg(&n).arg(&ch).arg(&plane);
+    launch!(b, grid_1d(n as usize), "bias_add")
+}
+
+/// Per-channel sums of dy (length C), as `ops::bias::bias_grad`.
+pub fn grad(gpu: &Gpu, dy: &GpuTensor) -> Result<CudaSlice<f32>, CudaError> {
+    let [n, ch, h, w] = dy.shape;
+    let mut db = gpu.alloc_out(ch)?;
+    let f = gpu.function("bias.cu", "bias_grad")?;
+    let (n, chi, plane) = (
+        i32_arg("batch", n)?,
+        i32_arg("channels", ch)?,
+        (h * w) as i64,
+    );
+    let mut b = gpu.stream().launch_builder(&f);
+    b.arg(&dy.buf).arg(&mut db).arg(&n).arg(&chi).arg(&plane);
+    launch!(b, grid_blocks(ch), "bias_grad")?;
+    Ok(db)
+}

@@ -1,0 +1,230 @@
+//! conv2d and conv_transpose2d (its adjoint) as `ops::conv2d`: x (N,Cin,H,W), w (Cout,Cin,k,k).
+
+use super::{check, launch};
+use crate::cuda::{CudaError, Gpu, GpuTensor, grid_1d, i32_arg};
+use crate::ops::conv2d::conv_out_len;
+use cudarc::driver::{LaunchConfig, PushKernelArg};
+
+/// Tile sizes of kernels/conv2d.cu.
+const BM: usize = 64;
+const BN: usize = 64;
+const BK: usize = 16;
+const THREADS: u32 = 256;
+/// Pixels (K) one split of the weight gradient covers: a few hundred K-steps per block keeps
+/// the f32 partial sums short, and the splits are added in double.
+const SPLIT_K: usize = 4096;
+
+/// The 10 shape arguments every conv kernel takes, in kernel order.
+struct Args([i32; 10]);
+
+#[allow(clippy::too_many_arguments)]
+fn args(
+    n: usize,
+    cin: usize,
+    (h, w): (usize, usize),
+    cout: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    (ho, wo): (usize, usize),
+) -> Result<Args, CudaError> {
+    // Flattened pixel and row indices must fit i32 in the kernels.
+    i32_arg("N*H*W", n * h * w)?;
+    i32_arg("N*Ho*Wo", n * ho * wo)?;
+    i32_arg("Cin*k*k", cin * k * k)?;
+    i32_arg("Cout*k*k", cout * k * k)?;
+    Ok(Args([
+        n as i32,
+        cin as i32,
+        h as i32,
+        w as i32,
+        cout as i32,
+        k as i32,
+        s as i32,
+        p as i32,
+        ho as i32,
+        wo as i32,
+    ]))
+}
+
+fn grid(n_cols: usize, m_rows: usize, splits: usize) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: (
+            n_cols.div_ceil(BN) as u32,
+            m_rows.div_ceil(BM) as u32,
+            splits as u32,
+        ),
+        block_dim: (THREADS, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
+
+fn geometry(h: usize, w: usize, k: usize, s: usize, p: usize) -> Result<(usize, usize), CudaError> {
+    check(s >= 1 && k >= 1 && h + 2 * p >= k && w + 2 * p >= k, || {
+        format!("conv: input {h}×{w} (pad {p}) vs kernel {k}, stride {s}")
+    })?;
+    Ok((conv_out_len(h, k, s, p), conv_out_len(w, k, s, p)))
+}
+
+/// y (N,Cout,Ho,Wo), as `ops::conv2d::conv2d_forward`.
+pub fn forward(
+    gpu: &Gpu,
+    x: &GpuTensor,
+    w: &GpuTensor,
+    stride: usize,
+    pad: usize,
+) -> Result<GpuTensor, CudaError> {
+    let [n, cin, h, wd] = x.shape;
+    let [cout, wcin, k, k2] = w.shape;
+    check(wcin == cin && k == k2, || {
+        format!("conv2d: x {:?} vs w {:?}", x.shape, w.shape)
+    })?;
+    let (ho, wo) = geometry(h, wd, k, stride, pad)?;
+    let a = args(n, cin, (h, wd), cout, k, stride, pad, (ho, wo))?;
+    let mut y = GpuTensor::output(gpu, [n, cout, ho, wo])?;
+    let f = gpu.function("conv2d.cu", "conv2d_fwd")?;
+    let mut l = gpu.stream().launch_builder(&f);
+    l.arg(&x.buf).arg(&w.buf).arg(&mut y.buf);
+    for v in &a.0 {
+        l.arg(v);
+    }
+    launch!(l, grid(n * ho * wo, cout, 1), "conv2d_fwd")?;
+    Ok(y)
+}
+
+/// dx (N,Cin,H,W) from dy, as `ops::conv2d::conv2d_backward_input`.
+pub fn backward_input(
+    gpu: &Gpu,
+    dy: &GpuTensor,
+    w: &GpuTensor,
+    stride: usize,
+    pad: usize,
+    in_hw: (usize, usize),
+) -> Result<GpuTensor, CudaError> {
+    let [n, cout, ho, wo] = dy.shape;
+    let [wcout, cin, k, k2] = w.shape;
+    check(wcout == cout && k == k2, || {
+        format!(
+            "conv2d backward_input: dy {:?} vs w {:?}",
+            dy.shape, w.shape
+        )
+    })?;
+    let (h, wd) = in_hw;
+    check(geometry(h, wd, k, stride, pad)? == (ho, wo), || {
+        format!(
+            "conv2d backward_input: dy {:?} does not fit input {in_hw:?}",
+            dy.shape
+        )
+    })?;
+    let a = args(n, cin, (h, wd), cout, k, stride, pad, (ho, wo))?;
+    let mut dx = GpuTensor::output(gpu, [n, cin, h, wd])?;
+    let f = gpu.function("conv2d.cu", "conv2d_bwd_input")?;
+    let mut l = gpu.stream().launch_builder(&f);
+    l.arg(&dy.buf).arg(&w.buf).arg(&mut dx.buf);
+    for v in &a.0 {
+        l.arg(v);
+    }
+    launch!(l, grid(n * h * wd, cin, 1), "conv2d_bwd_input")?;
+    Ok(dx)
+}
+
+/// dw (Cout,Cin,k,k) summed over the batch, as `ops::conv2d::conv2d_backward_weight`.
+pub fn backward_weight(
+    gpu: &Gpu,
+    x: &GpuTensor,
+    dy: &GpuTensor,
+    k: usize,
+    stride: usize,
+    pad: usize,
+) -> Result<GpuTensor, CudaError> {
+    let [n, cin, h, wd] = x.shape;
+    let [dn, cout, ho, wo] = dy.shape;
+    check(n == dn, || {
+        "conv2d backward_weight: batch of x and dy".into()
+    })?;
+    check(geometry(h, wd, k, stride, pad)? == (ho, wo), || {
+        format!(
+            "conv2d backward_weight: dy {:?} does not fit x {:?}",
+            dy.shape, x.shape
+        )
+    })?;
+    let a = args(n, cin, (h, wd), cout, k, stride, pad, (ho, wo))?;
+    let kdim = n * ho * wo;
+    let rows = cin * k * k;
+    let splits = kdim.div_ceil(SPLIT_K).clamp(1, 65535);
+    // Chunks are whole K-tiles, so every split starts on a tile boundary.
+    let chunk = kdim.div_ceil(splits).div_ceil(BK) * BK;
+    let splits = kdim.div_ceil(chunk).max(1);
+    let chunk_i = i32_arg("chunk", chunk)?;
+    let mut dw = GpuTensor::output(gpu, [cout, cin, k, k])?;
+    let f = gpu.function("conv2d.cu", "conv2d_bwd_weight")?;
+    // One split writes dw directly; more write partials that a second kernel adds up.
+    let mut part = if splits > 1 {
+        Some(gpu.alloc_out(splits * cout * rows)?)
+    } else {
+        None
+    };
+    {
+        let mut l = gpu.stream().launch_builder(&f);
+        l.arg(&x.buf).arg(&dy.buf);
+        match part.as_mut() {
+            Some(p) => l.arg(p),
+            None => l.arg(&mut dw.buf),
+        };
+        for v in &a.0 {
+            l.arg(v);
+        }
+        l.arg(&chunk_i);
+        launch!(l, grid(rows, cout, splits), "conv2d_bwd_weight")?;
+    }
+    if let Some(p) = part {
+        let f = gpu.function("conv2d.cu", "conv2d_sum_splits")?;
+        let (si, len) = (splits as i32, (cout * rows) as i64);
+        let mut l = gpu.stream().launch_builder(&f);
+        l.arg(&p).arg(&mut dw.buf).arg(&si).arg(&len);
+        launch!(l, grid_1d(cout * rows), "conv2d_sum_splits")?;
+    }
+    Ok(dw)
+}
+
+/// PyTorch conv_transpose2d (padding 0): x (N,Cin,H,W), w (Cin,Cout,k,k) →
+/// (N,Cout,(H−1)·s+k,(W−1)·s+k), as `ops::conv2d::conv_transpose2d_forward`.
+pub fn conv_transpose2d_forward(
+    gpu: &Gpu,
+    x: &GpuTensor,
+    w: &GpuTensor,
+    stride: usize,
+) -> Result<GpuTensor, CudaError> {
+    let (h, wd) = x.hw();
+    let k = w.shape[2];
+    check(h >= 1 && wd >= 1, || "conv_transpose2d: empty input".into())?;
+    backward_input(
+        gpu,
+        x,
+        w,
+        stride,
+        0,
+        ((h - 1) * stride + k, (wd - 1) * stride + k),
+    )
+}
+
+/// dL/dx of conv_transpose2d_forward.
+pub fn conv_transpose2d_backward_input(
+    gpu: &Gpu,
+    dy: &GpuTensor,
+    w: &GpuTensor,
+    stride: usize,
+) -> Result<GpuTensor, CudaError> {
+    forward(gpu, dy, w, stride, 0)
+}
+
+/// dL/dw (Cin,Cout,k,k) of conv_transpose2d_forward, summed over the batch.
+pub fn conv_transpose2d_backward_weight(
+    gpu: &Gpu,
+    x: &GpuTensor,
+    dy: &GpuTensor,
+    k: usize,
+    stride: usize,
+) -> Result<GpuTensor, CudaError> {
+    backward_weight(gpu, dy, x, k, stride, 0)
+}

@@ -1,0 +1,46 @@
+use super::{check, launch};
+use crate::cuda::{CudaError, Gpu, GpuTensor, grid_1d, grid_blocks, i32_arg};
+use cudarc::driver::{CudaSlice, PushKernelArg};
+
+/// x ← leaky_relu(x + b, 0.2)·√2 in place, as `ops::fused_lrelu::fused_lrelu_forward`.
+pub fn forward(gpu: &Gpu, x: &mut GpuTensor, bias: &CudaSlice<f32>) -> Result<(), CudaError> {
+    let [_, ch, h, w] = x.shape;
+    check(bias.len() >= ch, || "fused_lrelu: bias length".into())?;
+    let f = gpu.function("fused_lrelu.cu", "flrelu_fwd")?;
+    let (n, ch, plane) = (x.len() as i64, i32_arg("channels", ch)?, (h * w) as i64);
+    let mut b = gpu.stream().launch_builder(&f);
+    b.arg(&mut x.buf).arg(bias).arg(&n).arg(&ch).arg(&plane);
+    launch!(b, grid_1d(n as usize), "flrelu_fwd")
+}
+
+fn slope(gpu: &Gpu, y: &GpuTensor, g: &mut GpuTensor) -> Result<(), CudaError> {
+    check(y.shape == g.shape, || "fused_lrelu: shapes".into())?;
+    let f = gpu.function("fused_lrelu.cu", "flrelu_slope")?;
+    let n = y.len() as i64;
+    let mut b = gpu.stream().launch_builder(&f);
+    b.arg(&y.buf).arg(&mut g.buf).arg(&n);
+    launch!(b, grid_1d(n as usize), "flrelu_slope")
+}
+
+/// dy → dx in place; returns db (per-channel sums of dx), as
+/// `ops::fused_lrelu::fused_lrelu_backward`.
+pub fn backward(gpu: &Gpu, y: &GpuTensor, dy: &mut GpuTensor) -> Result<CudaSlice<f32>, CudaError> {
+    slope(gpu, y, dy)?;
+    let [n, ch, h, w] = dy.shape;
+    let mut db = gpu.alloc_out(ch)?;
+    let f = gpu.function("fused_lrelu.cu", "flrelu_bias_grad")?;
+    let (n, chi, plane) = (
+        i32_arg("batch", n)?,
+        i32_arg("channels", ch)?,
+        (h * w) as i64,
+    );
+    let mut b = gpu.stream().launch_builder(&f);
+    b.arg(&dy.buf).arg(&mut db).arg(&n).arg(&chi).arg(&plane);
+    launch!(b, grid_blocks(ch), "flrelu_bias_grad")?;
+    Ok(db)
+}
+
+/// t ← t·slope(y) in place (R1's tangent), as `ops::fused_lrelu::fused_lrelu_tangent`.
+pub fn tangent(gpu: &Gpu, y: &GpuTensor, t: &mut GpuTensor) -> Result<(), CudaError> {
+    slope(gpu, y, t)
+}

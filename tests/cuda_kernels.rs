@@ -1,0 +1,726 @@
+//! Every CUDA kernel against the CPU engine (the reference) on fresh seeded random inputs,
+//! shapes that are not multiples of the block or tile sizes (widths 3, 80, 160, 384; odd
+//! spatial sizes). Outputs are poison-filled (NaN) on the GPU before each launch, so an element
+//! a kernel does not write fails the comparison. Tolerances are atol + rtol·|ref|; the worst
+//! element is printed. Without a GPU each test prints `skipped: no CUDA device` and passes.
+//! `nvrtc_compiles_every_kernel_for_sm_90` needs no GPU, only libnvrtc (scripts/ci-nvrtc.sh).
+
+use ndarray::{Array2, Array4};
+use sincut::cuda::ops as gops;
+use sincut::cuda::{Gpu, GpuTensor, nvrtc};
+use sincut::ops;
+use sincut::ops::adam::AdamConfig;
+use sincut::ops::blur::Blur;
+
+fn skip(msg: &str) {
+    // Both streams: eprintln shows with --nocapture, println in captured output of failures.
+    eprintln!("skipped: {msg}");
+    println!("skipped: {msg}");
+}
+
+/// GPU 0 with poisoning on, or None (after printing the skip line).
+fn gpu() -> Option<Gpu> {
+    match Gpu::open(0) {
+        Ok(mut g) => {
+            g.set_poison(true);
+            Some(g)
+        }
+        Err(e) => {
+            skip(&format!("no CUDA device ({e})"));
+            None
+        }
+    }
+}
+
+/// SplitMix64: seeded, dependency-free uniform numbers in [-1, 1).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> f32 {
+        self.0 = self.0.wrapping_add(0x9e3779b97f4a7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+        z ^= z >> 31;
+        ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+    fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n).map(|_| self.next()).collect()
+    }
+    fn a4(&mut self, s: (usize, usize, usize, usize)) -> Array4<f32> {
+        Array4::from_shape_vec(s, self.vec(s.0 * s.1 * s.2 * s.3)).unwrap()
+    }
+}
+
+fn up(g: &Gpu, a: &Array4<f32>) -> GpuTensor {
+    GpuTensor::upload(g, a).unwrap()
+}
+fn down(g: &Gpu, t: &GpuTensor) -> Array4<f32> {
+    t.download(g).unwrap()
+}
+fn down_vec(g: &Gpu, b: &cudarc::driver::CudaSlice<f32>, n: usize) -> Vec<f32> {
+    let mut v = g.download(b).unwrap();
+    v.truncate(n);
+    v
+}
+
+/// Asserts |got − want| ≤ atol + rtol·|want| everywhere (NaN fails), printing the worst element.
+fn compare(what: &str, got: &[f32], want: &[f32], atol: f64, rtol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let mut worst = (0usize, -1.0f64);
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let err = (g as f64 - w as f64).abs();
+        let ratio = if err.is_nan() {
+            f64::INFINITY
+        } else if err == 0.0 {
+            0.0
+        } else {
+            err / (atol + rtol * (w as f64).abs())
+        };
+        if ratio > worst.1 {
+            worst = (i, ratio);
+        }
+    }
+    let i = worst.0;
+    println!(
+        "{what}: worst element {i}: gpu {} cpu {} (|err| = {:e}, {:.3} of the tolerance)",
+        got[i],
+        want[i],
+        (got[i] as f64 - want[i] as f64).abs(),
+        worst.1
+    );
+    assert!(
+        worst.1 <= 1.0,
+        "{what}: element {i}: gpu {} vs cpu {} exceeds atol {atol:e} + rtol {rtol:e}·|ref|",
+        got[i],
+        want[i]
+    );
+}
+
+fn max_abs(v: &[f32]) -> f64 {
+    v.iter().fold(0.0f64, |m, &x| m.max((x as f64).abs()))
+}
+
+fn cmp4(what: &str, got: &Array4<f32>, want: &Array4<f32>, atol: f64, rtol: f64) {
+    assert_eq!(got.dim(), want.dim(), "{what}: shapes");
+    compare(
+        what,
+        got.as_slice().unwrap(),
+        want.as_standard_layout().as_slice().unwrap(),
+        atol,
+        rtol,
+    );
+}
+
+/// Activation shapes: channels 3, 80, 160, 384; odd and non-square spatial sizes.
+const SHAPES: &[(usize, usize, usize, usize)] = &[
+    (2, 3, 17, 19),
+    (3, 80, 13, 9),
+    (2, 160, 7, 33),
+    (2, 384, 5, 5),
+    (1, 80, 64, 65),
+];
+
+// Elementwise kernels use explicitly rounded intrinsics in the CPU's operation order, so they
+// must match bit for bit (tolerance 0).
+
+#[test]
+fn relu_matches_cpu() {
+    let Some(g) = gpu() else { return };
+    for (i, &s) in SHAPES.iter().enumerate() {
+        let mut r = Rng(100 + i as u64);
+        let x = r.a4(s);
+        let mut t = up(&g, &x);
+        gops::relu::forward(&g, &mut t).unwrap();
+        let mut y = x.clone();
+        ops::relu::relu_forward(&mut y);
+        cmp4(&format!("relu fwd {s:?}"), &down(&g, &t), &y, 0.0, 0.0);
+        let dy = r.a4(s);
+        let mut dt = up(&g, &dy);
+        gops::relu::backward(&g, &t, &mut dt).unwrap();
+        let mut dx = dy.clone();
+        ops::relu::relu_backward(&y, &mut dx);
+        cmp4(&format!("relu bwd {s:?}"), &down(&g, &dt), &dx, 0.0, 0.0);
+    }
+}
+
+#[test]
+fn residual_matches_cpu() {
+    let Some(g) = gpu() else { return };
+    for (i, &s) in SHAPES.iter().enumerate() {
+        let mut r = Rng(200 + i as u64);
+        let (a, b) = (r.a4(s), r.a4(s));
+        let mut ta = up(&g, &a);
+        gops::residual::forward(&g, &mut ta, &up(&g, &b)).unwrap();
+        let mut want = a.clone();
+        ops::residual::residual_forward(&mut want, &b);
+        cmp4(
+            &format!("residual fwd {s:?}"),
+            &down(&g, &ta),
+            &want,
+            0.0,
+            0.0,
+        );
+        let mut td = up(&g, &a);
+        gops::residual::backward(&g, &mut td).unwrap();
+        let mut want = a.clone();
+        ops::residual::residual_backward(&mut want);
+        cmp4(
+            &format!("residual bwd {s:?}"),
+            &down(&g, &td),
+            &want,
+            0.0,
+            0.0,
+        );
+    }
+}
+
+#[test]
+fn bias_matches_cpu() {
+    let Some(g) = gpu() else { return };
+    for (i, &s) in SHAPES.iter().enumerate() {
+        let mut r = Rng(300 + i as u64);
+        let (x, b) = (r.a4(s), r.vec(s.1));
+        let mut t = up(&g, &x);
+        gops::bias::add(&g, &mut t, &g.upload(&b).unwrap()).unwrap();
+        let mut want = x.clone();
+        ops::bias::add_bias(&mut want, &b);
+        cmp4(&format!("bias add {s:?}"), &down(&g, &t), &want, 0.0, 0.0);
+        // Channel sums: double accumulation on both sides, so within f32 rounding of the sum.
+        let db = gops::bias::grad(&g, &up(&g, &x)).unwrap();
+        let want = ops::bias::bias_grad(&x);
+        compare(
+            &format!("bias grad {s:?}"),
+            &down_vec(&g, &db, s.1),
+            &want,
+            1e-6,
+            1e-6,
+        );
+    }
+}
+
+#[test]
+fn fused_lrelu_matches_cpu() {
+    let Some(g) = gpu() else { return };
+    for (i, &s) in SHAPES.iter().enumerate() {
+        let mut r = Rng(400 + i as u64);
+        let (x, b) = (r.a4(s), r.vec(s.1));
+        let mut t = up(&g, &x);
+        gops::fused_lrelu::forward(&g, &mut t, &g.upload(&b).unwrap()).unwrap();
+        let mut y = x.clone();
+        ops::fused_lrelu::fused_lrelu_forward(&mut y, &b);
+        cmp4(
+            &format!("fused_lrelu fwd {s:?}"),
+            &down(&g, &t),
+            &y,
+            0.0,
+            0.0,
+        );
+        let dy = r.a4(s);
+        let mut dt = up(&g, &dy);
+        let db = gops::fused_lrelu::backward(&g, &t, &mut dt).unwrap();
+        let mut dx = dy.clone();
+        let want_db = ops::fused_lrelu::fused_lrelu_backward(&y, &mut dx);
+        cmp4(
+            &format!("fused_lrelu bwd dx {s:?}"),
+            &down(&g, &dt),
+            &dx,
+            0.0,
+            0.0,
+        );
+        compare(
+            &format!("fused_lrelu bwd db {s:?}"),
+            &down_vec(&g, &db, s.1),
+            &want_db,
+            1e-6,
+            1e-6,
+        );
+        let tv = r.a4(s);
+        let mut tt = up(&g, &tv);
+        gops::fused_lrelu::tangent(&g, &t, &mut tt).unwrap();
+        let mut want = tv.clone();
+        ops::fused_lrelu::fused_lrelu_tangent(&y, &mut want);
+        cmp4(
+            &format!("fused_lrelu tangent {s:?}"),
+            &down(&g, &tt),
+            &want,
+            0.0,
+            0.0,
+        );
+    }
+}
+
+#[test]
+fn noise_matches_cpu() {
+    let Some(g) = gpu() else { return };
+    for (i, &s) in SHAPES.iter().enumerate() {
+        let mut r = Rng(500 + i as u64);
+        let x = r.a4(s);
+        let nz = r.a4((s.0, 1, s.2, s.3));
+        let w = 0.37f32;
+        let mut t = up(&g, &x);
+        let nt = up(&g, &nz);
+        gops::noise::forward(&g, &mut t, &g.upload(&[w]).unwrap(), &nt).unwrap();
+        let mut want = x.clone();
+        ops::noise::noise_forward(&mut want, w, &nz);
+        cmp4(&format!("noise fwd {s:?}"), &down(&g, &t), &want, 0.0, 0.0);
+        let dy = r.a4(s);
+        let dw = gops::noise::backward_weight(&g, &up(&g, &dy), &nt).unwrap();
+        let want = ops::noise::noise_backward_weight(&dy, &nz);
+        compare(
+            &format!("noise wgrad {s:?}"),
+            &down_vec(&g, &dw, 1),
+            &[want],
+            1e-6,
+            1e-6,
+        );
+    }
+}
+
+#[test]
+fn l1_matches_cpu() {
+    let Some(g) = gpu() else { return };
+    for (i, &s) in SHAPES.iter().enumerate() {
+        let mut r = Rng(600 + i as u64);
+        let (a, mut b) = (r.a4(s), r.a4(s));
+        // Some equal elements: their gradient is 0 (torch.sign).
+        b.iter_mut()
+            .zip(a.iter())
+            .step_by(7)
+            .for_each(|(bv, av)| *bv = *av);
+        let (ta, tb) = (up(&g, &a), up(&g, &b));
+        let l = gops::l1::forward(&g, &ta, &tb).unwrap();
+        let want = ops::l1::l1_mean_forward(&a, &b);
+        compare(
+            &format!("l1 fwd {s:?}"),
+            &down_vec(&g, &l, 1),
+            &[want],
+            0.0,
+            1e-6,
+        );
+        let d = gops::l1::backward(&g, &ta, &tb).unwrap();
+        let want = ops::l1::l1_mean_backward(&a, &b);
+        cmp4(&format!("l1 bwd {s:?}"), &down(&g, &d), &want, 0.0, 0.0);
+    }
+}
+
+#[test]
+fn softplus_mean_matches_cpu() {
+    let Some(g) = gpu() else { return };
+    for (i, &n) in [1usize, 3, 16, 64, 257, 4099].iter().enumerate() {
+        let mut r = Rng(700 + i as u64);
+        // Logits spread over [-30, 30]: both softplus branches (threshold 20) are hit.
+        let x: Vec<f32> = r.vec(n).into_iter().map(|v| 30.0 * v).collect();
+        let xt = g.upload(&x).unwrap();
+        for negate in [false, true] {
+            let l = gops::gan_loss::softplus_mean_forward(&g, &xt, n, negate).unwrap();
+            let want = ops::gan_loss::softplus_mean_forward(&x, negate);
+            // expf/log1pf (GPU) and libm (CPU) differ by an ulp or two per element.
+            compare(
+                &format!("softplus fwd n={n} negate={negate}"),
+                &down_vec(&g, &l, 1),
+                &[want],
+                1e-7,
+                1e-6,
+            );
+            let d = gops::gan_loss::softplus_mean_backward(&g, &xt, n, negate).unwrap();
+            let want = ops::gan_loss::softplus_mean_backward(&x, negate);
+            compare(
+                &format!("softplus bwd n={n} negate={negate}"),
+                &down_vec(&g, &d, n),
+                &want,
+                1e-12,
+                1e-6,
+            );
+        }
+    }
+}
+
+#[test]
+fn adam_matches_cpu_bit_for_bit() {
+    let Some(g) = gpu() else { return };
+    for (i, &n) in [1usize, 3, 80, 1000, 384 * 384 * 9 + 7].iter().enumerate() {
+        let mut r = Rng(800 + i as u64);
+        for cfg in [
+            AdamConfig {
+                beta1: 0.0,
+                beta2: 0.99,
+                eps: 1e-8,
+            },
+            AdamConfig {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+            },
+        ] {
+            let mut p = r.vec(n);
+            let mut m = vec![0.0f32; n];
+            let mut v = vec![0.0f32; n];
+            let (mut pd, mut md, mut vd) = (
+                g.upload(&p).unwrap(),
+                g.upload(&m).unwrap(),
+                g.upload(&v).unwrap(),
+            );
+            for step in 1..=3u64 {
+                let grad = r.vec(n);
+                let gd = g.upload(&grad).unwrap();
+                gops::adam::update(&g, &mut pd, &gd, &mut md, &mut vd, step, 0.002, &cfg).unwrap();
+                ops::adam::adam_update(&mut p, &grad, &mut m, &mut v, step, 0.002, &cfg);
+            }
+            let what = format!("adam n={n} beta1={}", cfg.beta1);
+            compare(
+                &format!("{what} param"),
+                &down_vec(&g, &pd, n),
+                &p,
+                0.0,
+                0.0,
+            );
+            compare(
+                &format!("{what} exp_avg"),
+                &down_vec(&g, &md, n),
+                &m,
+                0.0,
+                0.0,
+            );
+            compare(
+                &format!("{what} exp_avg_sq"),
+                &down_vec(&g, &vd, n),
+                &v,
+                0.0,
+                0.0,
+            );
+        }
+    }
+}
+
+#[test]
+fn blur_matches_cpu() {
+    let Some(g) = gpu() else { return };
+    for (i, &s) in SHAPES.iter().enumerate() {
+        for (j, b) in [Blur::DOWN_3X3, Blur::DOWN_1X1, Blur::UP]
+            .iter()
+            .enumerate()
+        {
+            let mut r = Rng(900 + 10 * i as u64 + j as u64);
+            let x = r.a4(s);
+            let y = gops::blur::forward(&g, b, &up(&g, &x)).unwrap();
+            let want = b.forward(&x);
+            // Same taps, same order, explicitly rounded: bit for bit.
+            cmp4(
+                &format!("blur fwd {b:?} {s:?}"),
+                &down(&g, &y),
+                &want,
+                0.0,
+                0.0,
+            );
+            let dy = r.a4(want.dim());
+            let dx = gops::blur::backward(&g, b, &up(&g, &dy), (s.2, s.3)).unwrap();
+            let want = b.backward(&dy, (s.2, s.3));
+            cmp4(
+                &format!("blur bwd {b:?} {s:?}"),
+                &down(&g, &dx),
+                &want,
+                0.0,
+                0.0,
+            );
+        }
+    }
+}
+
+#[test]
+fn demod_matches_cpu() {
+    let Some(g) = gpu() else { return };
+    for (i, &(co, ci, k)) in [(80, 160, 3), (3, 80, 3), (160, 3, 1), (384, 384, 3)]
+        .iter()
+        .enumerate()
+    {
+        let mut r = Rng(1000 + i as u64);
+        let w = r.a4((co, ci, k, k));
+        let wt = up(&g, &w);
+        let out = gops::demod::forward(&g, &wt).unwrap();
+        let want = ops::demod::demod_forward(w.view());
+        // The CPU sums Cin·k² squares sequentially in f32, the GPU in double: the sums differ
+        // by at most ~len·eps relatively (rtol 1e-5 covers len ≤ 3456 with margin).
+        cmp4(
+            &format!("demod fwd {:?}", w.dim()),
+            &down(&g, &out),
+            &want,
+            0.0,
+            1e-5,
+        );
+        let gw = r.a4((co, ci, k, k));
+        let dw = gops::demod::backward(&g, &wt, &up(&g, &gw)).unwrap();
+        let want = ops::demod::demod_backward(w.view(), gw.view());
+        // a·g − b·w cancels: absolute tolerance on the scale of the result.
+        let scale = max_abs(want.as_slice().unwrap());
+        cmp4(
+            &format!("demod bwd {:?}", w.dim()),
+            &down(&g, &dw),
+            &want,
+            1e-5 * scale,
+            1e-5,
+        );
+    }
+}
+
+fn rows(a: &Array4<f32>) -> Array2<f32> {
+    let (b, c, h, w) = a.dim();
+    a.clone().into_shape_with_order((b, c * h * w)).unwrap()
+}
+
+#[test]
+fn l2norm_matches_cpu() {
+    let Some(g) = gpu() else { return };
+    for (i, &(b, d)) in [(1, 3), (16, 256), (32, 80), (5, 384), (3, 1000)]
+        .iter()
+        .enumerate()
+    {
+        let mut r = Rng(1100 + i as u64);
+        let mut x = r.a4((b, d, 1, 1));
+        // One all-zero row: its norm has no derivative (the CPU takes that term as 0).
+        x.slice_mut(ndarray::s![0, .., .., ..]).fill(0.0);
+        let xt = up(&g, &x);
+        let y = gops::l2norm::forward(&g, &xt).unwrap();
+        let want = ops::l2norm::l2norm_forward(&rows(&x));
+        compare(
+            &format!("l2norm fwd ({b}, {d})"),
+            down(&g, &y).as_slice().unwrap(),
+            want.as_slice().unwrap(),
+            1e-7,
+            1e-6,
+        );
+        let dy = r.a4((b, d, 1, 1));
+        let dx = gops::l2norm::backward(&g, &xt, &up(&g, &dy)).unwrap();
+        let want = ops::l2norm::l2norm_backward(&rows(&x), &rows(&dy));
+        let scale = max_abs(want.as_slice().unwrap());
+        compare(
+            &format!("l2norm bwd ({b}, {d})"),
+            down(&g, &dx).as_slice().unwrap(),
+            want.as_slice().unwrap(),
+            1e-6 * scale,
+            1e-5,
+        );
+    }
+}
+
+/// Rows normalised to unit length, as F's outputs are.
+fn unit_rows(r: &mut Rng, b: usize, d: usize) -> Array4<f32> {
+    let mut a = r.a4((b, d, 1, 1));
+    for mut row in a.outer_iter_mut() {
+        let n = row.iter().map(|v| v * v).sum::<f32>().sqrt();
+        row.mapv_inplace(|v| v / n);
+    }
+    a
+}
+
+#[test]
+fn patchnce_matches_cpu() {
+    let Some(g) = gpu() else { return };
+    for (i, &(b, d)) in [(1, 256), (2, 256), (16, 256), (32, 3), (17, 80)]
+        .iter()
+        .enumerate()
+    {
+        let mut r = Rng(1200 + i as u64);
+        let (q, k) = (unit_rows(&mut r, b, d), unit_rows(&mut r, b, d));
+        let (qt, kt) = (up(&g, &q), up(&g, &k));
+        let tau = 0.07;
+        let l = gops::patchnce::forward(&g, &qt, &kt, tau).unwrap();
+        let want = ops::patchnce::patchnce_forward(&rows(&q), &rows(&k), tau);
+        // Dot products (≤ D terms) differ by ~√D·eps, amplified by 1/τ ≈ 14 in the logits.
+        compare(
+            &format!("patchnce fwd ({b}, {d})"),
+            &down_vec(&g, &l, b),
+            &want,
+            1e-5,
+            1e-5,
+        );
+        let dloss: Vec<f32> = r.vec(b);
+        let dq = gops::patchnce::backward(&g, &qt, &kt, tau, &g.upload(&dloss).unwrap()).unwrap();
+        let want = ops::patchnce::patchnce_backward(&rows(&q), &rows(&k), tau, &dloss);
+        let scale = max_abs(want.as_slice().unwrap());
+        compare(
+            &format!("patchnce bwd ({b}, {d})"),
+            down(&g, &dq).as_slice().unwrap(),
+            want.as_slice().unwrap(),
+            1e-5 * scale,
+            1e-4,
+        );
+    }
+}
+
+/// (N, Cin, Cout, H, W, k, stride, pad): every conv the networks use, at awkward sizes.
+const CONVS: &[(usize, usize, usize, usize, usize, usize, usize, usize)] = &[
+    (2, 3, 80, 17, 19, 1, 1, 0),   // G's first 1×1
+    (2, 80, 80, 15, 13, 3, 1, 1),  // ResBlock conv1
+    (3, 80, 160, 19, 21, 3, 2, 0), // down conv after the 3×3 blur (pad 2)
+    (2, 80, 160, 12, 10, 1, 2, 0), // down skip after the 1×1 blur
+    (2, 160, 160, 9, 7, 3, 1, 1),  // decoder ResBlock
+    (2, 384, 384, 4, 4, 3, 1, 1),  // D's last conv
+    (16, 384, 384, 1, 1, 1, 1, 0), // D's EqualLinear as a 1×1 conv
+    (2, 80, 3, 33, 31, 1, 1, 0),   // G's last 1×1
+    (4, 32, 64, 66, 66, 3, 2, 0),  // D at crop 64 (long weight-gradient reduction)
+];
+
+#[test]
+fn conv2d_matches_cpu() {
+    let Some(g) = gpu() else { return };
+    for (i, &(n, ci, co, h, w, k, s, p)) in CONVS.iter().enumerate() {
+        let mut r = Rng(1300 + i as u64);
+        let x = r.a4((n, ci, h, w));
+        let wt = r.a4((co, ci, k, k));
+        let (xg, wg) = (up(&g, &x), up(&g, &wt));
+        let tag = format!("conv2d N{n} {ci}→{co} {h}×{w} k{k} s{s} p{p}");
+        // f32 GEMMs of K terms on both sides, summed in different orders: rounding grows
+        // like √K·eps relative to the result's scale.
+        let y = gops::conv2d::forward(&g, &xg, &wg, s, p).unwrap();
+        let want = ops::conv2d::conv2d_forward(&x, wt.view(), s, p);
+        let sc = max_abs(want.as_slice().unwrap());
+        cmp4(&format!("{tag} fwd"), &down(&g, &y), &want, 2e-5 * sc, 1e-4);
+        let dy = r.a4(want.dim());
+        let dyg = up(&g, &dy);
+        let dx = gops::conv2d::backward_input(&g, &dyg, &wg, s, p, (h, w)).unwrap();
+        let want = ops::conv2d::conv2d_backward_input(&dy, wt.view(), s, p, (h, w));
+        let sc = max_abs(want.as_slice().unwrap());
+        cmp4(
+            &format!("{tag} bwd input"),
+            &down(&g, &dx),
+            &want,
+            2e-5 * sc,
+            1e-4,
+        );
+        let dw = gops::conv2d::backward_weight(&g, &xg, &dyg, k, s, p).unwrap();
+        let want = ops::conv2d::conv2d_backward_weight(&x, &dy, k, s, p);
+        let sc = max_abs(want.as_slice().unwrap());
+        cmp4(
+            &format!("{tag} bwd weight"),
+            &down(&g, &dw),
+            &want,
+            5e-5 * sc,
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn conv_transpose2d_matches_cpu() {
+    let Some(g) = gpu() else { return };
+    // The decoder's upsampling StyledConv: 3×3 stride 2, and odd sizes.
+    for (i, &(n, ci, co, h, w)) in [(2, 160, 80, 8, 8), (2, 160, 80, 7, 9), (1, 3, 384, 5, 3)]
+        .iter()
+        .enumerate()
+    {
+        let mut r = Rng(1400 + i as u64);
+        let x = r.a4((n, ci, h, w));
+        let wt = r.a4((ci, co, 3, 3));
+        let (xg, wg) = (up(&g, &x), up(&g, &wt));
+        let tag = format!("conv_transpose2d N{n} {ci}→{co} {h}×{w}");
+        let y = gops::conv2d::conv_transpose2d_forward(&g, &xg, &wg, 2).unwrap();
+        let want = ops::conv2d::conv_transpose2d_forward(&x, wt.view(), 2);
+        let sc = max_abs(want.as_slice().unwrap());
+        cmp4(&format!("{tag} fwd"), &down(&g, &y), &want, 2e-5 * sc, 1e-4);
+        let dy = r.a4(want.dim());
+        let dyg = up(&g, &dy);
+        let dx = gops::conv2d::conv_transpose2d_backward_input(&g, &dyg, &wg, 2).unwrap();
+        let want = ops::conv2d::conv_transpose2d_backward_input(&dy, wt.view(), 2);
+        let sc = max_abs(want.as_slice().unwrap());
+        cmp4(
+            &format!("{tag} bwd input"),
+            &down(&g, &dx),
+            &want,
+            2e-5 * sc,
+            1e-4,
+        );
+        let dw = gops::conv2d::conv_transpose2d_backward_weight(&g, &xg, &dyg, 3, 2).unwrap();
+        let want = ops::conv2d::conv_transpose2d_backward_weight(&x, &dy, 3, 2);
+        let sc = max_abs(want.as_slice().unwrap());
+        cmp4(
+            &format!("{tag} bwd weight"),
+            &down(&g, &dw),
+            &want,
+            5e-5 * sc,
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn poison_fill_writes_nan() {
+    let Some(g) = gpu() else { return };
+    let mut b = g.upload(&[1.0f32; 1001]).unwrap();
+    gops::poison::fill(&g, &mut b).unwrap();
+    assert!(down_vec(&g, &b, 1001).iter().all(|v| v.is_nan()));
+}
+
+// ---- No GPU needed below. ----
+
+#[test]
+fn open_never_panics() {
+    // Whatever the machine has, opening a GPU (even a nonexistent ordinal) returns a value.
+    for ordinal in [0usize, 97] {
+        match Gpu::open(ordinal) {
+            Ok(g) => println!("GPU {ordinal}: {} ({})", g.name(), g.arch()),
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(!msg.contains('\n'), "one-line message: {msg}");
+                println!("GPU {ordinal}: {msg}");
+            }
+        }
+    }
+}
+
+#[test]
+fn nvrtc_compiles_every_kernel_for_sm_90() {
+    if let Err(e) = nvrtc::nvrtc_available() {
+        skip(&format!("NVRTC not found ({e})"));
+        return;
+    }
+    let reports = nvrtc::compile_all("sm_90").expect("NVRTC loads");
+    for r in &reports {
+        println!(
+            "{:<16} {:<22} regs {:>3} smem {:>6} spills {}/{}",
+            r.file, r.kernel, r.registers, r.smem_bytes, r.spill_stores, r.spill_loads
+        );
+    }
+    let bad: Vec<String> = reports
+        .iter()
+        .filter(|r| !r.ok())
+        .map(|r| format!("{}:{} {:?}", r.file, r.kernel, r.error))
+        .collect();
+    assert!(bad.is_empty(), "kernels that fail or spill: {bad:#?}");
+    // Every kernel file produced at least one kernel.
+    for (file, _) in sincut::cuda::kernels::FILES {
+        assert!(
+            reports.iter().any(|r| r.file == *file),
+            "{file}: no kernel reported"
+        );
+    }
+}
+
+#[test]
+fn nvrtc_cache_returns_the_same_cubin() {
+    if let Err(e) = nvrtc::nvrtc_available() {
+        skip(&format!("NVRTC not found ({e})"));
+        return;
+    }
+    let a = nvrtc::cubin_cached("relu.cu", "sm_90").unwrap();
+    assert!(a.starts_with(b"\x7fELF"), "a cubin is an ELF image");
+    if let Some(p) = nvrtc::cache_path("relu.cu", "sm_90") {
+        // The cache may be unwritable (read-only HOME); then there is simply no file.
+        if p.exists() {
+            assert_eq!(std::fs::read(&p).unwrap(), a);
+        }
+    }
+    assert_eq!(nvrtc::cubin_cached("relu.cu", "sm_90").unwrap(), a);
+}
+
+#[test]
+fn doctor_reports_without_panicking() {
+    let (text, ok) = sincut::cuda::doctor_report(Some("sm_90"));
+    println!("{text}");
+    if nvrtc::nvrtc_available().is_ok() {
+        assert!(ok, "doctor found problems:\n{text}");
+        assert!(text.contains("conv2d_fwd"));
+    } else {
+        assert!(!ok);
+        skip("NVRTC not found (doctor reports it)");
+    }
+}
