@@ -24,4 +24,7 @@ export SINCUT_CACHE_DIR="${SINCUT_CACHE_DIR:-$(mktemp -d)}"
 
 echo "NVRTC: $NVRTC_LIB"
 echo "headers: $CUDA_INC"
-cargo test --test cuda_kernels -- --nocapture --test-threads=1 "$@"
+cargo build --quiet
+# The doctor compiles every kernel for sm_90 and exits non-zero on an error or a spill.
+target/debug/sincut doctor --arch sm_90
+cargo test --test cuda_kernels -- --test-threads=1 "$@"

@@ -122,6 +122,13 @@ enum Command {
     },
     /// Show what a checkpoint or run directory holds.
     Info { path: PathBuf },
+    /// Report the GPU, driver and NVRTC, and compile every CUDA kernel (registers, shared
+    /// memory, spills). Exits non-zero when a kernel does not compile or spills.
+    Doctor {
+        /// Compile for this architecture (e.g. sm_90) instead of the GPU's own.
+        #[arg(long)]
+        arch: Option<String>,
+    },
     /// Replay golden fixtures of the official implementation and compare every quantity.
     CheckGolden {
         /// Fixture folders, or folders holding fixture folders.
@@ -256,6 +263,15 @@ fn run(cli: Cli) -> sincut::io::Result<ExitCode> {
         Command::Info { path } => {
             print!("{}", info_command(&path)?);
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Doctor { arch } => {
+            let (report, ok) = sincut::cuda::doctor_report(arch.as_deref());
+            print!("{report}");
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         Command::CheckGolden {
             dirs,
