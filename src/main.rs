@@ -128,6 +128,10 @@ enum Command {
         /// Compile for this architecture (e.g. sm_90) instead of the GPU's own.
         #[arg(long)]
         arch: Option<String>,
+        /// Also write every kernel's cubin to DIR, for a GPU machine without NVRTC
+        /// (point SINCUT_PREBUILT_CUBINS at it there).
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
     },
     /// Replay golden fixtures of the official implementation and compare every quantity.
     CheckGolden {

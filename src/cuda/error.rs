@@ -20,6 +20,8 @@ pub enum CudaError {
     OutOfMemory(String),
     /// A shape or argument the kernels do not support.
     Shape(String),
+    /// A file could not be written (exported cubins).
+    Io(String),
 }
 
 impl CudaError {
@@ -57,6 +59,7 @@ impl std::fmt::Display for CudaError {
             CudaError::Launch(m) => write!(f, "CUDA error: {m}"),
             CudaError::OutOfMemory(m) => write!(f, "GPU out of memory: {m}"),
             CudaError::Shape(m) => write!(f, "unsupported shape: {m}"),
+            CudaError::Io(m) => write!(f, "cannot write: {m}"),
         }
     }
 }

@@ -299,11 +299,49 @@ pub fn cubin_cached(file: &str, arch: &str) -> Result<Vec<u8>, CudaError> {
     {
         return Ok(bytes);
     }
-    let c = compile(file, arch)?;
+    let c = match compile(file, arch) {
+        Ok(c) => c,
+        // A GPU machine without NVRTC can still run cubins compiled elsewhere.
+        Err(e @ CudaError::NvrtcMissing(_)) => {
+            return prebuilt_cubin(file, arch).ok_or(e);
+        }
+        Err(e) => return Err(e),
+    };
     if let Some(p) = &path {
         let _ = write_atomic(p, &c.cubin);
     }
     Ok(c.cubin)
+}
+
+/// Environment variable naming a folder of cubins exported by `sincut doctor --export`.
+pub const PREBUILT_ENV: &str = "SINCUT_PREBUILT_CUBINS";
+
+/// The exported cubin's file name: keyed by program text, options and arch (not the NVRTC
+/// version, which a machine without NVRTC cannot know).
+pub fn prebuilt_name(file: &str, arch: &str) -> Option<String> {
+    let src = kernels::program(file)?;
+    let opts = options(arch).join("\u{1}");
+    let key = fnv128(&[src.as_bytes(), opts.as_bytes(), arch.as_bytes()]);
+    Some(format!("{}-{arch}-{key:032x}.cubin", file.trim_end_matches(".cu")))
+}
+
+fn prebuilt_cubin(file: &str, arch: &str) -> Option<Vec<u8>> {
+    let dir = PathBuf::from(std::env::var_os(PREBUILT_ENV)?);
+    let bytes = std::fs::read(dir.join(prebuilt_name(file, arch)?)).ok()?;
+    bytes.starts_with(b"\x7fELF").then_some(bytes)
+}
+
+/// Compiles every kernel file for `arch` into `dir` under its prebuilt name.
+pub fn export_prebuilt(dir: &Path, arch: &str) -> Result<usize, CudaError> {
+    std::fs::create_dir_all(dir).map_err(|e| CudaError::Io(format!("{}: {e}", dir.display())))?;
+    let mut n = 0;
+    for file in kernels::FILES.iter().map(|(f, _)| *f) {
+        let c = compile(file, arch)?;
+        let name = prebuilt_name(file, arch).expect("embedded kernel file");
+        write_atomic(&dir.join(name), &c.cubin).map_err(|e| CudaError::Io(format!("{}: {e}", dir.display())))?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// ptxas' figures for one kernel.
