@@ -10,6 +10,7 @@
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use sincut::config::ModelConfig;
 use sincut::nn::{Networks, normal};
+use sincut::ops::flops;
 use sincut::render::{RenderOptions, receptive_field, render, render_whole};
 use sincut::tensor::c;
 use std::process::Command;
@@ -22,6 +23,22 @@ fn status_mib(key: &str) -> f64 {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse::<f64>().ok())
         .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// CPU seconds (user + system) this process has used: with other work on the machine, wall
+/// time alone overstates the cost.
+fn cpu_secs() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = s.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // Clock ticks are 100 Hz on Linux.
+    f.iter().sum::<f64>() / 100.0
 }
 
 /// A smooth random picture in [-1, 1]: a few random low-frequency waves per channel.
@@ -61,6 +78,8 @@ fn run_one(w: usize, h: usize, tile: Option<usize>) {
     // Input + output, both (3, H, W) f32.
     let io_mib = 2.0 * (3 * w * h * 4) as f64 / (1024.0 * 1024.0);
     let before = status_mib("VmRSS:");
+    flops::reset();
+    let cpu0 = cpu_secs();
     let t = Instant::now();
     let (out, mode) = match tile {
         Some(tile) => {
@@ -76,14 +95,18 @@ fn run_one(w: usize, h: usize, tile: Option<usize>) {
         ),
     };
     let secs = t.elapsed().as_secs_f64();
+    let gflop = flops::get() as f64 / 1e9;
+    let cpu = cpu_secs() - cpu0;
     assert!(out.iter().all(|v| v.is_finite()));
     println!(
-        "{w}x{h} {mode:<22} {secs:>7.2} s  {:>5.3} MP/s  peak RSS {:>6.0} MiB  (before render {:.0} MiB; input+output buffers {:.0} MiB; peak beyond them {:.0} MiB)  threads {}",
+        "{w}x{h} {mode:<22} {secs:>7.2} s (CPU {cpu:.1} s, {:.2} cores busy)  {:>5.3} MP/s  peak RSS {:>6.0} MiB  (before render {:.0} MiB; input+output buffers {:.0} MiB; peak beyond them {:.0} MiB)  conv work {gflop:.0} GFLOP ({:.1} GFLOP/s)  threads {}",
+        cpu / secs,
         (w * h) as f64 / 1e6 / secs,
         status_mib("VmHWM:"),
         before,
         io_mib,
         status_mib("VmHWM:") - io_mib,
+        gflop / secs,
         sincut::tensor::num_threads(),
     );
 }
