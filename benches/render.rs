@@ -85,7 +85,16 @@ fn run_one(w: usize, h: usize, tile: Option<usize>) {
         Some(tile) => {
             let opts = RenderOptions { tile, seed: 1 };
             (
-                render(&nets.g, &p, &img, &opts, &mut |_, _| {}),
+                render(&nets.g, &p, &img, &opts, &mut |done, total| {
+                    // Progress with the running rate and peak, so a long case can be read early.
+                    if done % 8 == 0 || done == total {
+                        eprintln!(
+                            "  tile {done}/{total}  {:.1} s  peak RSS {:.0} MiB",
+                            t.elapsed().as_secs_f64(),
+                            status_mib("VmHWM:")
+                        );
+                    }
+                }),
                 format!("tiles {tile} (halo {})", receptive_field(&nets.g)),
             )
         }
