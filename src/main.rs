@@ -268,9 +268,15 @@ fn run(cli: Cli) -> sincut::io::Result<ExitCode> {
             print!("{}", info_command(&path)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Doctor { arch } => {
+        Command::Doctor { arch, export } => {
             let (report, ok) = sincut::cuda::doctor_report(arch.as_deref());
             print!("{report}");
+            if let Some(dir) = export {
+                let arch = arch.as_deref().unwrap_or("sm_90");
+                let n = sincut::cuda::nvrtc::export_prebuilt(&dir, arch)
+                    .map_err(|e| Error::new(e.to_string()))?;
+                println!("exported {n} cubins for {arch} to {}", dir.display());
+            }
             Ok(if ok {
                 ExitCode::SUCCESS
             } else {

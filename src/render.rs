@@ -476,6 +476,7 @@ mod tests {
                 }
             }
             let empirical = dy.max(dx);
+            eprintln!("pixel ({py},{px}): farthest change ({dy}, {dx}) px; computed radius {r}");
             assert!(
                 empirical <= r,
                 "pixel ({py},{px}) changed an output {empirical} px away; computed radius {r}"
@@ -575,8 +576,10 @@ mod tests {
                 .fold(0.0, f64::max)
         };
         assert!(max_diff(r) <= 1e-10);
-        let short = max_diff(r - 4);
-        eprintln!("halo {}: max |diff| {short:e}", r - 4);
-        assert!(short > 1e-9, "halo {} still exact ({short:e})", r - 4);
+        // r − 1 is still exact here: with even tile origins, aligning the window down/up to the
+        // factor 2 restores the missing pixel. r − 2 is one aligned step short.
+        let short = max_diff(r - 2);
+        eprintln!("halo {}: max |diff| {short:e}", r - 2);
+        assert!(short > 1e-9, "halo {} still exact ({short:e})", r - 2);
     }
 }

@@ -322,7 +322,10 @@ pub fn prebuilt_name(file: &str, arch: &str) -> Option<String> {
     let src = kernels::program(file)?;
     let opts = options(arch).join("\u{1}");
     let key = fnv128(&[src.as_bytes(), opts.as_bytes(), arch.as_bytes()]);
-    Some(format!("{}-{arch}-{key:032x}.cubin", file.trim_end_matches(".cu")))
+    Some(format!(
+        "{}-{arch}-{key:032x}.cubin",
+        file.trim_end_matches(".cu")
+    ))
 }
 
 fn prebuilt_cubin(file: &str, arch: &str) -> Option<Vec<u8>> {
@@ -338,7 +341,8 @@ pub fn export_prebuilt(dir: &Path, arch: &str) -> Result<usize, CudaError> {
     for file in kernels::FILES.iter().map(|(f, _)| *f) {
         let c = compile(file, arch)?;
         let name = prebuilt_name(file, arch).expect("embedded kernel file");
-        write_atomic(&dir.join(name), &c.cubin).map_err(|e| CudaError::Io(format!("{}: {e}", dir.display())))?;
+        write_atomic(&dir.join(name), &c.cubin)
+            .map_err(|e| CudaError::Io(format!("{}: {e}", dir.display())))?;
         n += 1;
     }
     Ok(n)
