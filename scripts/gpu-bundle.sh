@@ -15,4 +15,11 @@ for l in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "cuda_kernels":
         print(m["executable"])')
 cp "$exe" gpu-bundle/cuda_kernels
-ls -la gpu-bundle
+# The carry to the GPU machine is limited (64 MiB): drop debug info.
+strip gpu-bundle/sincut gpu-bundle/cuda_kernels
+# Cubins for sm_90 in case the GPU machine has no NVRTC (scripts/gpu-check.sh points
+# SINCUT_PREBUILT_CUBINS here when it finds none); needs NVRTC here (scripts/ci-nvrtc.sh).
+if [ -n "${NVRTC_LIB:-}" ] || ldconfig -p | grep -q libnvrtc; then
+  gpu-bundle/sincut doctor --arch sm_90 --export gpu-bundle/cubins-sm_90 > /dev/null
+fi
+du -sh gpu-bundle; ls -la gpu-bundle

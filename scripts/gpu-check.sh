@@ -19,6 +19,10 @@ step() {
   local t1=$(date +%s.%N)
   results+=("$(printf '%-34s %-5s %6.1f s' "$name" "$r" "$(echo "$t1 - $t0" | bc)")")
 }
+# Without NVRTC on this machine, run the cubins compiled beforehand (sm_90 only).
+if ! ldconfig -p 2>/dev/null | grep -q libnvrtc && [ -d "$B/cubins-sm_90" ]; then
+  export SINCUT_PREBUILT_CUBINS="$PWD/$B/cubins-sm_90"
+fi
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >> "$log" 2>&1
 step "doctor (compile all kernels)" "$B/sincut" doctor
 step "kernel tests vs CPU" "$B/cuda_kernels" --test-threads=1 --nocapture
