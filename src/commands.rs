@@ -1,8 +1,8 @@
 //! The user-facing commands besides `fit` itself: presets, `render`, `info`.
 
 use crate::config::ModelConfig;
+use crate::device::{Device, resolve_device};
 use crate::fit::{RunConfig, checkpoint_path, load_model_checkpoint, load_run_config};
-use crate::golden::{Device, resolve_device};
 use crate::image::{SaveOptions, load_rgb, save_rgb};
 use crate::io::{Error, Result};
 use crate::render::{RenderOptions, render};

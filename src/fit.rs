@@ -13,7 +13,7 @@
 
 use crate::config::ModelConfig;
 use crate::data::Sampler;
-use crate::golden::{Device, resolve_device};
+use crate::device::{Device, resolve_device};
 use crate::image::{SaveOptions, load_rgb, resize_bilinear, save_rgb};
 use crate::io::{AdamState, Checkpoint, load_checkpoint, save_checkpoint};
 use crate::io::{Error, Result};

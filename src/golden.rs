@@ -600,23 +600,7 @@ fn fmt_margin(q: &QuantityResult) -> String {
     }
 }
 
-/// The compute device. Only the CPU engine exists so far.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Device {
-    #[default]
-    Cpu,
-    /// CUDA when available, else CPU.
-    Auto,
-    Cuda,
-}
-
-/// Settles the device to run on; asking for CUDA explicitly fails until the engine exists.
-pub fn resolve_device(d: Device) -> Result<Device> {
-    match d {
-        Device::Cpu | Device::Auto => Ok(Device::Cpu),
-        Device::Cuda => Err(Error::new("the CUDA engine is not available yet")),
-    }
-}
+pub use crate::device::{Device, resolve_device};
 
 /// Options of `sincut check-golden`.
 #[derive(Clone, Debug, Default)]

@@ -4,6 +4,7 @@ pub mod commands;
 pub mod config;
 pub mod cuda;
 pub mod data;
+pub mod device;
 pub mod fit;
 pub mod golden;
 pub mod image;

@@ -3,8 +3,9 @@
 
 use clap::{Args, Parser, Subcommand};
 use sincut::commands::{Preset, RenderArgs, info_command, render_command};
+use sincut::device::Device;
 use sincut::fit::{FitOptions, FitOutcome, RunConfig, Verbosity, default_run_dir, fit};
-use sincut::golden::{CheckOptions, Device, run_check_golden};
+use sincut::golden::{CheckOptions, run_check_golden};
 use sincut::image::SaveOptions;
 use sincut::io::Error;
 use std::path::PathBuf;

@@ -4,8 +4,8 @@
 use ndarray::Array3;
 use sincut::commands::{RenderArgs, render_command};
 use sincut::config::ModelConfig;
+use sincut::device::Device;
 use sincut::fit::{FitOptions, FitOutcome, RunConfig, Verbosity, checkpoint_path, fit};
-use sincut::golden::Device;
 use sincut::image::{SaveOptions, load_rgb, save_rgb};
 use sincut::io::load_checkpoint;
 use std::path::{Path, PathBuf};
