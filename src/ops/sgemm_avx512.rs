@@ -111,6 +111,17 @@ impl Mat {
     }
 }
 
+/// Where the kernel finds B: a packed block or, for one row of tiles, B itself.
+#[derive(Clone, Copy)]
+struct BSrc {
+    p: *const f32,
+    /// Offset from one NR-column strip to the next.
+    strip: isize,
+    /// Offset from one depth to the next within a strip.
+    row: isize,
+    direct: bool,
+}
+
 /// Splits `len` into blocks of at most `max`, of nearly equal size rounded up to `align`
 /// (so that e.g. k = 300 becomes 152 + 148 rather than 256 + 44).
 fn block_len(len: usize, max: usize, align: usize) -> usize {
@@ -145,6 +156,9 @@ unsafe fn driver(
         }
         return;
     }
+    // With a single row of tiles each B value is used once, so packing B would only add a
+    // copy (this is the 3-channel RGB layer): the kernel then reads B's rows in place.
+    let direct_b = m <= MR && b.cs == 1 && n > 1;
     let kc_max = block_len(k, KC, 8);
     let mc_max = block_len(m, MC, MR);
     let nc_max = block_len(n, NC, NR);
@@ -167,12 +181,28 @@ unsafe fn driver(
                 let kc = kc_max.min(k - pc);
                 // Later depth blocks add onto what the first one stored.
                 let beta_p = if pc == 0 { beta } else { 1.0 };
-                unsafe { pack_b(&b, pc, kc, jc, nc, bp) };
+                let bsrc = if direct_b {
+                    // Rows of B used in place: strips NR columns apart, depths one row apart.
+                    BSrc {
+                        p: unsafe { b.at(pc, jc) },
+                        strip: NR as isize,
+                        row: b.rs,
+                        direct: true,
+                    }
+                } else {
+                    unsafe { pack_b(&b, pc, kc, jc, nc, bp) };
+                    BSrc {
+                        p: bp,
+                        strip: (kc * NR) as isize,
+                        row: NR as isize,
+                        direct: false,
+                    }
+                };
                 let mut ic = 0;
                 while ic < m {
                     let mc = mc_max.min(m - ic);
                     unsafe { pack_a(&a, alpha, ic, mc, pc, kc, ap) };
-                    unsafe { macro_kernel(mc, nc, kc, ap, bp, beta_p, c, ic, jc, rsc, csc) };
+                    unsafe { macro_kernel(mc, nc, kc, ap, &bsrc, beta_p, c, ic, jc, rsc, csc) };
                     ic += mc;
                 }
                 pc += kc;
@@ -187,23 +217,33 @@ unsafe fn driver(
 #[target_feature(enable = "avx512f")]
 unsafe fn pack_b(b: &Mat, pc: usize, kc: usize, jc: usize, nc: usize, dst: *mut f32) {
     let strips = nc.div_ceil(NR);
+    if b.cs == 1 {
+        // Rows of B are contiguous: read each row once, front to back (prefetch-friendly),
+        // scattering NR-value pieces to the strips; the last piece is masked and zero-filled.
+        let last = col_masks(nc - (strips - 1) * NR);
+        for p in 0..kc {
+            let src = unsafe { b.at(pc + p, jc) };
+            for s in 0..strips {
+                let d = unsafe { dst.add(s * kc * NR + p * NR) };
+                for v in 0..NV {
+                    unsafe {
+                        let x = if s + 1 < strips {
+                            _mm512_loadu_ps(src.add(s * NR + 16 * v))
+                        } else {
+                            _mm512_maskz_loadu_ps(last[v], src.add(s * NR + 16 * v))
+                        };
+                        _mm512_storeu_ps(d.add(16 * v), x);
+                    }
+                }
+            }
+        }
+        return;
+    }
     for s in 0..strips {
         let j0 = jc + s * NR;
         let w = NR.min(jc + nc - j0);
         let d = unsafe { dst.add(s * kc * NR) };
-        if b.cs == 1 {
-            // Rows of B are contiguous: one (masked) copy of w values per depth.
-            let masks = col_masks(w);
-            for p in 0..kc {
-                let src = unsafe { b.at(pc + p, j0) };
-                for v in 0..NV {
-                    unsafe {
-                        let x = _mm512_maskz_loadu_ps(masks[v], src.add(16 * v));
-                        _mm512_storeu_ps(d.add(p * NR + 16 * v), x);
-                    }
-                }
-            }
-        } else {
+        {
             // Transposed or strided B: walk each column along its own (often unit) stride.
             for jj in 0..NR {
                 if jj < w {
@@ -272,7 +312,7 @@ unsafe fn macro_kernel(
     nc: usize,
     kc: usize,
     ap: *const f32,
-    bp: *const f32,
+    bp: &BSrc,
     beta: f32,
     c: *mut f32,
     ic: usize,
@@ -285,18 +325,21 @@ unsafe fn macro_kernel(
         let j0 = s * NR;
         let w = NR.min(nc - j0);
         let masks = col_masks(w);
-        let b = unsafe { bp.add(s * kc * NR) };
+        let b = BSrc {
+            p: unsafe { bp.p.offset(s as isize * bp.strip) },
+            ..*bp
+        };
         for t in 0..mc.div_ceil(MR) {
             let i0 = t * MR;
             let h = MR.min(mc - i0);
             let a = unsafe { ap.add(t * kc * MR) };
             let ci = unsafe { c.offset((ic + i0) as isize * rsc + (jc + j0) as isize * csc) };
             if csc == 1 {
-                unsafe { tile(h, kc, a, b, beta, ci, rsc, masks) };
+                unsafe { tile(h, kc, a, &b, beta, ci, rsc, masks) };
             } else {
                 // General C layout: compute into a row-major scratch tile, then merge.
                 let sp = scratch.as_mut_ptr();
-                unsafe { tile(h, kc, a, b, 0.0, sp, NR as isize, col_masks(NR)) };
+                unsafe { tile(h, kc, a, &b, 0.0, sp, NR as isize, masks) };
                 for i in 0..h {
                     for j in 0..w {
                         unsafe {
@@ -319,40 +362,36 @@ unsafe fn tile(
     h: usize,
     kc: usize,
     a: *const f32,
-    b: *const f32,
+    b: &BSrc,
     beta: f32,
     c: *mut f32,
     rsc: isize,
     masks: [__mmask16; NV],
 ) {
-    unsafe {
-        match h {
-            12 => kernel::<12>(kc, a, b, beta, c, rsc, masks),
-            11 => kernel::<11>(kc, a, b, beta, c, rsc, masks),
-            10 => kernel::<10>(kc, a, b, beta, c, rsc, masks),
-            9 => kernel::<9>(kc, a, b, beta, c, rsc, masks),
-            8 => kernel::<8>(kc, a, b, beta, c, rsc, masks),
-            7 => kernel::<7>(kc, a, b, beta, c, rsc, masks),
-            6 => kernel::<6>(kc, a, b, beta, c, rsc, masks),
-            5 => kernel::<5>(kc, a, b, beta, c, rsc, masks),
-            4 => kernel::<4>(kc, a, b, beta, c, rsc, masks),
-            3 => kernel::<3>(kc, a, b, beta, c, rsc, masks),
-            2 => kernel::<2>(kc, a, b, beta, c, rsc, masks),
-            1 => kernel::<1>(kc, a, b, beta, c, rsc, masks),
-            _ => unreachable!("tile height {h}"),
-        }
+    macro_rules! rows {
+        ($($r:literal)*) => {
+            match (h, b.direct) {
+                $(
+                    ($r, false) => kernel::<$r, false>(kc, a, b.p, b.row, beta, c, rsc, masks),
+                    ($r, true) => kernel::<$r, true>(kc, a, b.p, b.row, beta, c, rsc, masks),
+                )*
+                _ => unreachable!("tile height {h}"),
+            }
+        };
     }
+    unsafe { rows!(1 2 3 4 5 6 7 8 9 10 11 12) }
 }
 
 /// The micro-kernel: an R × NR tile of C from an A strip (MR values per depth, first R used)
-/// and a B strip (NR values per depth). Columns beyond the masks are neither read nor written;
+/// and a B strip (NR values per depth, `brow` apart: NR when packed, B's row stride in place). Columns beyond the masks are neither read nor written;
 /// with `beta == 0` C is not read at all.
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel<const R: usize>(
+unsafe fn kernel<const R: usize, const DIRECT: bool>(
     kc: usize,
     a: *const f32,
     b: *const f32,
+    brow: isize,
     beta: f32,
     c: *mut f32,
     rsc: isize,
@@ -362,7 +401,14 @@ unsafe fn kernel<const R: usize>(
     let (mut a, mut b) = (a, b);
     for _ in 0..kc {
         unsafe {
-            let bv: [__m512; NV] = std::array::from_fn(|v| _mm512_loadu_ps(b.add(16 * v)));
+            // In place (DIRECT) the right-edge columns may end B: only masked loads are safe.
+            let bv: [__m512; NV] = std::array::from_fn(|v| {
+                if DIRECT {
+                    _mm512_maskz_loadu_ps(masks[v], b.add(16 * v))
+                } else {
+                    _mm512_loadu_ps(b.add(16 * v))
+                }
+            });
             for (r, row) in acc.iter_mut().enumerate() {
                 let ar = _mm512_set1_ps(*a.add(r));
                 for v in 0..NV {
@@ -370,7 +416,7 @@ unsafe fn kernel<const R: usize>(
                 }
             }
             a = a.add(MR);
-            b = b.add(NR);
+            b = b.offset(brow);
         }
     }
     let bv = _mm512_set1_ps(beta);
