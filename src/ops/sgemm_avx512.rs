@@ -243,8 +243,33 @@ unsafe fn pack_b(b: &Mat, pc: usize, kc: usize, jc: usize, nc: usize, dst: *mut 
         let j0 = jc + s * NR;
         let w = NR.min(jc + nc - j0);
         let d = unsafe { dst.add(s * kc * NR) };
+        if b.rs == 1 {
+            // Transposed B (the backward-weight colsᵀ): each column is contiguous along depth.
+            // 16 columns × 16 depths are loaded as 16 vectors and transposed in registers.
+            for v in 0..NV {
+                let cols = w.saturating_sub(16 * v).min(16);
+                let mut p0 = 0;
+                while p0 < kc {
+                    let pl = (kc - p0).min(16);
+                    let pmask = ((1u32 << pl) - 1) as u16;
+                    let rows: [__m512; 16] = std::array::from_fn(|jj| {
+                        if jj < cols {
+                            unsafe { _mm512_maskz_loadu_ps(pmask, b.at(pc + p0, j0 + 16 * v + jj)) }
+                        } else {
+                            _mm512_setzero_ps()
+                        }
+                    });
+                    let t = transpose16(rows);
+                    for (q, tq) in t.iter().enumerate().take(pl) {
+                        unsafe { _mm512_storeu_ps(d.add((p0 + q) * NR + 16 * v), *tq) };
+                    }
+                    p0 += pl;
+                }
+            }
+            continue;
+        }
         {
-            // Transposed or strided B: walk each column along its own (often unit) stride.
+            // General strides: element by element.
             for jj in 0..NR {
                 if jj < w {
                     for p in 0..kc {
@@ -258,6 +283,49 @@ unsafe fn pack_b(b: &Mat, pc: usize, kc: usize, jc: usize, nc: usize, dst: *mut 
             }
         }
     }
+}
+
+/// Transposes a 16 × 16 block held as 16 row vectors: out[j] lane i = r[i] lane j.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+    // 1: interleave row pairs per 32-bit element: t[2k], t[2k+1] hold rows 2k, 2k+1.
+    let mut t = [_mm512_setzero_ps(); 16];
+    for k in 0..8 {
+        t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+    }
+    // 2: interleave pairs of pairs per 64 bits: lane l of u[4k + c] is column 4l + c of rows
+    // 4k..4k+4.
+    let pd = _mm512_castps_pd;
+    let ps = _mm512_castpd_ps;
+    let mut u = [_mm512_setzero_ps(); 16];
+    for k in 0..4 {
+        let (a0, a1, a2, a3) = (
+            pd(t[4 * k]),
+            pd(t[4 * k + 1]),
+            pd(t[4 * k + 2]),
+            pd(t[4 * k + 3]),
+        );
+        u[4 * k] = ps(_mm512_unpacklo_pd(a0, a2));
+        u[4 * k + 1] = ps(_mm512_unpackhi_pd(a0, a2));
+        u[4 * k + 2] = ps(_mm512_unpacklo_pd(a1, a3));
+        u[4 * k + 3] = ps(_mm512_unpackhi_pd(a1, a3));
+    }
+    // 3, 4: gather lane l of u[c], u[4 + c], u[8 + c], u[12 + c] into column 4l + c.
+    let mut out = [_mm512_setzero_ps(); 16];
+    for c in 0..4 {
+        let (u0, u1, u2, u3) = (u[c], u[4 + c], u[8 + c], u[12 + c]);
+        let v0 = _mm512_shuffle_f32x4::<0x44>(u0, u1); // u0.l0 u0.l1 u1.l0 u1.l1
+        let v1 = _mm512_shuffle_f32x4::<0xEE>(u0, u1); // u0.l2 u0.l3 u1.l2 u1.l3
+        let v2 = _mm512_shuffle_f32x4::<0x44>(u2, u3);
+        let v3 = _mm512_shuffle_f32x4::<0xEE>(u2, u3);
+        out[c] = _mm512_shuffle_f32x4::<0x88>(v0, v2); // lane 0 of u0..u3
+        out[4 + c] = _mm512_shuffle_f32x4::<0xDD>(v0, v2); // lane 1
+        out[8 + c] = _mm512_shuffle_f32x4::<0x88>(v1, v3); // lane 2
+        out[12 + c] = _mm512_shuffle_f32x4::<0xDD>(v1, v3); // lane 3
+    }
+    out
 }
 
 /// Packs α·A[ic..ic+mc, pc..pc+kc] into strips of MR rows: strip s holds, for each depth p,
@@ -595,6 +663,26 @@ mod tests {
             }
         }
         println!("worst error {worst:.3} of the bound");
+    }
+
+    #[test]
+    fn transpose16_is_a_transpose() {
+        if skip() {
+            return;
+        }
+        let m: Vec<f32> = (0..256).map(|x| x as f32).collect();
+        // SAFETY: AVX-512F is present (checked above).
+        let t = unsafe {
+            let rows = std::array::from_fn(|i| _mm512_loadu_ps(m.as_ptr().add(16 * i)));
+            transpose16(rows)
+        };
+        for (j, tj) in t.iter().enumerate() {
+            let mut lane = [0.0f32; 16];
+            unsafe { _mm512_storeu_ps(lane.as_mut_ptr(), *tj) };
+            for (i, &x) in lane.iter().enumerate() {
+                assert_eq!(x, m[16 * i + j], "out[{j}] lane {i}");
+            }
+        }
     }
 
     #[test]
