@@ -465,6 +465,14 @@ unsafe fn kernel<const R: usize, const DIRECT: bool>(
     rsc: isize,
     masks: [__mmask16; NV],
 ) {
+    // Start fetching the C tile now so its cache misses overlap the FMA loop.
+    for r in 0..R {
+        for v in 0..NV {
+            unsafe {
+                _mm_prefetch::<_MM_HINT_T0>(c.offset(r as isize * rsc).add(16 * v) as *const i8)
+            };
+        }
+    }
     let mut acc = [[_mm512_setzero_ps(); NV]; R];
     let (mut a, mut b) = (a, b);
     for _ in 0..kc {
