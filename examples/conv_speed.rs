@@ -134,6 +134,8 @@ fn main() {
     gemm_case(256, 1024, 2304, false, false);
     gemm_case(3, 4096, 1440, false, false);
     gemm_case(80, 4096, 27, false, false);
+    gemm_case(384, 64, 3456, false, false);
+    gemm_case(96, 256, 256, false, false);
     let cases: [(&str, usize, usize, usize, usize, usize, usize, usize); 7] = [
         ("N=32 160->160 32x32 3x3 s1 p1", 32, 160, 160, 32, 3, 1, 1),
         ("N=32 3->80 64x64 1x1", 32, 3, 80, 64, 1, 1, 0),

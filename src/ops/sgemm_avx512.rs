@@ -337,15 +337,43 @@ unsafe fn pack_a(a: &Mat, alpha: f32, ic: usize, mc: usize, pc: usize, kc: usize
         let i0 = ic + s * MR;
         let h = MR.min(ic + mc - i0);
         let d = unsafe { dst.add(s * kc * MR) };
-        if a.rs == 1 && h == MR {
-            // Columns of A are contiguous (a transposed view): MR values per depth.
-            let mask: __mmask16 = (1u32 << MR) as u16 - 1;
-            let av = _mm512_set1_ps(alpha);
+        // MR ≤ 16 values per depth: one vector, masked to the strip (zero past row h).
+        let strip_mask: __mmask16 = ((1u32 << MR) - 1) as u16;
+        let av = _mm512_set1_ps(alpha);
+        if a.rs == 1 {
+            // Columns of A are contiguous (a transposed view): h values per depth.
+            let rows_mask = ((1u32 << h) - 1) as u16;
             for p in 0..kc {
                 unsafe {
-                    let x = _mm512_maskz_loadu_ps(mask, a.at(i0, pc + p));
-                    _mm512_mask_storeu_ps(d.add(p * MR), mask, _mm512_mul_ps(x, av));
+                    let x = _mm512_maskz_loadu_ps(rows_mask, a.at(i0, pc + p));
+                    _mm512_mask_storeu_ps(d.add(p * MR), strip_mask, _mm512_mul_ps(x, av));
                 }
+            }
+        } else if a.cs == 1 {
+            // Rows of A are contiguous (the weights in the forward pass): 16 depths of each
+            // row at a time, transposed in registers (rows past h stay zero).
+            let mut p0 = 0;
+            while p0 < kc {
+                let pl = (kc - p0).min(16);
+                let pmask = ((1u32 << pl) - 1) as u16;
+                let rows: [__m512; 16] = std::array::from_fn(|ii| {
+                    if ii < h {
+                        unsafe { _mm512_maskz_loadu_ps(pmask, a.at(i0 + ii, pc + p0)) }
+                    } else {
+                        _mm512_setzero_ps()
+                    }
+                });
+                let t = transpose16(rows);
+                for (q, tq) in t.iter().enumerate().take(pl) {
+                    unsafe {
+                        _mm512_mask_storeu_ps(
+                            d.add((p0 + q) * MR),
+                            strip_mask,
+                            _mm512_mul_ps(*tq, av),
+                        )
+                    };
+                }
+                p0 += pl;
             }
         } else {
             for ii in 0..MR {
