@@ -11,7 +11,6 @@
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 use std::arch::x86_64::*;
-use std::cell::RefCell;
 
 /// Rows of a C tile (broadcast operand). 12 rows × 2 zmm = 24 accumulators: with Zen 5's two
 /// 4-cycle FMA pipes at least 8 independent chains are needed, and 24 leaves room for the two
@@ -37,10 +36,9 @@ pub fn available() -> bool {
     *A.get_or_init(|| is_x86_feature_detected!("avx512f"))
 }
 
-thread_local! {
-    // Packing buffers, reused across calls on the same thread.
-    static BUFS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
-}
+/// Packing buffers (A block, B block), kept for reuse: the worker threads are spawned afresh
+/// for each parallel section, so thread-locals would be allocated (and zeroed) on every call.
+static POOL: std::sync::Mutex<Vec<(Vec<f32>, Vec<f32>)>> = std::sync::Mutex::new(Vec::new());
 
 /// c = alpha·a·b + beta·c. With `beta == 0` c is overwritten without being read.
 /// Panics when the shapes disagree or the CPU lacks AVX-512F (check [`available`]).
@@ -162,9 +160,9 @@ unsafe fn driver(
     let kc_max = block_len(k, KC, 8);
     let mc_max = block_len(m, MC, MR);
     let nc_max = block_len(n, NC, NR);
-    BUFS.with(|bufs| {
-        let mut bufs = bufs.borrow_mut();
-        let (abuf, bbuf) = &mut *bufs;
+    let mut bufs = POOL.lock().unwrap().pop().unwrap_or_default();
+    {
+        let (abuf, bbuf) = &mut bufs;
         let (alen, blen) = (mc_max * kc_max, nc_max * kc_max);
         if abuf.len() < alen {
             abuf.resize(alen, 0.0);
@@ -209,7 +207,8 @@ unsafe fn driver(
             }
             jc += nc;
         }
-    });
+    }
+    POOL.lock().unwrap().push(bufs);
 }
 
 /// Packs B[pc..pc+kc, jc..jc+nc] into strips of NR columns: strip s holds, for each depth p,
