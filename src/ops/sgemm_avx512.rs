@@ -82,8 +82,10 @@ pub fn sgemm(
     // SAFETY: the pointers and strides come from live views of the stated shapes, c is borrowed
     // mutably (and a view's elements never alias each other), and AVX-512F was detected.
     unsafe {
-        if csc != 1 && rsc == 1 {
-            // Column-major C: Cᵀ = Bᵀ·Aᵀ has a row-major result.
+        // Column-major C: Cᵀ = Bᵀ·Aᵀ has a row-major result. A C only a few columns wide
+        // (e.g. 80 × 3 weight gradients) is also solved transposed, as most of each NR-wide
+        // vector would be padding otherwise; the scratch-tile stores cost little there.
+        if (csc != 1 && rsc == 1) || (n < 16 && m > n) {
             std::mem::swap(&mut mat_a, &mut mat_b);
             std::mem::swap(&mut mat_a.rs, &mut mat_a.cs);
             std::mem::swap(&mut mat_b.rs, &mut mat_b.cs);
