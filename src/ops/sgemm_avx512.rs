@@ -105,9 +105,12 @@ struct Mat {
 }
 
 impl Mat {
+    /// Address arithmetic only (wrapping, so a masked-off edge address is never UB);
+    /// whoever dereferences it must keep (i, j) inside the matrix or mask the access.
     #[inline(always)]
-    unsafe fn at(&self, i: usize, j: usize) -> *const f32 {
-        unsafe { self.p.offset(i as isize * self.rs + j as isize * self.cs) }
+    fn at(&self, i: usize, j: usize) -> *const f32 {
+        self.p
+            .wrapping_offset(i as isize * self.rs + j as isize * self.cs)
     }
 }
 
@@ -184,7 +187,7 @@ unsafe fn driver(
                 let bsrc = if direct_b {
                     // Rows of B used in place: strips NR columns apart, depths one row apart.
                     BSrc {
-                        p: unsafe { b.at(pc, jc) },
+                        p: b.at(pc, jc),
                         strip: NR as isize,
                         row: b.rs,
                         direct: true,
@@ -223,15 +226,15 @@ unsafe fn pack_b(b: &Mat, pc: usize, kc: usize, jc: usize, nc: usize, dst: *mut 
         // scattering NR-value pieces to the strips; the last piece is masked and zero-filled.
         let last = col_masks(nc - (strips - 1) * NR);
         for p in 0..kc {
-            let src = unsafe { b.at(pc + p, jc) };
+            let src = b.at(pc + p, jc);
             for s in 0..strips {
                 let d = unsafe { dst.add(s * kc * NR + p * NR) };
-                for v in 0..NV {
+                for (v, &lm) in last.iter().enumerate() {
                     unsafe {
                         let x = if s + 1 < strips {
-                            _mm512_loadu_ps(src.add(s * NR + 16 * v))
+                            _mm512_loadu_ps(src.wrapping_add(s * NR + 16 * v))
                         } else {
-                            _mm512_maskz_loadu_ps(last[v], src.add(s * NR + 16 * v))
+                            _mm512_maskz_loadu_ps(lm, src.wrapping_add(s * NR + 16 * v))
                         };
                         _mm512_storeu_ps(d.add(16 * v), x);
                     }
@@ -480,8 +483,10 @@ unsafe fn tile(
 }
 
 /// The micro-kernel: an R × NR tile of C from an A strip (MR values per depth, first R used)
-/// and a B strip (NR values per depth, `brow` apart: NR when packed, B's row stride in place). Columns beyond the masks are neither read nor written;
-/// with `beta == 0` C is not read at all.
+/// and a B strip (NR values per depth, `brow` apart: NR when packed, B's row stride in
+/// place). Columns beyond the masks are neither read nor written; with `beta == 0` C is not
+/// read at all.
+#[allow(clippy::too_many_arguments)]
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn kernel<const R: usize, const DIRECT: bool>(
@@ -497,9 +502,8 @@ unsafe fn kernel<const R: usize, const DIRECT: bool>(
     // Start fetching the C tile now so its cache misses overlap the FMA loop.
     for r in 0..R {
         for v in 0..NV {
-            unsafe {
-                _mm_prefetch::<_MM_HINT_T0>(c.offset(r as isize * rsc).add(16 * v) as *const i8)
-            };
+            let line = c.wrapping_offset(r as isize * rsc).wrapping_add(16 * v);
+            _mm_prefetch::<_MM_HINT_T0>(line as *const i8);
         }
     }
     let mut acc = [[_mm512_setzero_ps(); NV]; R];
@@ -509,9 +513,9 @@ unsafe fn kernel<const R: usize, const DIRECT: bool>(
             // In place (DIRECT) the right-edge columns may end B: only masked loads are safe.
             let bv: [__m512; NV] = std::array::from_fn(|v| {
                 if DIRECT {
-                    _mm512_maskz_loadu_ps(masks[v], b.add(16 * v))
+                    _mm512_maskz_loadu_ps(masks[v], b.wrapping_add(16 * v))
                 } else {
-                    _mm512_loadu_ps(b.add(16 * v))
+                    _mm512_loadu_ps(b.wrapping_add(16 * v))
                 }
             });
             for (r, row) in acc.iter_mut().enumerate() {
@@ -520,8 +524,8 @@ unsafe fn kernel<const R: usize, const DIRECT: bool>(
                     row[v] = _mm512_fmadd_ps(ar, bv[v], row[v]);
                 }
             }
-            a = a.add(MR);
-            b = b.offset(brow);
+            a = a.wrapping_add(MR);
+            b = b.wrapping_offset(brow);
         }
     }
     let bv = _mm512_set1_ps(beta);
@@ -529,7 +533,7 @@ unsafe fn kernel<const R: usize, const DIRECT: bool>(
         let cr = unsafe { c.offset(r as isize * rsc) };
         for v in 0..NV {
             unsafe {
-                let p = cr.add(16 * v);
+                let p = cr.wrapping_add(16 * v);
                 let out = if beta == 0.0 {
                     row[v]
                 } else if beta == 1.0 {
