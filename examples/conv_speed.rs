@@ -1,11 +1,12 @@
 //! Times the CPU conv2d passes on training-sized shapes: `cargo run --release --example conv_speed`.
 
-use ndarray::Array4;
+use ndarray::{Array2, Array4, linalg::general_mat_mul};
 use sincut::ops::blur::Blur;
 use sincut::ops::conv2d::{
     conv_out_len, conv_transpose2d_backward_input, conv_transpose2d_backward_weight,
     conv_transpose2d_forward, conv2d_backward_input, conv2d_backward_weight, conv2d_forward,
 };
+use sincut::ops::gemm::gemm;
 use std::time::Instant;
 
 fn filled(shape: (usize, usize, usize, usize), seed: u32) -> Array4<f32> {
@@ -90,8 +91,51 @@ fn blur(name: &str, b: Blur, shape: (usize, usize, usize, usize)) {
     );
 }
 
+/// One GEMM shape on one thread: the crate's `gemm` (AVX-512 kernel where available, unless
+/// `SINCUT_GEMM=portable`) against ndarray's `general_mat_mul`. `ta`/`tb`: operand stored
+/// transposed (as the backward passes use it).
+fn gemm_case(m: usize, n: usize, k: usize, ta: bool, tb: bool) {
+    let f = |r: usize, c: usize, seed: u32| {
+        let a = filled((1, 1, r, c), seed);
+        a.into_shape_with_order((r, c)).unwrap()
+    };
+    let a: Array2<f32> = if ta {
+        f(k, m, 1).reversed_axes()
+    } else {
+        f(m, k, 1)
+    };
+    let b: Array2<f32> = if tb {
+        f(n, k, 2).reversed_axes()
+    } else {
+        f(k, n, 2)
+    };
+    let mut c = Array2::<f32>::zeros((m, n));
+    let gflop = 2.0 * (m * n * k) as f64 / 1e9;
+    let t_crate = best_secs(5, || {
+        gemm(1.0, &a.view(), &b.view(), 0.0, &mut c.view_mut(), false)
+    });
+    let t_nd = best_secs(5, || general_mat_mul(1.0, &a, &b, 0.0, &mut c));
+    println!(
+        "gemm {m}x{k} · {k}x{n}{}{}: crate gemm {:.1} GFLOP/s | general_mat_mul {:.1} GFLOP/s",
+        if ta { " (Aᵀ)" } else { "" },
+        if tb { " (Bᵀ)" } else { "" },
+        gflop / t_crate,
+        gflop / t_nd
+    );
+}
+
 fn main() {
     println!("threads: {}", sincut::tensor::num_threads());
+    println!("single-thread GEMM:");
+    // Forward (W · cols), backward-input (Wᵀ · dy), backward-weight (dy · colsᵀ) shapes.
+    gemm_case(160, 4096, 1440, false, false);
+    gemm_case(1440, 4096, 160, true, false);
+    gemm_case(160, 1440, 4096, false, true);
+    gemm_case(256, 1024, 2304, false, false);
+    gemm_case(3, 4096, 1440, false, false);
+    gemm_case(80, 4096, 27, false, false);
+    gemm_case(384, 64, 3456, false, false);
+    gemm_case(96, 256, 256, false, false);
     let cases: [(&str, usize, usize, usize, usize, usize, usize, usize); 7] = [
         ("N=32 160->160 32x32 3x3 s1 p1", 32, 160, 160, 32, 3, 1, 1),
         ("N=32 3->80 64x64 1x1", 32, 3, 80, 64, 1, 1, 0),

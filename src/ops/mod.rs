@@ -17,6 +17,7 @@ pub mod noise;
 pub mod patchnce;
 pub mod relu;
 pub mod residual;
+#[cfg(target_arch = "x86_64")] pub mod sgemm_avx512;
 
 #[cfg(test)]
 pub mod gradcheck;
