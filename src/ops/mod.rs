@@ -17,7 +17,8 @@ pub mod noise;
 pub mod patchnce;
 pub mod relu;
 pub mod residual;
-#[cfg(target_arch = "x86_64")] pub mod sgemm_avx512;
+#[cfg(target_arch = "x86_64")]
+pub mod sgemm_avx512;
 
 #[cfg(test)]
 pub mod gradcheck;
