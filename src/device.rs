@@ -22,3 +22,15 @@ pub fn resolve_device(d: Device) -> Result<Device> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cuda_is_refused_with_one_line_and_auto_runs_on_the_cpu() {
+        assert_eq!(resolve_device(Device::Auto).unwrap(), Device::Cpu);
+        let e = resolve_device(Device::Cuda).unwrap_err().to_string();
+        assert!(e.starts_with("--device cuda:") && !e.contains('\n'), "{e}");
+    }
+}
