@@ -27,4 +27,4 @@ echo "headers: $CUDA_INC"
 cargo build --quiet
 # The doctor compiles every kernel for sm_90 and exits non-zero on an error or a spill.
 target/debug/sincut doctor --arch sm_90
-cargo test --test cuda_kernels -- --test-threads=1 "$@"
+cargo test --test cuda_kernels -- --nocapture --test-threads=1 "$@"
