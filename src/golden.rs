@@ -826,5 +826,4 @@ mod tests {
         assert_eq!(relative_error(&z, &z), 0.0);
         assert!(relative_error(&arr(&[3], |_| 1e-9), &z).is_infinite());
     }
-
 }
