@@ -68,48 +68,19 @@ pub fn replay_step<T: Real>(
     put("grad", &g_backward(&nets, params, &gf, &up, Terms::ALL));
     put("grad", &up.grads_f);
     put("grad_nce", &up.grads_f);
-    put(
-        "grad_gan",
-        &g_backward(
-            &nets,
-            params,
-            &gf,
-            &up,
-            Terms {
-                gan: true,
-                nce: false,
-                idt: false,
-            },
-        ),
-    );
-    put(
-        "grad_nce",
-        &g_backward(
-            &nets,
-            params,
-            &gf,
-            &up,
-            Terms {
-                gan: false,
-                nce: true,
-                idt: false,
-            },
-        ),
-    );
-    put(
-        "grad_idt",
-        &g_backward(
-            &nets,
-            params,
-            &gf,
-            &up,
-            Terms {
-                gan: false,
-                nce: false,
-                idt: true,
-            },
-        ),
-    );
+    // Each G loss term alone: the same backward from that term's upstream gradient only.
+    let no = Terms {
+        gan: false,
+        nce: false,
+        idt: false,
+    };
+    for (prefix, terms) in [
+        ("grad_gan", Terms { gan: true, ..no }),
+        ("grad_nce", Terms { nce: true, ..no }),
+        ("grad_idt", Terms { idt: true, ..no }),
+    ] {
+        put(prefix, &g_backward(&nets, params, &gf, &up, terms));
+    }
     out
 }
 
