@@ -16,14 +16,7 @@ use sincut::tensor::c;
 use std::process::Command;
 use std::time::Instant;
 
-fn status_mib(key: &str) -> f64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .map_or(f64::NAN, |kib| kib / 1024.0)
-}
+use sincut::tensor::proc_status_mib as status_mib;
 
 /// CPU seconds (user + system) this process has used: with other work on the machine, wall
 /// time alone overstates the cost.

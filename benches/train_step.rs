@@ -15,12 +15,7 @@ use std::process::Command;
 use std::time::Instant;
 
 fn peak_rss_mib() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .map_or(f64::NAN, |kib| kib / 1024.0)
+    sincut::tensor::proc_status_mib("VmHWM:")
 }
 
 fn run_one(crop: usize, iters: usize) {

@@ -130,3 +130,14 @@ pub fn keep_freed_memory() {
         }
     }
 }
+
+/// A memory figure of this process from /proc/self/status in MiB (`"VmHWM:"`: peak resident
+/// set, `"VmRSS:"`: current); NaN where unavailable. For benchmarks.
+pub fn proc_status_mib(key: &str) -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
