@@ -388,6 +388,9 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
         (st, 0)
     };
     let metrics_path = run_dir.join("metrics.jsonl");
+    if opts.resume {
+        drop_metrics_from(&metrics_path, start)?;
+    }
     let mut metrics = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -492,6 +495,31 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
         iteration: run.iters,
         result,
     })
+}
+
+/// Keeps only the metrics lines of iterations before `start`: a run stopped between a metrics
+/// line and the next checkpoint redoes those iterations on resume, and must not log them twice.
+fn drop_metrics_from(path: &Path, start: u64) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let keep: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .and_then(|v| v.get("iter").and_then(|i| i.as_u64()))
+                .is_some_and(|i| i < start)
+        })
+        .collect();
+    if keep.len() == text.lines().count() {
+        return Ok(());
+    }
+    let mut out = keep.join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    crate::io::write_atomic(path, out.as_bytes())
 }
 
 /// The default run directory for a pair: `runs/<source stem>-to-<target stem>`.

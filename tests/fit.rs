@@ -92,7 +92,22 @@ fn resume_is_bit_exact_and_the_run_directory_is_complete() {
     );
     o.stop_at = None;
     o.resume = true;
+    // As if the first run had logged an iteration past its last checkpoint before dying.
+    let mut log = std::fs::read_to_string(split.join("metrics.jsonl")).unwrap();
+    log.push_str(r#"{"iter":3,"lr":0.002}"#);
+    log.push('\n');
+    std::fs::write(split.join("metrics.jsonl"), log).unwrap();
     fit(&o).unwrap();
+    let iters: Vec<u64> = std::fs::read_to_string(split.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["iter"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(iters, (0..6).collect::<Vec<u64>>(), "metrics after resume");
 
     let (x, y) = (
         load_checkpoint(checkpoint_path(&whole)).unwrap(),
