@@ -405,8 +405,13 @@ const SRGB_TO_XYZ: [[f64; 3]; 3] = [
     [0.212_672_9, 0.715_152_2, 0.072_175_0],
     [0.019_333_9, 0.119_192_0, 0.950_304_1],
 ];
-/// D65 white (the rows of the matrix above summed, so white maps to a = b = 0).
-const WHITE: [f64; 3] = [0.950_47, 1.0, 1.088_83];
+/// D65 white as the matrix maps sRGB white (its rows summed: 0.95047, 1.0000001, 1.08883), so
+/// white is exactly L = 100, a = b = 0.
+const WHITE: [f64; 3] = [
+    SRGB_TO_XYZ[0][0] + SRGB_TO_XYZ[0][1] + SRGB_TO_XYZ[0][2],
+    SRGB_TO_XYZ[1][0] + SRGB_TO_XYZ[1][1] + SRGB_TO_XYZ[1][2],
+    SRGB_TO_XYZ[2][0] + SRGB_TO_XYZ[2][1] + SRGB_TO_XYZ[2][2],
+];
 const EPS: f64 = 6.0 / 29.0;
 
 fn to_linear(c: f64) -> f64 {
