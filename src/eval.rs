@@ -795,6 +795,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::needless_range_loop)] // a matrix product reads best with indices
     fn inverse_matrix() {
         let inv = invert3(&SRGB_TO_XYZ);
         for i in 0..3 {
