@@ -134,6 +134,34 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         export: Option<PathBuf>,
     },
+    /// Measure a translation: style distance to the target (patch SWD), content kept from the
+    /// source (SSIM, edge correlation) and colour distance to the target (Lab W1).
+    Eval {
+        /// The translated picture.
+        #[arg(long)]
+        output: PathBuf,
+        /// The picture that was translated.
+        #[arg(long)]
+        source: PathBuf,
+        /// The picture whose look was learned.
+        #[arg(long)]
+        target: PathBuf,
+        /// Also write the figures to this JSON file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Also measure the source itself, Reinhard colour transfer and histogram matching.
+        #[arg(long)]
+        baselines: bool,
+        /// 7x7 patches drawn per picture and pyramid level for the SWD.
+        #[arg(long, default_value_t = sincut::eval::SWD_PATCHES)]
+        patches: usize,
+        /// Random projection directions for the SWD.
+        #[arg(long, default_value_t = sincut::eval::SWD_DIRECTIONS)]
+        directions: usize,
+        /// Seed of the SWD's patch positions and directions.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Replay golden fixtures of the official implementation and compare every quantity.
     CheckGolden {
         /// Fixture folders, or folders holding fixture folders.
@@ -283,6 +311,34 @@ fn run(cli: Cli) -> sincut::io::Result<ExitCode> {
             } else {
                 ExitCode::from(1)
             })
+        }
+        Command::Eval {
+            output,
+            source,
+            target,
+            json,
+            baselines,
+            patches,
+            directions,
+            seed,
+        } => {
+            if patches == 0 || directions == 0 {
+                return Err(Error::new("--patches and --directions must be at least 1"));
+            }
+            let args = sincut::eval::EvalArgs {
+                output,
+                source,
+                target,
+                json,
+                baselines,
+                swd: sincut::eval::SwdOptions {
+                    patches,
+                    directions,
+                    seed,
+                },
+            };
+            sincut::eval::run_eval(&args, &mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::CheckGolden {
             dirs,
