@@ -69,15 +69,10 @@ pub fn replay_step<T: Real>(
     put("grad", &up.grads_f);
     put("grad_nce", &up.grads_f);
     // Each G loss term alone: the same backward from that term's upstream gradient only.
-    let no = Terms {
-        gan: false,
-        nce: false,
-        idt: false,
-    };
     for (prefix, terms) in [
-        ("grad_gan", Terms { gan: true, ..no }),
-        ("grad_nce", Terms { nce: true, ..no }),
-        ("grad_idt", Terms { idt: true, ..no }),
+        ("grad_gan", Terms::GAN),
+        ("grad_nce", Terms::NCE),
+        ("grad_idt", Terms::IDT),
     ] {
         put(prefix, &g_backward(&nets, params, &gf, &up, terms));
     }

@@ -285,6 +285,22 @@ impl Terms {
         nce: true,
         idt: true,
     };
+    /// Each term alone (the fixtures' `grad_gan`, `grad_nce`, `grad_idt`).
+    pub const GAN: Terms = Terms {
+        gan: true,
+        nce: false,
+        idt: false,
+    };
+    pub const NCE: Terms = Terms {
+        gan: false,
+        nce: true,
+        idt: false,
+    };
+    pub const IDT: Terms = Terms {
+        gan: false,
+        nce: false,
+        idt: true,
+    };
 }
 
 /// G's gradient of the chosen terms: the upstream gradients summed at G's output, one backward.

@@ -150,41 +150,7 @@ fn per_term_g_gradients_sum_to_the_total() {
     let gf = g_forward(&nets, &p, &inp);
     let up = g_upstream(&cfg, &nets, &p, &gf, &inp);
     let all = g_backward(&nets, &p, &gf, &up, Terms::ALL);
-    let parts = [
-        g_backward(
-            &nets,
-            &p,
-            &gf,
-            &up,
-            Terms {
-                gan: true,
-                nce: false,
-                idt: false,
-            },
-        ),
-        g_backward(
-            &nets,
-            &p,
-            &gf,
-            &up,
-            Terms {
-                gan: false,
-                nce: true,
-                idt: false,
-            },
-        ),
-        g_backward(
-            &nets,
-            &p,
-            &gf,
-            &up,
-            Terms {
-                gan: false,
-                nce: false,
-                idt: true,
-            },
-        ),
-    ];
+    let parts = [Terms::GAN, Terms::NCE, Terms::IDT].map(|t| g_backward(&nets, &p, &gf, &up, t));
     for (name, g) in &all {
         let sum = &parts[0][name] + &parts[1][name] + &parts[2][name];
         let err = (&sum - g).iter().fold(0.0f64, |m, v| m.max(v.abs()));
