@@ -53,11 +53,15 @@ impl Default for SwdOptions {
     }
 }
 
-/// SWD per pyramid level (finest first) and their mean, both ×10³.
+/// SWD per pyramid level (finest first) and their means, all ×10³.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Swd {
     pub levels: Vec<f64>,
     pub mean: f64,
+    /// Mean of the band-pass levels only (all but the last, the Gaussian residual, which
+    /// carries the global colour and dominates `mean`): texture rather than colour. With a
+    /// single level it is that level.
+    pub texture: f64,
 }
 
 /// Every metric of one picture against a source and a target.
@@ -272,9 +276,12 @@ pub fn sliced_wasserstein(a: &Array3<f32>, b: &Array3<f32>, opts: &SwdOptions) -
         per_level.push(total / opts.directions as f64 * 1e3);
     }
     let mean = per_level.iter().sum::<f64>() / per_level.len() as f64;
+    let bands = &per_level[..per_level.len().saturating_sub(1).max(1)];
+    let texture = bands.iter().sum::<f64>() / bands.len() as f64;
     Swd {
         levels: per_level,
         mean,
+        texture,
     }
 }
 
@@ -722,8 +729,8 @@ pub fn run_eval(args: &EvalArgs, out: &mut dyn Write) -> Result<Vec<Row>> {
     let io = |e: std::io::Error| Error::new(format!("cannot print the table: {e}"));
     writeln!(
         out,
-        "{:<10} {:>9} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8}",
-        "", "SWDx1e3", "SSIM", "SSIM/4", "edge r", "W1 L", "W1 a", "W1 b", "W1 Lab"
+        "{:<10} {:>9} {:>9} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8}",
+        "", "SWDx1e3", "SWD tex", "SSIM", "SSIM/4", "edge r", "W1 L", "W1 a", "W1 b", "W1 Lab"
     )
     .map_err(io)?;
     for r in &rows {
@@ -733,9 +740,10 @@ pub fn run_eval(args: &EvalArgs, out: &mut dyn Write) -> Result<Vec<Row>> {
             .map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
         writeln!(
             out,
-            "{:<10} {:>9.3} {:>7.4} {:>7} {:>7.4} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
+            "{:<10} {:>9.3} {:>9.3} {:>7.4} {:>7} {:>7.4} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
             r.name,
             m.swd.mean,
+            m.swd.texture,
             m.ssim,
             q,
             m.edge_correlation,

@@ -2,11 +2,14 @@
 //! resumable checkpoints, a metrics log, snapshots and the final full-resolution result.
 //!
 //! Run directory:
-//! - `run.json`: what was asked (pictures, model, schedule, seed); fixed for the run's life;
+//! - `run.json`: what was asked (pictures, model, schedule, seed); fixed for the run's life but
+//!   for `device`, the engine of the latest start or resume;
 //! - `checkpoint.safetensors`: parameters, Adam state and the iteration (written atomically);
 //!   with the seed in `run.json` it is the whole training state: every iteration's randomness
 //!   is derived from (seed, iteration), so a resumed run continues bit for bit;
-//! - `metrics.jsonl`: one JSON object per iteration (every loss term, lr, iterations/s);
+//! - `metrics.jsonl`: one JSON object per iteration (every loss term, lr, iterations/s), and
+//!   every `eval_every` iterations one with the quality metrics of a preview-size translation
+//!   (`{"iter": N, "eval": {…}, "eval_s": …}`, `crate::eval::Metrics`; N counts iterations done);
 //! - `snapshots/`: every `snapshot_every` iterations the source translated at preview size and
 //!   a grid of crops (rows: input, output, target, identity);
 //! - `result.png`: the source translated at full resolution when training ends.
@@ -47,6 +50,12 @@ pub struct RunConfig {
     pub tiles: usize,
     /// The preset the options came from, if any.
     pub preset: Option<String>,
+    /// Quality metrics of a preview-size translation every this many iterations (0: none).
+    #[serde(default)]
+    pub eval_every: u64,
+    /// The engine of the latest start or resume ("cpu", "cuda"); set by `fit`.
+    #[serde(default)]
+    pub device: Option<String>,
 }
 
 /// How much `fit` prints.
@@ -281,28 +290,36 @@ fn preview_of(src: &Array3<f32>, size: usize) -> Array3<f32> {
     resize_bilinear(src, even(w as f64 * scale), even(h as f64 * scale))
 }
 
-fn snapshot(
-    run_dir: &Path,
+/// The preview translated in one piece (the preview is small; noise as the final render's).
+fn translate_preview(
     nets: &Networks,
     p: &ParamMap<f32>,
     preview: &Array3<f32>,
-    inp: &crate::train::StepInputs<f32>,
-    iteration: u64,
     seed: u64,
-) -> Result<()> {
-    let dir = run_dir.join("snapshots");
-    std::fs::create_dir_all(&dir).map_err(|e| Error::at(&dir, e))?;
+) -> Array3<f32> {
     let tile = preview.dim().1.max(preview.dim().2);
-    let out = render(
+    render(
         &nets.g,
         p,
         preview,
         &RenderOptions { tile, seed },
         &mut |_, _| {},
-    );
+    )
+}
+
+fn snapshot(
+    run_dir: &Path,
+    nets: &Networks,
+    p: &ParamMap<f32>,
+    translated: &Array3<f32>,
+    inp: &crate::train::StepInputs<f32>,
+    iteration: u64,
+) -> Result<()> {
+    let dir = run_dir.join("snapshots");
+    std::fs::create_dir_all(&dir).map_err(|e| Error::at(&dir, e))?;
     save_rgb(
         &dir.join(format!("iter{iteration:07}-preview.png")),
-        &out,
+        translated,
         &SaveOptions::default(),
     )?;
     // Crops: columns are crops, rows input / output / target / identity.
@@ -326,6 +343,35 @@ fn snapshot(
         &grid,
         &SaveOptions::default(),
     )
+}
+
+/// The quality metrics of the preview translated after `iter` iterations.
+#[derive(Serialize)]
+struct EvalLine<'a> {
+    iter: u64,
+    eval: &'a crate::eval::Metrics,
+    /// Seconds the translation and the metrics took.
+    eval_s: f64,
+}
+
+/// What the quality metrics compare a preview translation with.
+struct EvalPictures {
+    source: Array3<f32>,
+    target: Array3<f32>,
+}
+
+impl EvalPictures {
+    /// None when the previews are too small for the metrics (very elongated pictures).
+    fn new(source_preview: &Array3<f32>, target: &Array3<f32>, size: usize) -> Option<Self> {
+        let target = preview_of(target, size);
+        let short = |a: &Array3<f32>| a.dim().1.min(a.dim().2);
+        (short(source_preview) >= crate::eval::EVAL_MIN_SIDE
+            && short(&target) >= crate::eval::EVAL_MIN_SIDE)
+            .then(|| EvalPictures {
+                source: source_preview.clone(),
+                target,
+            })
+    }
 }
 
 #[derive(Serialize)]
@@ -367,6 +413,12 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
     // Pictures first: bad input fails before anything is written.
     let source = load_rgb(&run.source)?;
     let target = load_rgb(&run.target)?;
+    let preview = preview_of(&source, run.preview_size);
+    let eval_pictures = if run.eval_every > 0 {
+        EvalPictures::new(&preview, &target, run.preview_size)
+    } else {
+        None
+    };
     let mut sampler = Sampler::new(source, target, run.model.crop, run.model.batch, run.seed)
         .map_err(Error::new)?;
     let nets = Networks::new(&run.model);
@@ -377,8 +429,14 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
             format_args!("cannot create the run directory: {e}"),
         )
     })?;
+    let run = RunConfig {
+        device: Some("cpu".into()),
+        ..run
+    };
     let (mut state, start) = if opts.resume {
-        restore_state(&checkpoint_path(run_dir), &run)?
+        let restored = restore_state(&checkpoint_path(run_dir), &run)?;
+        write_json(&run_json_path(run_dir), &run)?;
+        restored
     } else {
         write_json(&run_json_path(run_dir), &run)?;
         let mut rng = crate::data::stream(run.seed, 0, 0);
@@ -396,7 +454,6 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
         .append(true)
         .open(&metrics_path)
         .map_err(|e| Error::at(&metrics_path, e))?;
-    let preview = preview_of(sampler.source_image(), run.preview_size);
     let end = opts.stop_at.map_or(run.iters, |s| s.min(run.iters));
     let progress = Progress::new(opts.verbosity, start, run.iters);
     if start > 0 {
@@ -457,16 +514,28 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
             save_state(run_dir, &run.model, &state, next)?;
             last_saved = next;
         }
-        if run.snapshot_every > 0 && (next % run.snapshot_every == 0 || next == run.iters) {
-            snapshot(
-                run_dir,
-                &nets,
-                &state.params,
-                &preview,
-                &inp,
-                next,
-                run.seed,
-            )?;
+        let due = |every: u64| every > 0 && (next % every == 0 || next == run.iters);
+        let eval_due = due(run.eval_every) && eval_pictures.is_some();
+        if due(run.snapshot_every) || eval_due {
+            let t_eval = Instant::now();
+            let translated = translate_preview(&nets, &state.params, &preview, run.seed);
+            if let (true, Some(pics)) = (eval_due, &eval_pictures) {
+                let m = crate::eval::evaluate(&translated, &pics.source, &pics.target);
+                let line = EvalLine {
+                    iter: next,
+                    eval: &m,
+                    eval_s: t_eval.elapsed().as_secs_f64(),
+                };
+                writeln!(metrics, "{}", serde_json::to_string(&line).unwrap())
+                    .map_err(|e| Error::at(&metrics_path, e))?;
+                progress.line(&format!(
+                    "iter {next}: SWD {:.1} (texture {:.1})  SSIM {:.3}  Lab W1 {:.2}",
+                    m.swd.mean, m.swd.texture, m.ssim, m.lab_w1_sum
+                ));
+            }
+            if due(run.snapshot_every) {
+                snapshot(run_dir, &nets, &state.params, &translated, &inp, next)?;
+            }
         }
     }
     progress.finish();
@@ -497,8 +566,9 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
     })
 }
 
-/// Keeps only the metrics lines of iterations before `start`: a run stopped between a metrics
-/// line and the next checkpoint redoes those iterations on resume, and must not log them twice.
+/// Keeps only the metrics lines of iterations before `start` (quality lines, which count
+/// iterations done, up to `start`): a run stopped between a metrics line and the next checkpoint
+/// redoes those iterations on resume, and must not log them twice.
 fn drop_metrics_from(path: &Path, start: u64) -> Result<()> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(());
@@ -506,10 +576,15 @@ fn drop_metrics_from(path: &Path, start: u64) -> Result<()> {
     let keep: Vec<&str> = text
         .lines()
         .filter(|l| {
-            serde_json::from_str::<serde_json::Value>(l)
-                .ok()
-                .and_then(|v| v.get("iter").and_then(|i| i.as_u64()))
-                .is_some_and(|i| i < start)
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {
+                return false;
+            };
+            let done = v.get("iter").and_then(|i| i.as_u64());
+            if v.get("eval").is_some() {
+                done.is_some_and(|i| i <= start)
+            } else {
+                done.is_some_and(|i| i < start)
+            }
         })
         .collect();
     if keep.len() == text.lines().count() {

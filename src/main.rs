@@ -68,7 +68,11 @@ struct FitArgs {
     snapshot_every: Option<u64>,
     #[arg(long)]
     checkpoint_every: Option<u64>,
-    /// Long side of the preview snapshots.
+    /// Quality metrics (as `sincut eval`) of a preview-size translation every N iterations,
+    /// logged to metrics.jsonl (default: the snapshot interval; 0: none).
+    #[arg(long)]
+    eval_every: Option<u64>,
+    /// Long side of the preview snapshots (and of the pictures the logged metrics compare).
     #[arg(long, default_value_t = 512)]
     preview_size: usize,
     /// Tile size of the final full-resolution render.
@@ -222,6 +226,8 @@ fn fit_options(a: FitArgs) -> sincut::io::Result<FitOptions> {
         preview_size: a.preview_size.max(16),
         tiles: a.tiles,
         preset: Some(a.preset.name().to_string()),
+        eval_every: a.eval_every.unwrap_or(a.snapshot_every.unwrap_or(snap)),
+        device: None,
     };
     Ok(FitOptions {
         run,

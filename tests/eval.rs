@@ -229,6 +229,11 @@ fn evaluate_the_source_against_itself() {
     assert!((m.edge_correlation - 1.0).abs() < 1e-12);
     assert!(m.swd.mean > 0.0 && m.lab_w1_sum > 0.0);
     assert!((m.lab_w1.iter().sum::<f64>() - m.lab_w1_sum).abs() < 1e-12);
+    // The texture figure leaves out the last level (the Gaussian residual).
+    let n = m.swd.levels.len();
+    assert!(n >= 2, "{n} levels");
+    let bands = m.swd.levels[..n - 1].iter().sum::<f64>() / (n - 1) as f64;
+    assert!((m.swd.texture - bands).abs() < 1e-9 * bands, "{:?}", m.swd);
     // A result of another size is compared with the source at the source's size.
     let bigger = sincut::image::resize_bilinear(&source, 96, 96);
     let m2 = evaluate_with(&bigger, &source, &target, &FAST);

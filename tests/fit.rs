@@ -58,6 +58,8 @@ fn options(src: &Path, tgt: &Path, out: &Path, iters: u64) -> FitOptions {
             preview_size: 40,
             tiles: 48,
             preset: None,
+            eval_every: 3,
+            device: None,
         },
         out: out.to_path_buf(),
         resume: false,
@@ -66,6 +68,15 @@ fn options(src: &Path, tgt: &Path, out: &Path, iters: u64) -> FitOptions {
         stop_at: None,
         no_final_render: false,
     }
+}
+
+/// metrics.jsonl of a run: (loss lines, quality lines).
+fn metrics_lines(run_dir: &Path) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    std::fs::read_to_string(run_dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .partition(|v| v.get("eval").is_none())
 }
 
 #[test]
@@ -98,16 +109,38 @@ fn resume_is_bit_exact_and_the_run_directory_is_complete() {
     log.push('\n');
     std::fs::write(split.join("metrics.jsonl"), log).unwrap();
     fit(&o).unwrap();
-    let iters: Vec<u64> = std::fs::read_to_string(split.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["iter"]
-                .as_u64()
-                .unwrap()
-        })
+    let (split_losses, split_evals) = metrics_lines(&split);
+    let iters: Vec<u64> = split_losses
+        .iter()
+        .map(|v| v["iter"].as_u64().unwrap())
         .collect();
     assert_eq!(iters, (0..6).collect::<Vec<u64>>(), "metrics after resume");
+    // Quality lines after 3 and 6 iterations, the same as the uninterrupted run's.
+    let (whole_losses, whole_evals) = metrics_lines(&whole);
+    let eval_iters: Vec<u64> = split_evals
+        .iter()
+        .map(|v| v["iter"].as_u64().unwrap())
+        .collect();
+    assert_eq!(eval_iters, [3, 6], "quality lines after resume");
+    for (a, b) in whole_evals.iter().zip(&split_evals) {
+        assert_eq!(a["eval"], b["eval"]);
+    }
+    for key in [
+        "swd",
+        "ssim",
+        "ssim_4x",
+        "edge_correlation",
+        "lab_w1",
+        "lab_w1_sum",
+    ] {
+        assert!(
+            whole_evals[0]["eval"].get(key).is_some(),
+            "quality line lacks {key}: {}",
+            whole_evals[0]
+        );
+    }
+    let ssim = whole_evals[1]["eval"]["ssim"].as_f64().unwrap();
+    assert!(ssim > -1.0 && ssim < 1.0, "SSIM {ssim}");
 
     let (x, y) = (
         load_checkpoint(checkpoint_path(&whole)).unwrap(),
@@ -121,9 +154,8 @@ fn resume_is_bit_exact_and_the_run_directory_is_complete() {
     assert_eq!(x.adam, y.adam);
     // The run directory: config, metrics (one line per iteration), snapshots, result.
     assert!(whole.join("run.json").is_file());
-    let lines = std::fs::read_to_string(whole.join("metrics.jsonl")).unwrap();
-    assert_eq!(lines.lines().count(), 6);
-    let first: serde_json::Value = serde_json::from_str(lines.lines().next().unwrap()).unwrap();
+    assert_eq!(whole_losses.len(), 6);
+    let first = &whole_losses[0];
     for key in [
         "iter", "lr", "d", "d_r1", "g", "g_gan", "nce", "nce_y", "idt", "it_per_s",
     ] {
