@@ -11,7 +11,7 @@
 //!   histogram matching in RGB ([`histogram_match`]).
 
 use crate::data::{mix, stream};
-use crate::image::{load_rgb, resize_bilinear};
+use crate::image::{SaveOptions, load_rgb, resize_bilinear, save_rgb};
 use crate::io::{Error, Result, write_atomic};
 use crate::nn::normal;
 use ndarray::{Array2, Array3};
@@ -665,6 +665,8 @@ pub struct EvalArgs {
     pub target: PathBuf,
     pub json: Option<PathBuf>,
     pub baselines: bool,
+    /// Save the colour baselines' pictures here (`reinhard.png`, `histogram.png`).
+    pub save_baselines: Option<PathBuf>,
     pub swd: SwdOptions,
 }
 
@@ -709,6 +711,11 @@ pub fn run_eval(args: &EvalArgs, out: &mut dyn Write) -> Result<Vec<Row>> {
     let result = load_checked(&args.output)?;
     let source = load_checked(&args.source)?;
     let target = load_checked(&args.target)?;
+    if let Some(dir) = &args.save_baselines {
+        // Before any measuring: an unwritable folder fails at once.
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::at(dir, format!("cannot create the folder: {e}")))?;
+    }
     let mut rows = vec![Row {
         name: "result".into(),
         metrics: evaluate_with(&result, &source, &target, &args.swd),
@@ -720,6 +727,13 @@ pub fn run_eval(args: &EvalArgs, out: &mut dyn Write) -> Result<Vec<Row>> {
             ("histogram", histogram_match(&source, &target)),
         ];
         for (name, pic) in candidates {
+            if let (Some(dir), true) = (&args.save_baselines, name != "source") {
+                save_rgb(
+                    &dir.join(format!("{name}.png")),
+                    &pic,
+                    &SaveOptions::default(),
+                )?;
+            }
             rows.push(Row {
                 name: name.into(),
                 metrics: evaluate_with(&pic, &source, &target, &args.swd),

@@ -156,6 +156,10 @@ enum Command {
         /// Also measure the source itself, Reinhard colour transfer and histogram matching.
         #[arg(long)]
         baselines: bool,
+        /// Also save the baseline pictures (reinhard.png, histogram.png) into this folder
+        /// (implies --baselines).
+        #[arg(long, value_name = "DIR")]
+        save_baselines: Option<PathBuf>,
         /// 7x7 patches drawn per picture and pyramid level for the SWD.
         #[arg(long, default_value_t = sincut::eval::SWD_PATCHES)]
         patches: usize,
@@ -324,6 +328,7 @@ fn run(cli: Cli) -> sincut::io::Result<ExitCode> {
             target,
             json,
             baselines,
+            save_baselines,
             patches,
             directions,
             seed,
@@ -336,7 +341,8 @@ fn run(cli: Cli) -> sincut::io::Result<ExitCode> {
                 source,
                 target,
                 json,
-                baselines,
+                baselines: baselines || save_baselines.is_some(),
+                save_baselines,
                 swd: sincut::eval::SwdOptions {
                     patches,
                     directions,

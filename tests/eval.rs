@@ -6,7 +6,7 @@ use sincut::eval::{
     SwdOptions, edge_correlation, evaluate_with, histogram_match, lab_to_srgb, luminance,
     picture_to_lab, quantile_sorted, reinhard_transfer, sliced_wasserstein, srgb_to_lab, ssim,
 };
-use sincut::image::{SaveOptions, save_rgb};
+use sincut::image::{SaveOptions, load_rgb, save_rgb};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -317,6 +317,39 @@ fn cli_prints_a_table_and_writes_json() {
         2
     );
     assert!(rows[0]["metrics"]["lab_w1_sum"].as_f64().unwrap() > 0.0);
+
+    // --save-baselines writes the two colour baselines, which score as in the table.
+    let saved = dir.0.join("baselines");
+    let out = Command::new(env!("CARGO_BIN_EXE_sincut"))
+        .args(["eval", "--output"])
+        .arg(&res)
+        .arg("--source")
+        .arg(&src)
+        .arg("--target")
+        .arg(&tgt)
+        .arg("--save-baselines")
+        .arg(&saved)
+        .args(["--patches", "512", "--directions", "32"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reinhard = load_rgb(&saved.join("reinhard.png")).unwrap();
+    // From the pictures as stored (8-bit), as the command reads them.
+    let expected = reinhard_transfer(&load_rgb(&src).unwrap(), &load_rgb(&tgt).unwrap());
+    assert_eq!(reinhard.dim(), expected.dim());
+    let worst = reinhard
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| (a - b.clamp(-1.0, 1.0)).abs())
+        .fold(0.0f32, f32::max);
+    // 8-bit PNG: within half a grey level (2/255 in [-1, 1]) of the computed picture.
+    assert!(worst <= 1.0 / 255.0 + 1e-6, "worst {worst}");
+    assert!(saved.join("histogram.png").is_file());
+    assert!(!saved.join("source.png").exists());
 }
 
 #[test]
