@@ -368,17 +368,18 @@ pub fn nice_ticks(lo: f64, hi: f64, target: usize) -> (Vec<f64>, f64) {
         .map(|m| m * mag)
         .find(|s| *s >= raw * (1.0 - 1e-9))
         .unwrap_or(10.0 * mag);
-    let first = (lo / step - 1e-9).floor() as i64;
-    let last = (hi / step + 1e-9).ceil() as i64;
+    let first = (lo / step + 1e-9).floor() as i64;
+    let last = (hi / step - 1e-9).ceil() as i64;
     let ticks = (first..=last).map(|k| k as f64 * step).collect();
     (ticks, step)
 }
 
-/// A tick label with as many decimals as the step needs; large round values as 12k / 1.5M.
+/// A tick label with as many decimals as the step needs; on axes stepping by thousands
+/// (millions) the values read 20k (3M).
 pub fn tick_label(v: f64, step: f64) -> String {
     let v = if v.abs() < step * 1e-6 { 0.0 } else { v };
     for (div, suffix) in [(1e6, "M"), (1e3, "k")] {
-        if v.abs() >= div && step >= div / 10.0 {
+        if v != 0.0 && step >= div * (1.0 - 1e-9) {
             return format!("{}{suffix}", tick_label(v / div, step / div));
         }
     }
@@ -486,7 +487,7 @@ pub fn chart_svg(c: &Chart) -> String {
         let y = sy(t);
         let _ = write!(
             s,
-            "<line x1=\"{px0}\" x2=\"{px1}\" y1=\"{y:.1}\" y2=\"{y:.1}\" class=\"grid\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            "<line x1=\"{px0}\" x2=\"{px1}\" y1=\"{y:.1}\" y2=\"{y:.1}\" class=\"gridline\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
             px0 - 6.0,
             y + 4.0,
             tick_label(t, ystep)
@@ -854,11 +855,14 @@ figure{margin:0;background:#fff;border:1px solid var(--line);border-radius:6px;p
 figure img{display:block;width:100%;height:auto;border-radius:3px;image-rendering:auto}
 figcaption{font-size:13px;color:var(--muted);margin-top:6px}
 figcaption b{color:var(--fg)}
+.natural{margin-top:14px}
+.natural figure{display:inline-block;max-width:100%}
+.natural img{width:auto;max-width:100%;min-width:256px;image-rendering:pixelated}
 .charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:14px}
 .chart{background:#fff;border:1px solid var(--line);border-radius:6px;padding:8px 10px}
 .chart h3{font-size:14px;font-weight:600;margin:0 0 4px}
 svg.curve{width:100%;height:auto;display:block;font-size:11px;fill:var(--muted)}
-svg.curve .grid{stroke:#eceff2;stroke-width:1}
+svg.curve .gridline{stroke:#eceff2;stroke-width:1}
 svg.curve .tick{stroke:#9aa3ab}
 svg.curve .frame{fill:none;stroke:#9aa3ab}
 svg.curve .label{font-size:12px;fill:var(--fg)}
@@ -872,12 +876,33 @@ table.kv th{font-weight:500;color:var(--muted)}
 footer{margin-top:40px;color:var(--muted);font-size:12px}
 ";
 
+/// Where an input recorded in run.json is now: as recorded (absolute, or relative to the
+/// current directory), else a relative path is tried against the run directory's ancestors
+/// (`fit` records paths relative to where it ran, usually two levels above `runs/<name>`).
+pub fn locate_input(run_dir: &Path, recorded: &str) -> Option<PathBuf> {
+    let p = Path::new(recorded);
+    if recorded.is_empty() {
+        return None;
+    }
+    if p.is_file() {
+        return Some(p.to_path_buf());
+    }
+    if p.is_absolute() {
+        return None;
+    }
+    let base = std::fs::canonicalize(run_dir).ok()?;
+    base.ancestors().map(|a| a.join(p)).find(|c| c.is_file())
+}
+
 /// A loaded input, or why it is missing.
-fn load_input(path: &str) -> std::result::Result<Array3<f32>, String> {
-    if path.is_empty() {
+fn load_input(run_dir: &Path, recorded: &str) -> std::result::Result<Array3<f32>, String> {
+    if recorded.is_empty() {
         return Err("no path recorded in run.json".into());
     }
-    load_rgb(Path::new(path)).map_err(|e| e.to_string())
+    match locate_input(run_dir, recorded) {
+        Some(p) => load_rgb(&p).map_err(|e| e.to_string()),
+        None => Err(format!("{recorded}: not found")),
+    }
 }
 
 /// Writes `run_dir/report.html` (atomically) and returns its path.
@@ -956,8 +981,8 @@ fn render_page(run_dir: &Path, run: &Value, source: &str, target: &str) -> Strin
 
     // Inputs.
     b.push_str("<section id=\"inputs\"><h2>Inputs</h2><div class=\"grid wide\">\n");
-    let src = load_input(source);
-    let tgt = load_input(target);
+    let src = load_input(run_dir, source);
+    let tgt = load_input(run_dir, target);
     for (role, path, img, kind) in [
         ("Source", source, &src, "input-source"),
         ("Target", target, &tgt, "input-target"),
@@ -1162,7 +1187,7 @@ fn render_page(run_dir: &Path, run: &Value, source: &str, target: &str) -> Strin
         .find_map(|(i, _, c)| Some((*i, c.as_ref()?)))
         && let Ok(img) = load_rgb(crops)
     {
-        b.push_str("<div class=\"grid wide\" style=\"margin-top:14px\">\n");
+        b.push_str("<div class=\"natural\">\n");
         b.push_str(&figure(
             &img,
             "crops",
@@ -1312,6 +1337,9 @@ mod tests {
         assert_eq!(tick_label(t[1], step), "20k");
         assert_eq!(tick_label(0.4000000001, 0.2), "0.4");
         assert_eq!(tick_label(1500.0, 500.0), "1500");
+        assert_eq!(tick_label(0.0, 20_000.0), "0");
+        assert_eq!(tick_label(3e6, 1e6), "3M");
+        assert_eq!(tick_label(0.75, 0.05), "0.75");
         assert_eq!(tick_label(-1e-17, 0.1), "0.0");
         let (t, _) = nice_ticks(3.0, 3.0, 5);
         assert!(t.len() >= 2);
