@@ -12,7 +12,7 @@
 //! unreadable `metrics.jsonl` or fields added by later versions give a note, not a failure.
 //! Only a directory that is not a run (no readable `run.json`) is an error.
 
-use crate::eval::{Metrics, evaluate, histogram_match, reinhard_transfer};
+use crate::eval::{EVAL_MIN_SIDE, Metrics, evaluate, histogram_match, reinhard_transfer};
 use crate::image::{load_rgb, resize_bilinear};
 use crate::io::{Error, Result, write_atomic};
 use ndarray::Array3;
@@ -967,9 +967,9 @@ fn render_page(run_dir: &Path, run: &Value, source: &str, target: &str) -> Strin
         escape(&src_name),
         escape(&tgt_name)
     );
-    let _ = write!(
+    let _ = writeln!(
         b,
-        "<header><h1>{} → {}</h1><p class=\"sub\">SinCUT run <code>{}</code> · preset {} · device {} · {} of {} iterations</p></header>\n",
+        "<header><h1>{} → {}</h1><p class=\"sub\">SinCUT run <code>{}</code> · preset {} · device {} · {} of {} iterations</p></header>",
         escape(&src_name),
         escape(&tgt_name),
         escape(&run_dir.display().to_string()),
@@ -998,9 +998,9 @@ fn render_page(run_dir: &Path, run: &Value, source: &str, target: &str) -> Strin
                 ));
             }
             Err(e) => {
-                let _ = write!(
+                let _ = writeln!(
                     b,
-                    "<figure>{}<figcaption><b>{role}</b> {}</figcaption></figure>\n",
+                    "<figure>{}<figcaption><b>{role}</b> {}</figcaption></figure>",
                     note(&format!("picture not available: {e}")),
                     escape(path)
                 );
@@ -1081,7 +1081,11 @@ fn render_page(run_dir: &Path, run: &Value, source: &str, target: &str) -> Strin
         b.push_str("</div>\n");
     }
     if !log.evals.is_empty() {
+        let small = |a: &Array3<f32>| a.dim().1.min(a.dim().2) < EVAL_MIN_SIDE;
         match &previews {
+            Some((sp, tp)) if small(sp) || small(tp) => b.push_str(&note(&format!(
+                "The previews are too small to measure (under {EVAL_MIN_SIDE} px a side)."
+            ))),
             Some((sp, tp)) => {
                 // All at preview size, as the evaluations during training.
                 let rows: Vec<(&str, Metrics)> = std::thread::scope(|scope| {
@@ -1101,9 +1105,9 @@ fn render_page(run_dir: &Path, run: &Value, source: &str, target: &str) -> Strin
                         .filter_map(|(n, h)| Some((n, h.join().ok()?)))
                         .collect()
                 });
-                let _ = write!(
+                let _ = writeln!(
                     b,
-                    "<h3>Metrics at preview size ({}×{})</h3>\n",
+                    "<h3>Metrics at preview size ({}×{})</h3>",
                     sp.dim().2,
                     sp.dim().1
                 );
@@ -1136,9 +1140,9 @@ fn render_page(run_dir: &Path, run: &Value, source: &str, target: &str) -> Strin
         }
         b.push_str("<div class=\"charts\">\n");
         for c in charts(&log) {
-            let _ = write!(
+            let _ = writeln!(
                 b,
-                "<div class=\"chart\"><h3>{}</h3>{}</div>\n",
+                "<div class=\"chart\"><h3>{}</h3>{}</div>",
                 escape(&c.title),
                 chart_svg(&c)
             );
@@ -1171,9 +1175,9 @@ fn render_page(run_dir: &Path, run: &Value, source: &str, target: &str) -> Strin
             match load_rgb(path) {
                 Ok(img) => b.push_str(&figure(&img, "snapshot", &caption, &caption)),
                 Err(e) => {
-                    let _ = write!(
+                    let _ = writeln!(
                         b,
-                        "<figure>{}<figcaption>{caption}</figcaption></figure>\n",
+                        "<figure>{}<figcaption>{caption}</figcaption></figure>",
                         note(&format!("unreadable snapshot: {e}"))
                     );
                 }
