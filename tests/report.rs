@@ -125,8 +125,9 @@ fn srcs(html: &str) -> Vec<&str> {
 }
 
 fn chromium() -> Option<PathBuf> {
+    // SINCUT_CHROMIUM names another browser binary (a missing one counts as not installed).
     if let Some(p) = std::env::var_os("SINCUT_CHROMIUM") {
-        return Some(PathBuf::from(p));
+        return Some(PathBuf::from(p)).filter(|p| p.is_file());
     }
     ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
         .iter()
@@ -247,6 +248,12 @@ fn report_is_self_contained_and_every_picture_and_curve_shows() {
     assert!(!html.contains("https://"));
     assert!(!html.contains("<script"), "the page needs no JavaScript");
     assert!(!html.contains("<link"), "no external stylesheets");
+    assert!(!html.contains("href="), "no links to follow");
+    assert!(
+        html.match_indices("url(")
+            .all(|(i, _)| html[i..].starts_with("url(#")),
+        "url() only for in-page references"
+    );
     let snapshots = std::fs::read_dir(run.join("snapshots"))
         .unwrap()
         .filter(|e| {
