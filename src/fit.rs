@@ -560,6 +560,9 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
         save_rgb(&out, &img, &SaveOptions::default())?;
         Some(out)
     };
+    if let Err(e) = crate::report::write_report(run_dir) {
+        eprintln!("sincut: warning: no report.html: {e}");
+    }
     Ok(FitOutcome::Finished {
         iteration: run.iters,
         result,

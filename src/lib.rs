@@ -13,5 +13,6 @@ pub mod io;
 pub mod nn;
 pub mod ops;
 pub mod render;
+pub mod report;
 pub mod tensor;
 pub mod train;

@@ -127,6 +127,12 @@ enum Command {
     },
     /// Show what a checkpoint or run directory holds.
     Info { path: PathBuf },
+    /// (Re)write a run directory's report.html: inputs, result next to the baselines,
+    /// curves, snapshots, timings and configuration, in one self-contained page.
+    Report {
+        /// The run directory.
+        run_dir: PathBuf,
+    },
     /// Report the GPU, driver and NVRTC, and compile every CUDA kernel (registers, shared
     /// memory, spills). Exits non-zero when a kernel does not compile or spills.
     Doctor {
@@ -305,6 +311,11 @@ fn run(cli: Cli) -> sincut::io::Result<ExitCode> {
         }
         Command::Info { path } => {
             print!("{}", info_command(&path)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report { run_dir } => {
+            let path = sincut::report::write_report(&run_dir)?;
+            println!("{}", path.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Doctor { arch, export } => {
