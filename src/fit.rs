@@ -429,7 +429,12 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
             format_args!("cannot create the run directory: {e}"),
         )
     })?;
+    // Absolute picture paths, so that resume, render and report work from any directory
+    // (the pictures loaded above, so they exist).
+    let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
     let run = RunConfig {
+        source: absolute(&run.source),
+        target: absolute(&run.target),
         device: Some("cpu".into()),
         ..run
     };
