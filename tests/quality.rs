@@ -1,15 +1,20 @@
 //! Training-quality regression: a short seeded run of the quick preset's model on the official
 //! pair (`../shared/data`, painting → photo), measured as the run logs it (`--eval-every`: a
-//! preview translation against the previews of source and target), compared with the figures
-//! recorded in `tests/quality-reference.json`.
+//! preview translation against the previews of source and target), averaged over the quality
+//! lines of the run's second half, and compared with the bounds recorded in
+//! `tests/quality-reference.json`.
 //!
-//! The reference and its tolerances come from measured runs (see that file's `measured`): a
-//! change that makes training learn less (a broken loss term, gradient or optimizer step) moves
-//! these figures far beyond the spread between seeds and GEMM kernels.
+//! GAN training this short is chaotic: another seed, or only the rounding of another GEMM
+//! kernel, gives a visibly different picture after 300 iterations. The bounds are therefore the
+//! envelope of measured correct runs (several seeds, both GEMM kernels; listed in the file's
+//! `measured`) with a margin, and the file also lists measured broken runs and which of them
+//! the bounds catch. Averaging over the second half's quality lines instead of taking the last
+//! one halves the spread.
 //!
-//! Re-record after an intended change of the training or of the metrics:
-//! `SINCUT_RECORD_QUALITY=1 cargo test --release --test quality -- --nocapture`
-//! (then update `measured` by hand from the runs you made to choose the tolerances).
+//! Re-record the seed's own figures after an intended change of the training or the metrics
+//! (`SINCUT_RECORD_QUALITY=1 cargo test --release --test quality -- --nocapture`), and re-measure
+//! the envelope (the same run with other `--seed`s and `SINCUT_GEMM=portable`, see the file's
+//! `how`) before moving a bound.
 
 use serde_json::Value;
 use sincut::commands::Preset;
@@ -44,25 +49,31 @@ fn figure(eval: &Value, path: &[&str]) -> f64 {
         .unwrap_or_else(|| panic!("quality line lacks {path:?}: {eval}"))
 }
 
-/// Trains the short run described by the reference and returns its last quality line.
-fn short_run(reference: &Value, out: &Path) -> Value {
+/// Trains the short run described by the reference and returns its quality lines from
+/// `average_from` on.
+fn short_run(reference: &Value, out: &Path) -> Vec<Value> {
     let data = shared_data();
     let (mut model, ..) = Preset::Quick.settings();
-    let iters = reference["iters"].as_u64().unwrap();
-    model.crop = reference["crop"].as_u64().unwrap() as usize;
+    let num = |k: &str| {
+        reference[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("reference lacks {k}"))
+    };
+    let iters = num("iters");
+    model.crop = num("crop") as usize;
     let opts = FitOptions {
         run: RunConfig {
             source: data.join("monet-etretat-painting.jpg"),
             target: data.join("etretat-photo.jpg"),
             model,
             iters,
-            seed: reference["seed"].as_u64().unwrap(),
+            seed: num("seed"),
             snapshot_every: 0,
             checkpoint_every: iters,
-            preview_size: reference["preview_size"].as_u64().unwrap() as usize,
+            preview_size: num("preview_size") as usize,
             tiles: 512,
             preset: Some("quick".into()),
-            eval_every: iters,
+            eval_every: num("eval_every"),
             device: None,
         },
         out: out.to_path_buf(),
@@ -74,14 +85,24 @@ fn short_run(reference: &Value, out: &Path) -> Value {
     };
     fit(&opts).unwrap();
     let log = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
-    let last = log
+    let from = num("average_from");
+    let lines: Vec<Value> = log
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|v| v.get("eval").is_some())
-        .last()
-        .expect("the run logged its quality");
-    assert_eq!(last["iter"].as_u64(), Some(iters));
-    last["eval"].clone()
+        .filter(|v| v.get("eval").is_some() && v["iter"].as_u64().unwrap() >= from)
+        .map(|v| v["eval"].clone())
+        .collect();
+    assert_eq!(
+        lines.len() as u64,
+        (iters - from) / num("eval_every") + 1,
+        "quality lines from iteration {from}"
+    );
+    lines
+}
+
+/// The figure averaged over the quality lines.
+fn average(lines: &[Value], path: &[&str]) -> f64 {
+    lines.iter().map(|e| figure(e, path)).sum::<f64>() / lines.len() as f64
 }
 
 #[test]
@@ -101,45 +122,35 @@ fn a_short_quick_run_learns_as_much_as_recorded() {
         serde_json::from_str(&std::fs::read_to_string(reference_path()).unwrap()).unwrap();
     let out = std::env::temp_dir().join(format!("sincut-quality-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let eval = short_run(&reference, &out);
+    let lines = short_run(&reference, &out);
     let _ = std::fs::remove_dir_all(&out);
 
     if std::env::var("SINCUT_RECORD_QUALITY").as_deref() == Ok("1") {
         let mut updated = reference.clone();
         for (name, path) in FIGURES {
-            updated["figures"][name] = figure(&eval, path).into();
+            updated["figures"][name] = average(&lines, path).into();
         }
         let text = serde_json::to_string_pretty(&updated).unwrap() + "\n";
         std::fs::write(reference_path(), text).unwrap();
-        println!(
-            "recorded {}: {}",
-            reference_path().display(),
-            updated["figures"]
-        );
+        println!("recorded {}: {}", reference_path().display(), updated["figures"]);
         return;
     }
 
     println!("figure              fresh   recorded  bound");
     let mut failures = Vec::new();
     for (name, path) in FIGURES {
-        let fresh = figure(&eval, path);
+        let fresh = average(&lines, path);
         let recorded = reference["figures"][name].as_f64().unwrap();
-        let tol = &reference["tolerance"][name];
-        // Distances may not grow by more than a fraction; similarities may not drop by more
-        // than an amount.
-        let (ok, bound) = if let Some(frac) = tol["max_increase"].as_f64() {
-            let b = recorded * (1.0 + frac);
-            (fresh <= b, format!("<= {b:.4}"))
-        } else {
-            let d = tol["max_decrease"].as_f64().unwrap();
-            let b = recorded - d;
-            (fresh >= b, format!(">= {b:.4}"))
+        let bound = &reference["bounds"][name];
+        // Distances have an upper bound, similarities a lower one.
+        let (ok, text) = match (bound["max"].as_f64(), bound["min"].as_f64()) {
+            (Some(max), None) => (fresh <= max, format!("<= {max:.4}")),
+            (None, Some(min)) => (fresh >= min, format!(">= {min:.4}")),
+            _ => panic!("bound of {name} must be one of max or min: {bound}"),
         };
-        println!("{name:<18} {fresh:>8.4} {recorded:>9.4}  {bound}");
+        println!("{name:<18} {fresh:>8.4} {recorded:>9.4}  {text}");
         if !ok {
-            failures.push(format!(
-                "{name} {fresh:.4} (recorded {recorded:.4}, bound {bound})"
-            ));
+            failures.push(format!("{name} {fresh:.4} (recorded {recorded:.4}, bound {text})"));
         }
     }
     assert!(
