@@ -13,15 +13,16 @@
 
 use crate::config::ModelConfig;
 use crate::data::Sampler;
-use crate::device::{Device, resolve_device};
+use crate::device::{Device, open_backend};
+use crate::engine::trainer::Trainer;
 use crate::image::{SaveOptions, load_rgb, resize_bilinear, save_rgb};
 use crate::io::{AdamState, Checkpoint, load_checkpoint, save_checkpoint};
 use crate::io::{Error, Result};
+use crate::nn::Networks;
 use crate::nn::generator::act;
-use crate::nn::{Networks, ParamMap};
-use crate::render::{RenderOptions, render};
+use crate::render::RenderOptions;
+use crate::train::TrainState;
 use crate::train::step::Losses;
-use crate::train::{TrainState, train_iteration};
 use ndarray::{Array3, Axis, concatenate, s};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -284,7 +285,7 @@ fn preview_of(src: &Array3<f32>, size: usize) -> Array3<f32> {
 fn snapshot(
     run_dir: &Path,
     nets: &Networks,
-    p: &ParamMap<f32>,
+    trainer: &Trainer,
     preview: &Array3<f32>,
     inp: &crate::train::StepInputs<f32>,
     iteration: u64,
@@ -293,13 +294,9 @@ fn snapshot(
     let dir = run_dir.join("snapshots");
     std::fs::create_dir_all(&dir).map_err(|e| Error::at(&dir, e))?;
     let tile = preview.dim().1.max(preview.dim().2);
-    let out = render(
-        &nets.g,
-        p,
-        preview,
-        &RenderOptions { tile, seed },
-        &mut |_, _| {},
-    );
+    let out = trainer.render(nets, preview, &RenderOptions { tile, seed }, &mut |_, _| {})?;
+    let host = trainer.host_state(nets)?;
+    let p = &host.params;
     save_rgb(
         &dir.join(format!("iter{iteration:07}-preview.png")),
         &out,
@@ -340,7 +337,7 @@ struct MetricsLine {
 
 /// Trains (or resumes) a run; see the module documentation for what it writes.
 pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
-    resolve_device(opts.device)?;
+    let backend = open_backend(opts.device)?;
     let run_dir = &opts.out;
     let run = if opts.resume {
         let r = load_run_config(run_dir)?;
@@ -377,7 +374,7 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
             format_args!("cannot create the run directory: {e}"),
         )
     })?;
-    let (mut state, start) = if opts.resume {
+    let (state, start) = if opts.resume {
         restore_state(&checkpoint_path(run_dir), &run)?
     } else {
         write_json(&run_json_path(run_dir), &run)?;
@@ -387,6 +384,8 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
         save_state(run_dir, &run.model, &st, 0)?;
         (st, 0)
     };
+    // The one dispatch point: iterations run on the CPU reference or on the device engine.
+    let mut trainer = Trainer::new(backend, state)?;
     let metrics_path = run_dir.join("metrics.jsonl");
     if opts.resume {
         drop_metrics_from(&metrics_path, start)?;
@@ -412,13 +411,13 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
         if INTERRUPTED.load(Ordering::SeqCst) {
             progress.finish();
             if last_saved != it {
-                save_state(run_dir, &run.model, &state, it)?;
+                save_state(run_dir, &run.model, &*trainer.host_state(&nets)?, it)?;
             }
             return Ok(FitOutcome::Stopped { iteration: it });
         }
         let inp = sampler.draw(it);
         let lr = lr_at(run.model.lr, it, run.iters);
-        let losses = train_iteration(&run.model, &nets, &mut state, &inp, lr);
+        let losses = trainer.iteration(&run.model, &nets, &inp, lr)?;
         if !losses.is_finite() {
             progress.finish();
             let bad: Vec<&str> = losses
@@ -454,19 +453,11 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
         );
         let next = it + 1;
         if next % run.checkpoint_every == 0 || next == end {
-            save_state(run_dir, &run.model, &state, next)?;
+            save_state(run_dir, &run.model, &*trainer.host_state(&nets)?, next)?;
             last_saved = next;
         }
         if run.snapshot_every > 0 && (next % run.snapshot_every == 0 || next == run.iters) {
-            snapshot(
-                run_dir,
-                &nets,
-                &state.params,
-                &preview,
-                &inp,
-                next,
-                run.seed,
-            )?;
+            snapshot(run_dir, &nets, &trainer, &preview, &inp, next, run.seed)?;
         }
     }
     progress.finish();
@@ -478,16 +469,15 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
     } else {
         let out = run_dir.join("result.png");
         progress.line("rendering the full-resolution result");
-        let img = render(
-            &nets.g,
-            &state.params,
+        let img = trainer.render(
+            &nets,
             sampler.source_image(),
             &RenderOptions {
                 tile: run.tiles,
                 seed: run.seed,
             },
             &mut |_, _| {},
-        );
+        )?;
         save_rgb(&out, &img, &SaveOptions::default())?;
         Some(out)
     };
