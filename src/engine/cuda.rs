@@ -20,6 +20,11 @@ impl CudaEngine {
     /// Opens GPU `ordinal` for training / rendering (errors in one line, never panics).
     pub fn open(ordinal: usize) -> std::result::Result<CudaEngine, CudaError> {
         let gpu = Gpu::open(ordinal)?;
+        // All of the engine's work, allocations, frees and copies go through the one stream
+        // of `gpu`, in order: cudarc's per-buffer event tracking (for work spread over several
+        // streams) would add event records to every launch and buys nothing here.
+        // SAFETY: no buffer of this context exists yet, and none is used on another stream.
+        unsafe { gpu.context().disable_event_tracking() };
         gpu.keep_pool_memory()?;
         Ok(CudaEngine { gpu })
     }

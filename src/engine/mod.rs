@@ -14,6 +14,7 @@
 pub mod cpu;
 pub mod cuda;
 pub mod nets;
+pub mod profile;
 pub mod step;
 pub mod trainer;
 
