@@ -64,7 +64,6 @@ pub struct RenderArgs {
 }
 
 pub fn render_command(a: &RenderArgs) -> Result<PathBuf> {
-    let backend = open_backend(a.device)?;
     if a.tiles < 16 {
         return Err(Error::new(format!(
             "--tiles {} is too small (at least 16)",
@@ -96,6 +95,7 @@ pub fn render_command(a: &RenderArgs) -> Result<PathBuf> {
     check_output_writable(&output)?;
     let (ck, nets) = load_model_checkpoint(&ck_path)?;
     let img = load_rgb(&input)?;
+    let backend = open_backend(a.device, a.quiet)?;
     let seed = a.seed.or(run.as_ref().map(|r| r.seed)).unwrap_or(0);
     let (_, h, w) = img.dim();
     let mut report = |done: usize, total: usize| {

@@ -30,8 +30,8 @@ impl Backend {
 }
 
 /// Opens the engine for `d`. `cuda` without a usable GPU is a one-line error; `auto` then runs
-/// on the CPU exactly as `cpu` does, after a one-line notice on stderr.
-pub fn open_backend(d: Device) -> Result<Backend> {
+/// on the CPU exactly as `cpu` does, after a one-line notice on stderr (unless `quiet`).
+pub fn open_backend(d: Device, quiet: bool) -> Result<Backend> {
     match d {
         Device::Cpu => Ok(Backend::Cpu),
         Device::Cuda => CudaEngine::open(0)
@@ -40,7 +40,9 @@ pub fn open_backend(d: Device) -> Result<Backend> {
         Device::Auto => match CudaEngine::open(0) {
             Ok(e) => Ok(Backend::Cuda(Box::new(e))),
             Err(e) => {
-                eprintln!("sincut: no usable GPU ({e}); running on the CPU");
+                if !quiet {
+                    eprintln!("sincut: no usable GPU ({e}); running on the CPU");
+                }
                 Ok(Backend::Cpu)
             }
         },
@@ -56,7 +58,7 @@ mod tests {
     #[test]
     fn cuda_without_a_gpu_is_one_line_and_auto_falls_back() {
         let gpu = crate::cuda::Gpu::open(0).is_ok();
-        match open_backend(Device::Cuda) {
+        match open_backend(Device::Cuda, true) {
             Ok(b) => assert!(gpu && matches!(b, Backend::Cuda(_))),
             Err(e) => {
                 let e = e.to_string();
@@ -64,8 +66,11 @@ mod tests {
                 assert!(e.starts_with("--device cuda:") && !e.contains('\n'), "{e}");
             }
         }
-        let auto = open_backend(Device::Auto).unwrap();
+        let auto = open_backend(Device::Auto, true).unwrap();
         assert_eq!(matches!(auto, Backend::Cuda(_)), gpu);
-        assert!(matches!(open_backend(Device::Cpu).unwrap(), Backend::Cpu));
+        assert!(matches!(
+            open_backend(Device::Cpu, true).unwrap(),
+            Backend::Cpu
+        ));
     }
 }

@@ -337,7 +337,6 @@ struct MetricsLine {
 
 /// Trains (or resumes) a run; see the module documentation for what it writes.
 pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
-    let backend = open_backend(opts.device)?;
     let run_dir = &opts.out;
     let run = if opts.resume {
         let r = load_run_config(run_dir)?;
@@ -367,6 +366,8 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
     let mut sampler = Sampler::new(source, target, run.model.crop, run.model.batch, run.seed)
         .map_err(Error::new)?;
     let nets = Networks::new(&run.model);
+    // After the inputs are checked (their errors come first, alone), before anything is written.
+    let backend = open_backend(opts.device, opts.verbosity == Verbosity::Quiet)?;
 
     std::fs::create_dir_all(run_dir).map_err(|e| {
         Error::at(

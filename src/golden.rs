@@ -698,7 +698,7 @@ pub fn run_check_golden(
     opts: &CheckOptions,
     out: &mut dyn std::io::Write,
 ) -> Result<bool> {
-    let backend = open_backend(opts.device)?;
+    let backend = open_backend(opts.device, false)?;
     let mut fixtures = Vec::new();
     for d in dirs {
         fixtures.extend(find_fixtures(d)?);
