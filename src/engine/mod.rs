@@ -49,6 +49,8 @@ pub trait Engine {
     fn add_into(&self, dst: &mut Self::Tensor, offset: usize, src: &Self::Tensor) -> Result<()>;
     fn swap01(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
     fn to_windows(&self, x: &Self::Tensor, s: usize) -> Result<Self::Tensor>;
+    /// The inverse of `to_windows` (named as the CPU op `ops::windows::from_windows`).
+    #[allow(clippy::wrong_self_convention)]
     fn from_windows(
         &self,
         win: &Self::Tensor,

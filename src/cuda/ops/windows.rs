@@ -35,7 +35,7 @@ fn run(
 /// Crops (N,C,H,W) → windows (N·(H/S)·(W/S), C, S, S), as `ops::windows::to_windows`.
 pub fn to_windows(gpu: &Gpu, x: &GpuTensor, s: usize) -> Result<GpuTensor, CudaError> {
     let [n, ch, h, w] = x.shape;
-    check(s > 0 && h % s == 0 && w % s == 0, || {
+    check(s > 0 && h.is_multiple_of(s) && w.is_multiple_of(s), || {
         format!("to_windows: {h}×{w} is not a whole number of {s}×{s} windows")
     })?;
     let (ty, tx) = (h / s, w / s);
@@ -59,7 +59,11 @@ pub fn from_windows(
 ) -> Result<GpuTensor, CudaError> {
     let [nw, ch, s, s2] = win.shape;
     check(
-        s == s2 && s > 0 && h % s == 0 && w % s == 0 && nw == n * (h / s) * (w / s),
+        s == s2
+            && s > 0
+            && h.is_multiple_of(s)
+            && w.is_multiple_of(s)
+            && nw == n * (h / s) * (w / s),
         || format!("from_windows: {:?} vs crops ({n}, {h}, {w})", win.shape),
     )?;
     run(
