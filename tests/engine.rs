@@ -281,3 +281,21 @@ fn check_golden_on_cuda_errors_in_one_line_without_a_gpu() {
         }
     }
 }
+
+/// The same through the command line: exit status 1 and one `sincut: error:` line.
+#[test]
+fn cli_check_golden_on_cuda_without_a_gpu() {
+    if sincut::cuda::Gpu::open(0).is_ok() {
+        println!("a GPU opens: the refusal cannot be shown here");
+        return;
+    }
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_sincut"))
+        .args(["check-golden", "--device", "cuda"])
+        .arg(golden_root())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.starts_with("sincut: error: --device cuda: "), "{err}");
+}
