@@ -878,10 +878,20 @@ fn cuda_engine_matches_cpu_engine() {
         // Gradients: a pre-activation within rounding of 0 takes the other leaky-ReLU slope
         // under another summation order; at these widths that moves a gradient by up to
         // ~2e-3 (src/train/tests.rs, official_widths_f32_matches_f64), hence 4 × 2.5e-3.
+        // Losses of iterations 2 and 3 follow parameters that Adam moved from slightly
+        // different gradients: the fixtures measure f32 rounding alone at up to 2.0e-4 there
+        // (rounding.json, k<i>.loss.*), hence 4 × 2.5e-4.
         let rounding: std::collections::BTreeMap<String, f64> = want_t
             .keys()
-            .filter(|k| k.starts_with("grad") || k.as_str() == "r1.input_grad")
-            .map(|k| (k.clone(), 2.5e-3))
+            .filter_map(|k| {
+                if k.starts_with("grad") || k.as_str() == "r1.input_grad" {
+                    Some((k.clone(), 2.5e-3))
+                } else if k.starts_with('k') && k.contains(".loss.") {
+                    Some((k.clone(), 2.5e-4))
+                } else {
+                    None
+                }
+            })
             .collect();
         let rep = sincut::golden::compare_maps(
             &format!("cuda vs cpu engine, seed {seed}"),
