@@ -11,6 +11,10 @@ pub enum Device {
     /// CUDA when a GPU opens, else CPU (with a one-line notice).
     Auto,
     Cuda,
+    /// The device engine's code (src/engine) on its CPU implementation: what `cuda` runs, minus
+    /// the kernels, bit-identical to `cpu` and slower. For tests of the GPU path without a GPU.
+    #[value(name = "cpu-engine", hide = true)]
+    CpuEngine,
 }
 
 /// The engine a command runs on: the CPU reference (`crate::nn`, `crate::train`), or the
@@ -18,12 +22,15 @@ pub enum Device {
 pub enum Backend {
     Cpu,
     Cuda(Box<CudaEngine>),
+    /// `--device cpu-engine`.
+    CpuEngine,
 }
 
 impl Backend {
     pub fn name(&self) -> String {
         match self {
             Backend::Cpu => "CPU".into(),
+            Backend::CpuEngine => "CPU (device engine)".into(),
             Backend::Cuda(e) => format!("CUDA ({}, {})", e.gpu.name(), e.gpu.arch()),
         }
     }
@@ -34,6 +41,7 @@ impl Backend {
 pub fn open_backend(d: Device, quiet: bool) -> Result<Backend> {
     match d {
         Device::Cpu => Ok(Backend::Cpu),
+        Device::CpuEngine => Ok(Backend::CpuEngine),
         Device::Cuda => CudaEngine::open(0)
             .map(|e| Backend::Cuda(Box::new(e)))
             .map_err(|e| Error::new(format!("--device cuda: {e}"))),

@@ -709,6 +709,7 @@ pub fn run_check_golden(
         let checked = match &backend {
             Backend::Cpu => check_fixture(f, opts),
             Backend::Cuda(engine) => check_fixture_on(&**engine, f, opts),
+            Backend::CpuEngine => check_fixture_on(&crate::engine::cpu::CpuEngine, f, opts),
         };
         let line = match checked {
             Ok(report) => {

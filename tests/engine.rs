@@ -299,3 +299,147 @@ fn cli_check_golden_on_cuda_without_a_gpu() {
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     assert!(err.starts_with("sincut: error: --device cuda: "), "{err}");
 }
+
+// ---- `fit` and `render` through the device engine's path (`--device cpu-engine`: Trainer's
+// engine arm, checkpoints downloaded from the engine, resume by upload, the engine's render). ----
+
+mod fit_path {
+    use sincut::commands::{RenderArgs, render_command};
+    use sincut::config::ModelConfig;
+    use sincut::device::Device;
+    use sincut::fit::{FitOptions, FitOutcome, RunConfig, Verbosity, checkpoint_path, fit};
+    use sincut::image::{SaveOptions, save_rgb};
+    use sincut::io::load_checkpoint;
+    use std::path::{Path, PathBuf};
+
+    fn tmpdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("sincut-engine-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn pair(dir: &Path) -> (PathBuf, PathBuf) {
+        let pic = |w: usize, h: usize, phase: f32| {
+            ndarray::Array3::from_shape_fn((3, h, w), |(c, y, x)| {
+                let (x, y) = (x as f32 / w as f32, y as f32 / h as f32);
+                ((x * 7.0 + phase + c as f32).sin() * (y * 5.0 - phase).cos() * 0.9)
+                    .clamp(-1.0, 1.0)
+            })
+        };
+        let (a, b) = (dir.join("a.png"), dir.join("b.png"));
+        save_rgb(&a, &pic(90, 70, 0.0), &SaveOptions::default()).unwrap();
+        save_rgb(&b, &pic(80, 84, 1.3), &SaveOptions::default()).unwrap();
+        (a, b)
+    }
+
+    fn options(src: &Path, tgt: &Path, out: &Path, device: Device) -> FitOptions {
+        FitOptions {
+            run: RunConfig {
+                source: src.to_path_buf(),
+                target: tgt.to_path_buf(),
+                model: ModelConfig {
+                    crop: 32,
+                    batch: 2,
+                    ngf: 1,
+                    ndf: 1,
+                    d_window: 16,
+                    netf_nc: 16,
+                    ..Default::default()
+                },
+                iters: 6,
+                seed: 11,
+                snapshot_every: 3,
+                checkpoint_every: 2,
+                preview_size: 40,
+                tiles: 48,
+                preset: None,
+            },
+            out: out.to_path_buf(),
+            resume: false,
+            device,
+            verbosity: Verbosity::Quiet,
+            stop_at: None,
+            no_final_render: false,
+        }
+    }
+
+    fn same_checkpoints(a: &Path, b: &Path) {
+        let (x, y) = (
+            load_checkpoint(checkpoint_path(a)).unwrap(),
+            load_checkpoint(checkpoint_path(b)).unwrap(),
+        );
+        assert_eq!(x.iteration, y.iteration);
+        assert_eq!(x.params, y.params, "parameters");
+        let (ax, ay) = (x.adam.unwrap(), y.adam.unwrap());
+        assert_eq!(ax.step, ay.step);
+        assert_eq!(ax.exp_avg, ay.exp_avg, "Adam first moments");
+        assert_eq!(ax.exp_avg_sq, ay.exp_avg_sq, "Adam second moments");
+    }
+
+    fn bytes(p: &Path) -> Vec<u8> {
+        std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    }
+
+    /// A run on the engine path equals the CPU reference's run bit for bit (checkpoints,
+    /// snapshots, the final render), and a run moves between the two by its checkpoint.
+    #[test]
+    fn fit_on_the_engine_path_equals_the_reference_and_resumes_across() {
+        let dir = tmpdir("fit");
+        let (a, b) = pair(&dir);
+        let reference = dir.join("cpu");
+        fit(&options(&a, &b, &reference, Device::Cpu)).unwrap();
+
+        let engine = dir.join("engine");
+        let out = fit(&options(&a, &b, &engine, Device::CpuEngine)).unwrap();
+        assert!(matches!(out, FitOutcome::Finished { iteration: 6, .. }));
+        same_checkpoints(&reference, &engine);
+        for f in [
+            "result.png",
+            "snapshots/iter0000003-preview.png",
+            "snapshots/iter0000006-crops.png",
+        ] {
+            assert_eq!(bytes(&reference.join(f)), bytes(&engine.join(f)), "{f}");
+        }
+
+        // Engine → reference → engine, by checkpoints.
+        let split = dir.join("split");
+        let mut o = options(&a, &b, &split, Device::CpuEngine);
+        o.stop_at = Some(2);
+        assert_eq!(fit(&o).unwrap(), FitOutcome::Stopped { iteration: 2 });
+        o.resume = true;
+        o.device = Device::Cpu;
+        o.stop_at = Some(4);
+        assert_eq!(fit(&o).unwrap(), FitOutcome::Stopped { iteration: 4 });
+        o.device = Device::CpuEngine;
+        o.stop_at = None;
+        fit(&o).unwrap();
+        same_checkpoints(&reference, &split);
+        assert_eq!(
+            bytes(&reference.join("result.png")),
+            bytes(&split.join("result.png"))
+        );
+
+        // `sincut render` through the engine writes the reference's picture.
+        let render = |device, name: &str| {
+            let output = dir.join(name);
+            render_command(&RenderArgs {
+                run_dir: Some(reference.clone()),
+                checkpoint: None,
+                input: None,
+                output: Some(output.clone()),
+                tiles: 32,
+                save: SaveOptions::default(),
+                seed: None,
+                device,
+                quiet: true,
+            })
+            .unwrap();
+            bytes(&output)
+        };
+        assert_eq!(
+            render(Device::Cpu, "cpu.png"),
+            render(Device::CpuEngine, "engine.png")
+        );
+    }
+}

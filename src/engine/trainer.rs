@@ -1,6 +1,7 @@
 //! The one place `fit` and `render` choose between the CPU reference (`crate::train`,
 //! `crate::render` on `crate::nn`) and the device engine.
 
+use super::cpu::CpuEngine;
 use super::cuda::CudaEngine;
 use super::step::{EngineInputs, EngineState, g_infer, train_iteration};
 use super::{Engine, Params, upload_params};
@@ -17,25 +18,48 @@ use std::borrow::Cow;
 /// The training state where the iterations run.
 pub enum Trainer {
     Cpu(TrainState<f32>),
-    Cuda {
-        engine: Box<CudaEngine>,
-        state: EngineState<CudaEngine>,
-    },
+    Cuda(OnEngine<CudaEngine>),
+    /// `--device cpu-engine`: the GPU path's code on the CPU.
+    CpuEngine(OnEngine<CpuEngine>),
+}
+
+/// An engine and the training state on it.
+pub struct OnEngine<E: Engine> {
+    pub engine: Box<E>,
+    pub state: EngineState<E>,
+}
+
+impl<E: Engine> OnEngine<E> {
+    fn new(engine: Box<E>, state: &TrainState<f32>) -> Result<Self> {
+        let state = EngineState::upload(&*engine, state)?;
+        Ok(OnEngine { engine, state })
+    }
+
+    /// One iteration; the crops and noise are uploaded once.
+    fn iteration(
+        &mut self,
+        cfg: &ModelConfig,
+        nets: &Networks,
+        inp: &StepInputs<f32>,
+        lr: f64,
+    ) -> Result<Losses> {
+        let e = &*self.engine;
+        let inp = EngineInputs::upload(e, inp)?;
+        train_iteration(e, cfg, nets, &mut self.state, &inp, lr)
+    }
 }
 
 impl Trainer {
-    /// Puts `state` on `backend` (an upload for a GPU).
+    /// Puts `state` on `backend` (an upload for the device engine).
     pub fn new(backend: Backend, state: TrainState<f32>) -> Result<Trainer> {
         Ok(match backend {
             Backend::Cpu => Trainer::Cpu(state),
-            Backend::Cuda(engine) => {
-                let state = EngineState::upload(&*engine, &state)?;
-                Trainer::Cuda { engine, state }
-            }
+            Backend::Cuda(engine) => Trainer::Cuda(OnEngine::new(engine, &state)?),
+            Backend::CpuEngine => Trainer::CpuEngine(OnEngine::new(Box::new(CpuEngine), &state)?),
         })
     }
 
-    /// One official iteration; the crops and noise are uploaded once.
+    /// One official iteration.
     pub fn iteration(
         &mut self,
         cfg: &ModelConfig,
@@ -45,19 +69,17 @@ impl Trainer {
     ) -> Result<Losses> {
         match self {
             Trainer::Cpu(state) => Ok(crate::train::train_iteration(cfg, nets, state, inp, lr)),
-            Trainer::Cuda { engine, state } => {
-                let e = &**engine;
-                let inp = EngineInputs::upload(e, inp)?;
-                train_iteration(e, cfg, nets, state, &inp, lr)
-            }
+            Trainer::Cuda(t) => t.iteration(cfg, nets, inp, lr),
+            Trainer::CpuEngine(t) => t.iteration(cfg, nets, inp, lr),
         }
     }
 
-    /// The state on the host (downloaded from a GPU): checkpoints, snapshots.
+    /// The state on the host (downloaded from the engine): checkpoints, snapshots.
     pub fn host_state(&self, nets: &Networks) -> Result<Cow<'_, TrainState<f32>>> {
         match self {
             Trainer::Cpu(state) => Ok(Cow::Borrowed(state)),
-            Trainer::Cuda { engine, state } => Ok(Cow::Owned(state.download(&**engine, nets)?)),
+            Trainer::Cuda(t) => Ok(Cow::Owned(t.state.download(&*t.engine, nets)?)),
+            Trainer::CpuEngine(t) => Ok(Cow::Owned(t.state.download(&*t.engine, nets)?)),
         }
     }
 
@@ -71,8 +93,11 @@ impl Trainer {
     ) -> Result<Array3<f32>> {
         match self {
             Trainer::Cpu(state) => Ok(render(&nets.g, &state.params, img, opts, progress)),
-            Trainer::Cuda { engine, state } => {
-                render_engine(&**engine, nets, &state.params, img, opts, progress)
+            Trainer::Cuda(t) => {
+                render_engine(&*t.engine, nets, &t.state.params, img, opts, progress)
+            }
+            Trainer::CpuEngine(t) => {
+                render_engine(&*t.engine, nets, &t.state.params, img, opts, progress)
             }
         }
     }
@@ -106,6 +131,10 @@ pub fn render_on(
         Backend::Cuda(engine) => {
             let p = upload_params(&**engine, params)?;
             render_engine(&**engine, nets, &p, img, opts, progress)
+        }
+        Backend::CpuEngine => {
+            let p = upload_params(&CpuEngine, params)?;
+            render_engine(&CpuEngine, nets, &p, img, opts, progress)
         }
     }
 }
