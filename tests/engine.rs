@@ -260,6 +260,20 @@ fn every_fixture_replays_within_bounds_on_the_cpu_engine() {
     );
 }
 
+/// `sincut check-golden --device cpu-engine` dispatches to the engine and passes.
+#[test]
+fn check_golden_dispatches_cpu_engine() {
+    let first = find_fixtures(golden_root()).unwrap().remove(0);
+    let opts = CheckOptions {
+        device: sincut::device::Device::CpuEngine,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    let passed = sincut::golden::run_check_golden(&[first], &opts, &mut out).unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(passed && text.contains("1 of 1 fixtures pass"), "{text}");
+}
+
 /// `check-golden --device cuda` without a GPU: one line, no panic (with one: all pass).
 #[test]
 fn check_golden_on_cuda_errors_in_one_line_without_a_gpu() {
