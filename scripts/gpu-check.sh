@@ -11,8 +11,13 @@
 # 300-iteration fit (crop 128, batch 16) on the Étretat pair; a tiled render of its result
 # (tiles 512). The fit's run directory (metrics, snapshots, result.png, render-512.png) is
 # copied to gpu-check-run/ for the record.
+#
+# QUICK=1 shortens the run (fit 60 iterations, bench 2 iterations without per-op times) for a
+# first try when device time is short.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+FIT_ITERS=300; BENCH_ARGS=(--iters 3 --profile)
+if [ "${QUICK:-0}" = 1 ]; then FIT_ITERS=60; BENCH_ARGS=(--iters 2); fi
 B=gpu-bundle
 log=gpu-check.log
 : > "$log"
@@ -48,10 +53,10 @@ step "doctor (compile all kernels)" 120 "$B/sincut" doctor
 step "kernel + engine tests vs CPU" 180 "$B/cuda_kernels" --test-threads=1 --nocapture
 step "check-golden --device cuda" 120 "$B/sincut" check-golden --device cuda "$GOLDEN"
 # The benchmark before the fit: its timings are wanted even if a slow fit runs out of time.
-step "bench (train, memory, render)" 150 "$B/bench_gpu" --iters 3 --profile
+step "bench (train, memory, render)" 150 "$B/bench_gpu" "${BENCH_ARGS[@]}"
 # Checkpoints every 50 iterations, so that a fit cut short still leaves one to render.
-step "fit 300 iters crop 128 b16" 300 "$B/sincut" fit "$DATA/monet-etretat-painting.jpg" "$DATA/etretat-photo.jpg" \
-  --preset default --iters 300 --checkpoint-every 50 --device cuda --out "$run"
+step "fit $FIT_ITERS iters crop 128 b16" 300 "$B/sincut" fit "$DATA/monet-etretat-painting.jpg" "$DATA/etretat-photo.jpg" \
+  --preset default --iters "$FIT_ITERS" --checkpoint-every 50 --device cuda --out "$run"
 step "render --tiles 512" 60 "$B/sincut" render "$run" --tiles 512 --device cuda --output "$run/render-512.png"
 echo "== gpu-check: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
 grep -E "worst element|skipped|PASS|FAIL|fixtures pass|error" "$log" | head -60
