@@ -1,11 +1,11 @@
 //! The user-facing commands besides `fit` itself: presets, `render`, `info`.
 
 use crate::config::ModelConfig;
-use crate::device::{Device, resolve_device};
+use crate::device::{Device, open_backend};
 use crate::fit::{RunConfig, checkpoint_path, load_model_checkpoint, load_run_config};
 use crate::image::{SaveOptions, load_rgb, save_rgb};
 use crate::io::{Error, Result};
-use crate::render::{RenderOptions, render};
+use crate::render::RenderOptions;
 use std::path::{Path, PathBuf};
 
 /// A named set of training options.
@@ -64,7 +64,6 @@ pub struct RenderArgs {
 }
 
 pub fn render_command(a: &RenderArgs) -> Result<PathBuf> {
-    resolve_device(a.device)?;
     if a.tiles < 16 {
         return Err(Error::new(format!(
             "--tiles {} is too small (at least 16)",
@@ -96,6 +95,7 @@ pub fn render_command(a: &RenderArgs) -> Result<PathBuf> {
     check_output_writable(&output)?;
     let (ck, nets) = load_model_checkpoint(&ck_path)?;
     let img = load_rgb(&input)?;
+    let backend = open_backend(a.device, a.quiet)?;
     let seed = a.seed.or(run.as_ref().map(|r| r.seed)).unwrap_or(0);
     let (_, h, w) = img.dim();
     let mut report = |done: usize, total: usize| {
@@ -106,8 +106,9 @@ pub fn render_command(a: &RenderArgs) -> Result<PathBuf> {
             }
         }
     };
-    let out = render(
-        &nets.g,
+    let out = crate::engine::trainer::render_on(
+        &backend,
+        &nets,
         &ck.params,
         &img,
         &RenderOptions {
@@ -115,7 +116,7 @@ pub fn render_command(a: &RenderArgs) -> Result<PathBuf> {
             seed,
         },
         &mut report,
-    );
+    )?;
     save_rgb(&output, &out, &a.save)?;
     Ok(output)
 }

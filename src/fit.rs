@@ -16,15 +16,16 @@
 
 use crate::config::ModelConfig;
 use crate::data::Sampler;
-use crate::device::{Device, resolve_device};
+use crate::device::{Device, open_backend};
+use crate::engine::trainer::Trainer;
 use crate::image::{SaveOptions, load_rgb, resize_bilinear, save_rgb};
 use crate::io::{AdamState, Checkpoint, load_checkpoint, save_checkpoint};
 use crate::io::{Error, Result};
+use crate::nn::Networks;
 use crate::nn::generator::act;
-use crate::nn::{Networks, ParamMap};
-use crate::render::{RenderOptions, render};
+use crate::render::RenderOptions;
+use crate::train::TrainState;
 use crate::train::step::Losses;
-use crate::train::{TrainState, train_iteration};
 use ndarray::{Array3, Axis, concatenate, s};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -293,30 +294,26 @@ fn preview_of(src: &Array3<f32>, size: usize) -> Array3<f32> {
 /// The preview translated in one piece (the preview is small; noise as the final render's).
 fn translate_preview(
     nets: &Networks,
-    p: &ParamMap<f32>,
+    trainer: &Trainer,
     preview: &Array3<f32>,
     seed: u64,
-) -> Array3<f32> {
+) -> Result<Array3<f32>> {
     let tile = preview.dim().1.max(preview.dim().2);
-    render(
-        &nets.g,
-        p,
-        preview,
-        &RenderOptions { tile, seed },
-        &mut |_, _| {},
-    )
+    trainer.render(nets, preview, &RenderOptions { tile, seed }, &mut |_, _| {})
 }
 
 fn snapshot(
     run_dir: &Path,
     nets: &Networks,
-    p: &ParamMap<f32>,
+    trainer: &Trainer,
     translated: &Array3<f32>,
     inp: &crate::train::StepInputs<f32>,
     iteration: u64,
 ) -> Result<()> {
     let dir = run_dir.join("snapshots");
     std::fs::create_dir_all(&dir).map_err(|e| Error::at(&dir, e))?;
+    let host = trainer.host_state(nets)?;
+    let p = &host.params;
     save_rgb(
         &dir.join(format!("iter{iteration:07}-preview.png")),
         translated,
@@ -386,7 +383,6 @@ struct MetricsLine {
 
 /// Trains (or resumes) a run; see the module documentation for what it writes.
 pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
-    resolve_device(opts.device)?;
     let run_dir = &opts.out;
     let run = if opts.resume {
         let r = load_run_config(run_dir)?;
@@ -422,6 +418,8 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
     let mut sampler = Sampler::new(source, target, run.model.crop, run.model.batch, run.seed)
         .map_err(Error::new)?;
     let nets = Networks::new(&run.model);
+    // After the inputs are checked (their errors come first, alone), before anything is written.
+    let backend = open_backend(opts.device, opts.verbosity == Verbosity::Quiet)?;
 
     std::fs::create_dir_all(run_dir).map_err(|e| {
         Error::at(
@@ -435,10 +433,10 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
     let run = RunConfig {
         source: absolute(&run.source),
         target: absolute(&run.target),
-        device: Some("cpu".into()),
+        device: Some(backend.name()),
         ..run
     };
-    let (mut state, start) = if opts.resume {
+    let (state, start) = if opts.resume {
         let restored = restore_state(&checkpoint_path(run_dir), &run)?;
         write_json(&run_json_path(run_dir), &run)?;
         restored
@@ -450,6 +448,8 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
         save_state(run_dir, &run.model, &st, 0)?;
         (st, 0)
     };
+    // The one dispatch point: iterations run on the CPU reference or on the device engine.
+    let mut trainer = Trainer::new(backend, state)?;
     let metrics_path = run_dir.join("metrics.jsonl");
     if opts.resume {
         drop_metrics_from(&metrics_path, start)?;
@@ -474,13 +474,13 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
         if INTERRUPTED.load(Ordering::SeqCst) {
             progress.finish();
             if last_saved != it {
-                save_state(run_dir, &run.model, &state, it)?;
+                save_state(run_dir, &run.model, &*trainer.host_state(&nets)?, it)?;
             }
             return Ok(FitOutcome::Stopped { iteration: it });
         }
         let inp = sampler.draw(it);
         let lr = lr_at(run.model.lr, it, run.iters);
-        let losses = train_iteration(&run.model, &nets, &mut state, &inp, lr);
+        let losses = trainer.iteration(&run.model, &nets, &inp, lr)?;
         if !losses.is_finite() {
             progress.finish();
             let bad: Vec<&str> = losses
@@ -516,14 +516,14 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
         );
         let next = it + 1;
         if next % run.checkpoint_every == 0 || next == end {
-            save_state(run_dir, &run.model, &state, next)?;
+            save_state(run_dir, &run.model, &*trainer.host_state(&nets)?, next)?;
             last_saved = next;
         }
         let due = |every: u64| every > 0 && (next % every == 0 || next == run.iters);
         let eval_due = due(run.eval_every) && eval_pictures.is_some();
         if due(run.snapshot_every) || eval_due {
             let t_eval = Instant::now();
-            let translated = translate_preview(&nets, &state.params, &preview, run.seed);
+            let translated = translate_preview(&nets, &trainer, &preview, run.seed)?;
             if let (true, Some(pics)) = (eval_due, &eval_pictures) {
                 let m = crate::eval::evaluate(&translated, &pics.source, &pics.target);
                 let line = EvalLine {
@@ -539,7 +539,7 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
                 ));
             }
             if due(run.snapshot_every) {
-                snapshot(run_dir, &nets, &state.params, &translated, &inp, next)?;
+                snapshot(run_dir, &nets, &trainer, &translated, &inp, next)?;
             }
         }
     }
@@ -552,16 +552,15 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
     } else {
         let out = run_dir.join("result.png");
         progress.line("rendering the full-resolution result");
-        let img = render(
-            &nets.g,
-            &state.params,
+        let img = trainer.render(
+            &nets,
             sampler.source_image(),
             &RenderOptions {
                 tile: run.tiles,
                 seed: run.seed,
             },
             &mut |_, _| {},
-        );
+        )?;
         save_rgb(&out, &img, &SaveOptions::default())?;
         Some(out)
     };

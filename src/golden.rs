@@ -600,7 +600,8 @@ fn fmt_margin(q: &QuantityResult) -> String {
     }
 }
 
-pub use crate::device::{Device, resolve_device};
+pub use crate::device::{Backend, Device, open_backend};
+use crate::engine::Engine;
 
 /// Options of `sincut check-golden`.
 #[derive(Clone, Debug, Default)]
@@ -612,11 +613,24 @@ pub struct CheckOptions {
     pub worst_n: usize,
 }
 
-/// Replays a fixture's step and trajectory on the CPU engine (f32) and compares.
+/// Replays a fixture's step and trajectory on the CPU reference engine (f32) and compares.
 pub fn check_fixture(dir: impl AsRef<Path>, opts: &CheckOptions) -> Result<FixtureReport> {
     let fx = Fixture::load(dir)?;
     let ours_step = train::replay_step(&fx.config, &fx.params, &fx.step);
     let ours_traj = train::replay_trajectory(&fx.config, &fx.params, &fx.traj);
+    finish_check(&fx, ours_step, ours_traj, opts)
+}
+
+/// Replays a fixture's step and trajectory on a device engine (`crate::engine`) and compares.
+pub fn check_fixture_on<E: Engine>(
+    engine: &E,
+    dir: impl AsRef<Path>,
+    opts: &CheckOptions,
+) -> Result<FixtureReport> {
+    let fx = Fixture::load(dir)?;
+    let ours_step = crate::engine::step::replay_step(engine, &fx.config, &fx.params, &fx.step)?;
+    let ours_traj =
+        crate::engine::step::replay_trajectory(engine, &fx.config, &fx.params, &fx.traj)?;
     finish_check(&fx, ours_step, ours_traj, opts)
 }
 
@@ -646,10 +660,7 @@ fn dump(
     std::fs::create_dir_all(&dir)
         .map_err(|e| Error::at(&dir, format_args!("cannot create folder: {e}")))?;
     let mut meta = BTreeMap::new();
-    meta.insert(
-        "source".to_string(),
-        "sincut CPU engine, float32".to_string(),
-    );
+    meta.insert("source".to_string(), "sincut, float32".to_string());
     meta.insert("fixture".to_string(), fx.dir.display().to_string());
     crate::io::save_tensors(dir.join("step.safetensors"), step, Some(&meta))?;
     crate::io::save_tensors(dir.join("traj.safetensors"), traj, Some(&meta))
@@ -687,7 +698,7 @@ pub fn run_check_golden(
     opts: &CheckOptions,
     out: &mut dyn std::io::Write,
 ) -> Result<bool> {
-    resolve_device(opts.device)?;
+    let backend = open_backend(opts.device, false)?;
     let mut fixtures = Vec::new();
     for d in dirs {
         fixtures.extend(find_fixtures(d)?);
@@ -695,7 +706,12 @@ pub fn run_check_golden(
     let worst_n = if opts.worst_n == 0 { 10 } else { opts.worst_n };
     let mut passed = 0;
     for f in &fixtures {
-        let line = match check_fixture(f, opts) {
+        let checked = match &backend {
+            Backend::Cpu => check_fixture(f, opts),
+            Backend::Cuda(engine) => check_fixture_on(&**engine, f, opts),
+            Backend::CpuEngine => check_fixture_on(&crate::engine::cpu::CpuEngine, f, opts),
+        };
+        let line = match checked {
             Ok(report) => {
                 passed += usize::from(report.passed());
                 report.table(worst_n)

@@ -213,15 +213,9 @@ fn align_up(n: usize, f: usize) -> usize {
     n.div_ceil(f) * f
 }
 
-/// Runs G on the window `win` of the image padded by edge replication (the window may reach
-/// into that padding), with the noise of the window's global pixels; returns (1, 3, h, w).
-fn run_window<T: Real>(
-    g: &Generator,
-    p: &ParamMap<T>,
-    img: &Array3<T>,
-    win: Rect,
-    seed: u64,
-) -> Array4<T> {
+/// G's input for the window `win` of the image padded by edge replication (the window may
+/// reach into that padding), and the noise of the window's global pixels: (1,3,h,w), (1,1,h,w).
+fn window_inputs<T: Real>(img: &Array3<T>, win: Rect, seed: u64) -> (Array4<T>, Array4<T>) {
     let (_, h, w) = img.dim();
     let (wh, ww) = (win.y1 - win.y0, win.x1 - win.x0);
     let mut x = Array4::<T>::zeros((1, 3, wh, ww));
@@ -241,13 +235,46 @@ fn run_window<T: Real>(
                 c(noise_at(seed, (win.x0 + col) as u64, (win.y0 + r) as u64) as f64);
         }
     }
-    let y = g.infer(p, &Arc::new(x), Some(&Arc::new(noise)));
+    (x, noise)
+}
+
+/// Runs G on one window's input and noise, returning (1, 3, h, w): the CPU reference's
+/// `Generator::infer`, or an engine's (see `crate::engine::render_on`).
+pub type WindowRunner<'a, T, E> = dyn FnMut(&Array4<T>, &Array4<T>) -> Result<Array4<T>, E> + 'a;
+
+/// Runs G on the window `win` (see [`window_inputs`]) with `run`.
+fn run_window<T: Real, E>(
+    img: &Array3<T>,
+    win: Rect,
+    seed: u64,
+    run: &mut WindowRunner<'_, T, E>,
+) -> Result<Array4<T>, E> {
+    let (x, noise) = window_inputs(img, win, seed);
+    let y = run(&x, &noise)?;
     assert_eq!(
         y.dim(),
-        (1, 3, wh, ww),
-        "G changed the window size: window {wh}×{ww} is not aligned"
+        (1, 3, win.y1 - win.y0, win.x1 - win.x0),
+        "G changed the window size: window is not aligned"
     );
-    Arc::try_unwrap(y).unwrap_or_else(|a| (*a).clone())
+    Ok(y)
+}
+
+/// The CPU reference's window runner.
+fn cpu_runner<'a, T: Real>(
+    g: &'a Generator,
+    p: &'a ParamMap<T>,
+) -> impl FnMut(&Array4<T>, &Array4<T>) -> Result<Array4<T>, std::convert::Infallible> + 'a {
+    move |x, noise| {
+        let y = g.infer(p, &Arc::new(x.clone()), Some(&Arc::new(noise.clone())));
+        Ok(Arc::try_unwrap(y).unwrap_or_else(|a| (*a).clone()))
+    }
+}
+
+fn infallible<T>(r: Result<T, std::convert::Infallible>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => match e {},
+    }
 }
 
 /// Copies the part `tile` (global coordinates, clipped to the real image) of a window's output
@@ -287,18 +314,30 @@ pub fn render<T: Real>(
     opts: &RenderOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Array3<T> {
-    render_with_halo(g, p, img, opts, receptive_field(g), progress)
+    infallible(render_with(g, img, opts, progress, &mut cpu_runner(g, p)))
 }
 
-/// [`render`] with a given halo (tests show that less than the receptive field breaks equality).
-fn render_with_halo<T: Real>(
+/// [`render`] with G run by `run` (an engine's inference): the same tiles, windows and noise.
+pub fn render_with<T: Real, E>(
     g: &Generator,
-    p: &ParamMap<T>,
+    img: &Array3<T>,
+    opts: &RenderOptions,
+    progress: &mut dyn FnMut(usize, usize),
+    run: &mut WindowRunner<'_, T, E>,
+) -> Result<Array3<T>, E> {
+    render_with_halo(g, img, opts, receptive_field(g), progress, run)
+}
+
+/// [`render_with`] with a given halo (tests show that less than the receptive field breaks
+/// equality).
+fn render_with_halo<T: Real, E>(
+    g: &Generator,
     img: &Array3<T>,
     opts: &RenderOptions,
     halo: usize,
     progress: &mut dyn FnMut(usize, usize),
-) -> Array3<T> {
+    run: &mut WindowRunner<'_, T, E>,
+) -> Result<Array3<T>, E> {
     check_image(img);
     assert!(opts.tile > 0, "render: tile size must be positive");
     let (_, h, w) = img.dim();
@@ -326,11 +365,11 @@ fn render_with_halo<T: Real>(
             x0: t.x0.saturating_sub(halo) / f * f,
             x1: align_up(t.x1 + halo, f).min(wp),
         };
-        let y = run_window(g, p, img, win, opts.seed);
+        let y = run_window(img, win, opts.seed, run)?;
         write_tile(&mut out, &y, win, t);
         progress(i + 1, tiles.len());
     }
-    out
+    Ok(out)
 }
 
 /// The reference: one pass of G over the whole image (padded to a multiple of the downsampling
@@ -350,7 +389,7 @@ pub fn render_whole<T: Real>(
         x0: 0,
         x1: align_up(w, f),
     };
-    let y = run_window(g, p, img, all, seed);
+    let y = infallible(run_window(img, all, seed, &mut cpu_runner(g, p)));
     let mut out = Array3::<T>::zeros((3, h, w));
     write_tile(&mut out, &y, all, all);
     out
@@ -569,7 +608,14 @@ mod tests {
         let r = receptive_field(&g);
         let opts = RenderOptions { tile: 40, seed: 11 };
         let max_diff = |halo| {
-            let out = render_with_halo(&g, &p, &img, &opts, halo, &mut |_, _| {});
+            let out = infallible(render_with_halo(
+                &g,
+                &img,
+                &opts,
+                halo,
+                &mut |_, _| {},
+                &mut cpu_runner(&g, &p),
+            ));
             out.iter()
                 .zip(&whole)
                 .map(|(a, b)| (a - b).abs())

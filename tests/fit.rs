@@ -203,8 +203,15 @@ fn bad_training_input_is_refused_before_anything_is_written() {
             Box::new(|o| o.run.model.crop = 40),
         ),
         ("batch", Box::new(|o| o.run.model.batch = 1)),
-        ("CUDA", Box::new(|o| o.device = Device::Cuda)),
     ];
+    // Without a GPU, `--device cuda` is refused the same way (with one it trains).
+    let mut cases = cases;
+    if sincut::cuda::Gpu::open(0).is_err() {
+        cases.push((
+            "--device cuda: no CUDA",
+            Box::new(|o| o.device = Device::Cuda),
+        ));
+    }
     for (i, (needle, edit)) in cases.iter().enumerate() {
         let out = dir.join(format!("run{i}"));
         let mut o = options(&a, &b, &out, 2);

@@ -132,7 +132,11 @@ fn a_short_quick_run_learns_as_much_as_recorded() {
         }
         let text = serde_json::to_string_pretty(&updated).unwrap() + "\n";
         std::fs::write(reference_path(), text).unwrap();
-        println!("recorded {}: {}", reference_path().display(), updated["figures"]);
+        println!(
+            "recorded {}: {}",
+            reference_path().display(),
+            updated["figures"]
+        );
         return;
     }
 
@@ -150,7 +154,9 @@ fn a_short_quick_run_learns_as_much_as_recorded() {
         };
         println!("{name:<18} {fresh:>8.4} {recorded:>9.4}  {text}");
         if !ok {
-            failures.push(format!("{name} {fresh:.4} (recorded {recorded:.4}, bound {text})"));
+            failures.push(format!(
+                "{name} {fresh:.4} (recorded {recorded:.4}, bound {text})"
+            ));
         }
     }
     assert!(

@@ -65,3 +65,10 @@ impl std::fmt::Display for CudaError {
 }
 
 impl std::error::Error for CudaError {}
+
+/// CUDA failures reach the user through the project's one-line error.
+impl From<CudaError> for crate::io::Error {
+    fn from(e: CudaError) -> Self {
+        crate::io::Error::new(e.to_string())
+    }
+}

@@ -6,6 +6,7 @@ pub const COMMON: &str = include_str!("../../kernels/common.cuh");
 /// (file name, source) of every kernel file.
 pub const FILES: &[(&str, &str)] = &[
     ("adam.cu", include_str!("../../kernels/adam.cu")),
+    ("add.cu", include_str!("../../kernels/add.cu")),
     ("bias.cu", include_str!("../../kernels/bias.cu")),
     ("blur.cu", include_str!("../../kernels/blur.cu")),
     ("conv2d.cu", include_str!("../../kernels/conv2d.cu")),
@@ -15,13 +16,18 @@ pub const FILES: &[(&str, &str)] = &[
         include_str!("../../kernels/fused_lrelu.cu"),
     ),
     ("gan_loss.cu", include_str!("../../kernels/gan_loss.cu")),
+    ("gather.cu", include_str!("../../kernels/gather.cu")),
     ("l1.cu", include_str!("../../kernels/l1.cu")),
     ("l2norm.cu", include_str!("../../kernels/l2norm.cu")),
     ("noise.cu", include_str!("../../kernels/noise.cu")),
     ("patchnce.cu", include_str!("../../kernels/patchnce.cu")),
+    ("permute.cu", include_str!("../../kernels/permute.cu")),
     ("poison.cu", include_str!("../../kernels/poison.cu")),
     ("relu.cu", include_str!("../../kernels/relu.cu")),
     ("residual.cu", include_str!("../../kernels/residual.cu")),
+    ("scale.cu", include_str!("../../kernels/scale.cu")),
+    ("sumsq.cu", include_str!("../../kernels/sumsq.cu")),
+    ("windows.cu", include_str!("../../kernels/windows.cu")),
 ];
 
 /// The full program text NVRTC compiles for `file` (common header + the file).

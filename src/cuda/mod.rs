@@ -161,6 +161,75 @@ impl Gpu {
     }
 }
 
+impl Gpu {
+    /// The device's default memory pool (cudarc allocates from it, stream-ordered).
+    fn default_pool(&self) -> Result<cudarc::driver::sys::CUmemoryPool, CudaError> {
+        use cudarc::driver::sys;
+        self.ctx
+            .bind_to_thread()
+            .map_err(|e| CudaError::driver("binding the context", e))?;
+        let mut pool: sys::CUmemoryPool = std::ptr::null_mut();
+        // SAFETY: a valid device handle and an out-pointer to a pool handle.
+        unsafe { sys::cuDeviceGetDefaultMemPool(&mut pool, self.ctx.cu_device()) }
+            .result()
+            .map_err(|e| CudaError::driver("default memory pool", e))?;
+        Ok(pool)
+    }
+
+    /// Keeps freed memory in the pool instead of returning it at each synchronisation, so a
+    /// training iteration reuses the previous one's blocks instead of mapping fresh memory.
+    pub fn keep_pool_memory(&self) -> Result<(), CudaError> {
+        use cudarc::driver::sys;
+        let pool = self.default_pool()?;
+        let mut threshold: u64 = u64::MAX;
+        // SAFETY: RELEASE_THRESHOLD takes a cuuint64_t.
+        unsafe {
+            sys::cuMemPoolSetAttribute(
+                pool,
+                sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_RELEASE_THRESHOLD,
+                (&mut threshold as *mut u64).cast(),
+            )
+        }
+        .result()
+        .map_err(|e| CudaError::driver("memory pool threshold", e))
+    }
+
+    /// The most memory the pool's allocations have used at once since the last reset (bytes).
+    pub fn peak_pool_bytes(&self) -> Result<u64, CudaError> {
+        use cudarc::driver::sys;
+        let pool = self.default_pool()?;
+        let mut v: u64 = 0;
+        // SAFETY: USED_MEM_HIGH writes a cuuint64_t.
+        unsafe {
+            sys::cuMemPoolGetAttribute(
+                pool,
+                sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_HIGH,
+                (&mut v as *mut u64).cast(),
+            )
+        }
+        .result()
+        .map_err(|e| CudaError::driver("memory pool peak", e))?;
+        Ok(v)
+    }
+
+    /// Restarts the peak of [`Gpu::peak_pool_bytes`] (it may only be set to 0).
+    pub fn reset_peak_pool_bytes(&self) -> Result<(), CudaError> {
+        use cudarc::driver::sys;
+        let pool = self.default_pool()?;
+        let mut zero: u64 = 0;
+        // SAFETY: USED_MEM_HIGH takes a cuuint64_t, which must be 0.
+        unsafe {
+            sys::cuMemPoolSetAttribute(
+                pool,
+                sys::CUmemPool_attribute::CU_MEMPOOL_ATTR_USED_MEM_HIGH,
+                (&mut zero as *mut u64).cast(),
+            )
+        }
+        .result()
+        .map_err(|e| CudaError::driver("memory pool peak reset", e))
+    }
+}
+
 /// A grid-stride launch over `n` elements (the grid is capped: kernels loop).
 pub(crate) fn grid_1d(n: usize) -> LaunchConfig {
     let blocks = n.div_ceil(BLOCK as usize).clamp(1, 1 << 16) as u32;

@@ -133,16 +133,16 @@ impl ConvLayer {
         }
     }
 
-    fn scale(&self) -> f64 {
+    pub fn scale(&self) -> f64 {
         1.0 / ((self.cin * self.k * self.k) as f64).sqrt()
     }
-    fn stride(&self) -> usize {
+    pub fn stride(&self) -> usize {
         if self.down { 2 } else { 1 }
     }
-    fn pad(&self) -> usize {
+    pub fn pad(&self) -> usize {
         if self.down { 0 } else { self.k / 2 }
     }
-    fn blur(&self) -> Blur {
+    pub fn blur(&self) -> Blur {
         if self.k == 3 {
             Blur::DOWN_3X3
         } else {
@@ -406,13 +406,13 @@ pub struct StyledCache<T> {
 }
 
 impl StyledConvUp {
-    fn w(&self) -> String {
+    pub fn w(&self) -> String {
         format!("{}.conv.weight", self.prefix)
     }
-    fn nw(&self) -> String {
+    pub fn nw(&self) -> String {
         format!("{}.noise.weight", self.prefix)
     }
-    fn b(&self) -> String {
+    pub fn b(&self) -> String {
         format!("{}.activate.bias", self.prefix)
     }
 
@@ -496,43 +496,4 @@ impl StyledConvUp {
     }
 }
 
-/// Cuts each crop (N,C,H,W) into its non-overlapping S×S windows, crop-major, row-major within a
-/// crop: (N·(H/S)·(W/S), C, S, S).
-pub fn to_windows<T: Real>(x: &Array4<T>, s: usize) -> Array4<T> {
-    let (n, ch, h, w) = x.dim();
-    if h == s && w == s {
-        return x.clone();
-    }
-    let (ty, tx) = (h / s, w / s);
-    let mut out = Array4::zeros((n * ty * tx, ch, s, s));
-    for i in 0..n {
-        for a in 0..ty {
-            for b in 0..tx {
-                let src = x.slice(ndarray::s![i, .., a * s..(a + 1) * s, b * s..(b + 1) * s]);
-                out.slice_mut(ndarray::s![(i * ty + a) * tx + b, .., .., ..])
-                    .assign(&src);
-            }
-        }
-    }
-    out
-}
-
-/// The inverse (and adjoint) of `to_windows`.
-pub fn from_windows<T: Real>(win: &Array4<T>, n: usize, h: usize, w: usize) -> Array4<T> {
-    let (_, ch, s, _) = win.dim();
-    if h == s && w == s {
-        return win.clone();
-    }
-    let (ty, tx) = (h / s, w / s);
-    let mut out = Array4::zeros((n, ch, h, w));
-    for i in 0..n {
-        for a in 0..ty {
-            for b in 0..tx {
-                let src = win.slice(ndarray::s![(i * ty + a) * tx + b, .., .., ..]);
-                out.slice_mut(ndarray::s![i, .., a * s..(a + 1) * s, b * s..(b + 1) * s])
-                    .assign(&src);
-            }
-        }
-    }
-    out
-}
+pub use crate::ops::windows::{from_windows, to_windows};

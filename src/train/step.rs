@@ -7,10 +7,11 @@ use crate::nn::generator::{EncCache, GenCache, act};
 use crate::nn::layers::{Act, Backprop, R1Pairing, from_windows, to_windows};
 use crate::nn::{Networks, ParamMap};
 use crate::ops::gan_loss::{softplus_mean_backward, softplus_mean_forward};
+use crate::ops::gather::{gather_position, scatter_add_position};
 use crate::ops::l1::{l1_mean_backward, l1_mean_forward};
 use crate::ops::patchnce::{patchnce_backward, patchnce_forward};
 use crate::tensor::{Real, c};
-use ndarray::{Array2, Array4, Axis, concatenate, s};
+use ndarray::{Array4, Axis, concatenate, s};
 use std::collections::HashMap;
 
 /// Every loss term of one step (official names).
@@ -132,7 +133,7 @@ pub fn d_step<T: Real>(
             true,
         )
         .unwrap();
-    let sumsq: f64 = g_win.iter().map(|&v| f64_of(v) * f64_of(v)).sum();
+    let sumsq = crate::ops::sumsq::sum_squares(g_win.as_standard_layout().as_slice().unwrap());
     let loss_r1 = cfg.lambda_r1 * 0.5 * sumsq / n as f64;
     let v = g_win.mapv(|x| x * c::<T>(cfg.lambda_r1 / n as f64));
     let mut grads_r1 = nets.zeros::<T>("D.");
@@ -176,18 +177,6 @@ pub struct GUpstream<T> {
     pub enc_cache: EncCache<T>,
     /// F's gradient (of the NCE terms, the only ones F enters).
     pub grads_f: ParamMap<T>,
-}
-
-/// Rows (B, C) of feature map `f` at flat position `pos`, for batch rows `r0..r0+b`.
-fn gather<T: Real>(f: &Array4<T>, r0: usize, b: usize, pos: usize) -> Array2<T> {
-    let w = f.shape()[3];
-    f.slice(s![r0..r0 + b, .., pos / w, pos % w]).to_owned()
-}
-
-fn scatter_add<T: Real>(d: &mut Array4<T>, r0: usize, pos: usize, rows: &Array2<T>) {
-    let w = d.shape()[3];
-    let mut dst = d.slice_mut(s![r0..r0 + rows.nrows(), .., pos / w, pos % w]);
-    dst += rows;
 }
 
 pub fn g_upstream<T: Real>(
@@ -241,8 +230,8 @@ pub fn g_upstream_keys_with<T: Real>(
     for (half, ids) in [inp.nce_ids_x, inp.nce_ids_y].iter().enumerate() {
         let r0 = half * n;
         for l in 0..NCE_LAYERS.len() {
-            let k_rows = gather(&gf.keys[l], r0, n, ids[l]);
-            let q_rows = gather(&qfeat[l], r0, n, ids[l]);
+            let k_rows = gather_position(&gf.keys[l], r0, n, ids[l]);
+            let q_rows = gather_position(&qfeat[l], r0, n, ids[l]);
             let (k, _) = nets.f.forward(p_keys, l, &k_rows);
             let (q, qc) = nets.f.forward(p, l, &q_rows);
             let ce = patchnce_forward(&q, &k, cfg.nce_t);
@@ -250,7 +239,7 @@ pub fn g_upstream_keys_with<T: Real>(
             nce[half] += mean_ce * cfg.lambda_nce / NCE_LAYERS.len() as f64;
             let dq = patchnce_backward(&q, &k, cfg.nce_t, &vec![c::<T>(coef); n]);
             let drows = nets.f.backward(p, l, &qc, &dq, Some(&mut grads_f));
-            scatter_add(&mut d_feat[l], r0, ids[l], &drows);
+            scatter_add_position(&mut d_feat[l], r0, ids[l], &drows);
         }
     }
     drop(qfeat);

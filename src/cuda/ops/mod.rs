@@ -2,19 +2,25 @@
 //! op of the same name in `crate::ops` (checked by tests/cuda_kernels.rs).
 
 pub mod adam;
+pub mod add;
 pub mod bias;
 pub mod blur;
 pub mod conv2d;
 pub mod demod;
 pub mod fused_lrelu;
 pub mod gan_loss;
+pub mod gather;
 pub mod l1;
 pub mod l2norm;
 pub mod noise;
 pub mod patchnce;
+pub mod permute;
 pub mod poison;
 pub mod relu;
 pub mod residual;
+pub mod scale;
+pub mod sumsq;
+pub mod windows;
 
 use super::CudaError;
 

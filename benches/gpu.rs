@@ -1,0 +1,180 @@
+//! GPU benchmark of the device engine (src/engine on CUDA): ms per training iteration at crop
+//! 64 and crop 128 (batch 16, ngf 10, ndf 8: the official widths), the peak GPU memory of the
+//! iterations (the memory pool's high-water mark, parameters and Adam state included), and
+//! the tiled render's megapixels per second (tiles 512). With `--profile`, also per-op times of
+//! one iteration (each op synchronised, so launch gaps are not hidden) with achieved TFLOP/s
+//! of the convolutions and GB/s of the rest.
+//!
+//!   cargo bench --bench gpu                        # everything, 5 timed iterations per crop
+//!   cargo bench --bench gpu -- --iters 10 --profile
+//!
+//! Without a GPU it prints `skipped: no CUDA device (...)` and exits 0.
+
+use ndarray::{Array3, Array4};
+use rand::{RngExt, SeedableRng, rngs::StdRng};
+use sincut::config::ModelConfig;
+use sincut::engine::cuda::CudaEngine;
+use sincut::engine::profile::Profiled;
+use sincut::engine::step::{EngineInputs, EngineState, train_iteration};
+use sincut::engine::trainer::render_engine;
+use sincut::engine::upload_params;
+use sincut::nn::{Networks, normal};
+use sincut::render::RenderOptions;
+use sincut::train::{StepInputs, TrainState};
+use std::time::Instant;
+
+fn inputs(rng: &mut StdRng, n: usize, crop: usize) -> StepInputs<f32> {
+    let mut img =
+        || Array4::from_shape_simple_fn((n, 3, crop, crop), || rng.random_range(-1.0f32..1.0));
+    let (real_a, real_b) = (img(), img());
+    let noise = Array4::from_shape_simple_fn((2 * n, 1, crop, crop), || normal(rng) as f32);
+    let side = crop / 2;
+    let mut ids = || {
+        [
+            rng.random_range(0..crop * crop),
+            rng.random_range(0..side * side),
+            rng.random_range(0..side * side),
+        ]
+    };
+    let (nce_ids_x, nce_ids_y) = (ids(), ids());
+    StepInputs {
+        real_a,
+        real_b,
+        noise,
+        nce_ids_x,
+        nce_ids_y,
+    }
+}
+
+/// The memory pool's high-water mark in MiB (NaN where the driver does not report it).
+fn peak_mib(e: &CudaEngine) -> f64 {
+    e.gpu
+        .peak_pool_bytes()
+        .map_or(f64::NAN, |b| b as f64 / (1024.0 * 1024.0))
+}
+
+/// Times `iters` iterations after two warm-up ones; returns (median ms, peak MiB).
+fn train(
+    e: &CudaEngine,
+    crop: usize,
+    iters: usize,
+    profile: bool,
+) -> sincut::io::Result<(f64, f64)> {
+    let cfg = ModelConfig {
+        crop,
+        batch: 16,
+        ngf: 10,
+        ndf: 8,
+        ..Default::default()
+    };
+    let nets = Networks::new(&cfg);
+    let mut rng = StdRng::seed_from_u64(7);
+    let _ = e.gpu.reset_peak_pool_bytes();
+    let mut state = EngineState::upload(e, &TrainState::new(nets.init::<f32, _>(&mut rng)))?;
+    for _ in 0..2 {
+        let inp = EngineInputs::upload(e, &inputs(&mut rng, cfg.batch, crop))?;
+        train_iteration(e, &cfg, &nets, &mut state, &inp, cfg.lr)?;
+    }
+    let mut times = Vec::new();
+    for _ in 0..iters {
+        let host = inputs(&mut rng, cfg.batch, crop);
+        let t = Instant::now();
+        // Upload included: it is part of every iteration of `fit`. Reading the losses at the
+        // end synchronises, so the time covers all the iteration's GPU work.
+        let inp = EngineInputs::upload(e, &host)?;
+        let l = train_iteration(e, &cfg, &nets, &mut state, &inp, cfg.lr)?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+        if !l.is_finite() {
+            return Err(sincut::io::Error::new(format!(
+                "crop {crop}: losses not finite: {l:?}"
+            )));
+        }
+    }
+    let peak = peak_mib(e);
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    println!(
+        "train crop {crop:>3} batch 16 ngf 10 ndf 8: median {median:8.1} ms/iter (min {:.1}, max {:.1}, {iters} iters)  peak GPU memory {peak:.0} MiB",
+        times[0],
+        times[times.len() - 1]
+    );
+    if profile {
+        let p = Profiled::new(e);
+        let inp = EngineInputs::upload(&p, &inputs(&mut rng, cfg.batch, crop))?;
+        let mut st = EngineState {
+            params: state.params,
+            exp_avg: state.exp_avg,
+            exp_avg_sq: state.exp_avg_sq,
+            step: state.step,
+        };
+        train_iteration(&p, &cfg, &nets, &mut st, &inp, cfg.lr)?;
+        println!("per-op times of one iteration at crop {crop} (each op synchronised):");
+        print!("{}", p.table());
+    }
+    Ok((median, peak))
+}
+
+fn render(e: &CudaEngine, side: usize) -> sincut::io::Result<f64> {
+    let cfg = ModelConfig {
+        ngf: 10,
+        ..Default::default()
+    };
+    let nets = Networks::new(&cfg);
+    let mut rng = StdRng::seed_from_u64(9);
+    let p = upload_params(e, &nets.init::<f32, _>(&mut rng))?;
+    let img = Array3::from_shape_simple_fn((3, side, side), || rng.random_range(-1.0f32..1.0));
+    let opts = RenderOptions { tile: 512, seed: 1 };
+    // Warm-up on a small image (kernel loading), then the timed render.
+    let small = Array3::from_shape_simple_fn((3, 300, 200), || 0.1f32);
+    render_engine(e, &nets, &p, &small, &opts, &mut |_, _| {})?;
+    let _ = e.gpu.reset_peak_pool_bytes();
+    let t = Instant::now();
+    let out = render_engine(e, &nets, &p, &img, &opts, &mut |_, _| {})?;
+    let secs = t.elapsed().as_secs_f64();
+    if out.iter().any(|v| !v.is_finite()) {
+        return Err(sincut::io::Error::new("render: output not finite"));
+    }
+    let mp = (side * side) as f64 / 1e6;
+    println!(
+        "render {side}×{side} ({mp:.1} MP) tiles 512: {secs:.2} s, {:.2} MP/s  peak GPU memory {:.0} MiB",
+        mp / secs,
+        peak_mib(e)
+    );
+    Ok(mp / secs)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let iters = args
+        .iter()
+        .position(|a| a == "--iters")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(5)
+        .max(1);
+    let profile = args.iter().any(|a| a == "--profile");
+    let e = match CudaEngine::open(0) {
+        Ok(e) => e,
+        Err(err) => {
+            println!("skipped: no CUDA device ({err})");
+            return;
+        }
+    };
+    println!("GPU: {} ({})", e.gpu.name(), e.gpu.arch());
+    let run = || -> sincut::io::Result<()> {
+        let (ms64, mem64) = train(&e, 64, iters, profile)?;
+        let (ms128, mem128) = train(&e, 128, iters, profile)?;
+        let mps = render(&e, 2048)?;
+        println!("| measure | value |");
+        println!("|---|---|");
+        println!("| train crop 64 / b16, ms/iter | {ms64:.1} |");
+        println!("| train crop 128 / b16, ms/iter | {ms128:.1} |");
+        println!("| peak GPU memory crop 64 / 128 | {mem64:.0} / {mem128:.0} MiB |");
+        println!("| render tiles 512, MP/s | {mps:.2} |");
+        Ok(())
+    };
+    if let Err(err) = run() {
+        eprintln!("bench gpu: error: {err}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,238 @@
+//! The device engine: the SinCUT networks (forward, backward, R1's tangent pass), the full
+//! training iteration (D step with R1, G and F steps, Adam) and inference for the render,
+//! written once over [`Engine`], a trait of f32 tensor ops at the granularity of the CUDA
+//! kernels. Parameters, gradients, Adam moments and activations stay on the engine's side; the
+//! host uploads each iteration's crops and noise and reads back only the losses.
+//!
+//! Two implementations: [`cpu::CpuEngine`] (the ops of `crate::ops` on `Array4<f32>`) and
+//! [`cuda::CudaEngine`] (the launchers of `crate::cuda::ops` on `GpuTensor`). The CPU one runs
+//! every line of the network and step code here without a GPU, and is checked against the
+//! golden fixtures and, bit for bit, against the reference engine of `crate::nn` /
+//! `crate::train` (tests/engine.rs); the CUDA one then only adds the per-op launches, each
+//! checked against the same CPU op by tests/cuda_kernels.rs.
+
+pub mod cpu;
+pub mod cuda;
+pub mod nets;
+pub mod profile;
+pub mod step;
+pub mod trainer;
+
+use crate::io::{Error, Result};
+use crate::nn::{Networks, ParamMap};
+use crate::ops::adam::AdamConfig;
+use crate::ops::blur::Blur;
+use ndarray::{Array4, ArrayD, IxDyn};
+use std::collections::BTreeMap;
+
+/// Tensor ops on one device, f32, NCHW. Vectors are (len, 1, 1, 1), a (B, D) matrix is
+/// (B, D, 1, 1) and a scalar (1, 1, 1, 1). Each op has the semantics of the CPU op of the same
+/// name in `crate::ops`; in-place ops take `&mut`.
+pub trait Engine {
+    type Tensor;
+
+    fn shape(&self, t: &Self::Tensor) -> [usize; 4];
+    fn upload(&self, a: &Array4<f32>) -> Result<Self::Tensor>;
+    fn download(&self, t: &Self::Tensor) -> Result<Array4<f32>>;
+    fn zeros(&self, shape: [usize; 4]) -> Result<Self::Tensor>;
+    fn copy(&self, t: &Self::Tensor) -> Result<Self::Tensor>;
+    /// The same elements under another shape of the same size (no copy where avoidable).
+    fn reshape(&self, t: Self::Tensor, shape: [usize; 4]) -> Result<Self::Tensor>;
+    /// Batch rows `r0..r0+n` as a new tensor.
+    fn batch_slice(&self, x: &Self::Tensor, r0: usize, n: usize) -> Result<Self::Tensor>;
+    /// Waits for queued work (timing; a no-op on the CPU).
+    fn sync(&self) -> Result<()>;
+
+    // Elementwise and layout (ops::scale, ops::add, ops::permute, ops::windows, ops::gather).
+    fn scale(&self, x: &Self::Tensor, s: f32) -> Result<Self::Tensor>;
+    /// dst's flat elements from `offset` += src.
+    fn add_into(&self, dst: &mut Self::Tensor, offset: usize, src: &Self::Tensor) -> Result<()>;
+    fn swap01(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
+    fn to_windows(&self, x: &Self::Tensor, s: usize) -> Result<Self::Tensor>;
+    /// The inverse of `to_windows` (named as the CPU op `ops::windows::from_windows`).
+    #[allow(clippy::wrong_self_convention)]
+    fn from_windows(
+        &self,
+        win: &Self::Tensor,
+        n: usize,
+        h: usize,
+        w: usize,
+    ) -> Result<Self::Tensor>;
+    /// (b, C, 1, 1): rows r0..r0+b of `f` at flat position `pos`.
+    fn gather_position(
+        &self,
+        f: &Self::Tensor,
+        r0: usize,
+        b: usize,
+        pos: usize,
+    ) -> Result<Self::Tensor>;
+    fn scatter_add_position(
+        &self,
+        d: &mut Self::Tensor,
+        r0: usize,
+        pos: usize,
+        rows: &Self::Tensor,
+    ) -> Result<()>;
+    /// Σx² as a scalar (accumulated in f64, rounded once).
+    fn sum_squares(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
+
+    // Convolutions (ops::conv2d).
+    fn conv2d(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        stride: usize,
+        pad: usize,
+    ) -> Result<Self::Tensor>;
+    fn conv2d_backward_input(
+        &self,
+        dy: &Self::Tensor,
+        w: &Self::Tensor,
+        stride: usize,
+        pad: usize,
+        in_hw: (usize, usize),
+    ) -> Result<Self::Tensor>;
+    fn conv2d_backward_weight(
+        &self,
+        x: &Self::Tensor,
+        dy: &Self::Tensor,
+        k: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Result<Self::Tensor>;
+    fn conv_transpose2d(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        stride: usize,
+    ) -> Result<Self::Tensor>;
+    fn conv_transpose2d_backward_input(
+        &self,
+        dy: &Self::Tensor,
+        w: &Self::Tensor,
+        stride: usize,
+    ) -> Result<Self::Tensor>;
+    fn conv_transpose2d_backward_weight(
+        &self,
+        x: &Self::Tensor,
+        dy: &Self::Tensor,
+        k: usize,
+        stride: usize,
+    ) -> Result<Self::Tensor>;
+
+    // Layers' pieces (ops::blur, fused_lrelu, bias, demod, noise, residual, relu, l2norm).
+    fn blur(&self, b: &Blur, x: &Self::Tensor) -> Result<Self::Tensor>;
+    fn blur_backward(
+        &self,
+        b: &Blur,
+        dy: &Self::Tensor,
+        in_hw: (usize, usize),
+    ) -> Result<Self::Tensor>;
+    fn fused_lrelu(&self, x: &mut Self::Tensor, bias: &Self::Tensor) -> Result<()>;
+    /// dy → dx in place; returns the bias gradient (C, 1, 1, 1).
+    fn fused_lrelu_backward(&self, y: &Self::Tensor, dy: &mut Self::Tensor)
+    -> Result<Self::Tensor>;
+    fn fused_lrelu_tangent(&self, y: &Self::Tensor, t: &mut Self::Tensor) -> Result<()>;
+    fn add_bias(&self, x: &mut Self::Tensor, bias: &Self::Tensor) -> Result<()>;
+    /// (C, 1, 1, 1).
+    fn bias_grad(&self, dy: &Self::Tensor) -> Result<Self::Tensor>;
+    fn demod(&self, w: &Self::Tensor) -> Result<Self::Tensor>;
+    fn demod_backward(&self, w: &Self::Tensor, dw_eff: &Self::Tensor) -> Result<Self::Tensor>;
+    /// x += w·n, `w` a scalar tensor.
+    fn noise(&self, x: &mut Self::Tensor, w: &Self::Tensor, n: &Self::Tensor) -> Result<()>;
+    /// Σ dy·n as a scalar.
+    fn noise_backward_weight(&self, dy: &Self::Tensor, n: &Self::Tensor) -> Result<Self::Tensor>;
+    fn residual(&self, a: &mut Self::Tensor, b: &Self::Tensor) -> Result<()>;
+    fn residual_backward(&self, dy: &mut Self::Tensor) -> Result<()>;
+    fn relu(&self, x: &mut Self::Tensor) -> Result<()>;
+    fn relu_backward(&self, y: &Self::Tensor, dy: &mut Self::Tensor) -> Result<()>;
+    fn l2norm(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
+    fn l2norm_backward(&self, x: &Self::Tensor, dy: &Self::Tensor) -> Result<Self::Tensor>;
+
+    // Losses (ops::patchnce, gan_loss, l1) and the optimizer (ops::adam).
+    /// Per-row cross-entropy (B, 1, 1, 1).
+    fn patchnce(&self, q: &Self::Tensor, k: &Self::Tensor, tau: f64) -> Result<Self::Tensor>;
+    fn patchnce_backward(
+        &self,
+        q: &Self::Tensor,
+        k: &Self::Tensor,
+        tau: f64,
+        dloss: &Self::Tensor,
+    ) -> Result<Self::Tensor>;
+    /// mean softplus(±logits) as a scalar.
+    fn softplus_mean(&self, logits: &Self::Tensor, negate: bool) -> Result<Self::Tensor>;
+    fn softplus_mean_backward(&self, logits: &Self::Tensor, negate: bool) -> Result<Self::Tensor>;
+    fn l1_mean(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+    fn l1_mean_backward(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
+    #[allow(clippy::too_many_arguments)]
+    fn adam(
+        &self,
+        param: &mut Self::Tensor,
+        grad: &Self::Tensor,
+        exp_avg: &mut Self::Tensor,
+        exp_avg_sq: &mut Self::Tensor,
+        step: u64,
+        lr: f64,
+        cfg: &AdamConfig,
+    ) -> Result<()>;
+
+    /// The values of a small tensor (losses) on the host.
+    fn read(&self, t: &Self::Tensor) -> Result<Vec<f32>> {
+        Ok(self.download(t)?.iter().copied().collect())
+    }
+}
+
+/// Parameters (or gradients, or Adam moments) on an engine, by official name, each in its
+/// engine shape ([`engine_shape`]).
+pub type Params<E> = BTreeMap<String, <E as Engine>::Tensor>;
+
+/// The 4-D shape a parameter of official shape `official` has on an engine: leading 1s dropped
+/// beyond 4 axes (the styled conv's (1, Cout, Cin, 3, 3)), trailing 1s added below 4 (linear
+/// (out, in) → (out, in, 1, 1), a bias (C) → (C, 1, 1, 1)).
+pub fn engine_shape(official: &[usize]) -> Result<[usize; 4]> {
+    let mut s = official;
+    while s.len() > 4 && s[0] == 1 {
+        s = &s[1..];
+    }
+    if s.len() > 4 {
+        return Err(Error::new(format!(
+            "a parameter of shape {official:?} has no 4-D engine shape"
+        )));
+    }
+    let mut out = [1usize; 4];
+    out[..s.len()].copy_from_slice(s);
+    Ok(out)
+}
+
+/// Uploads parameters (official shapes) to the engine.
+pub fn upload_params<E: Engine>(e: &E, p: &ParamMap<f32>) -> Result<Params<E>> {
+    p.iter()
+        .map(|(name, a)| {
+            let s = engine_shape(a.shape())?;
+            let a4 = a
+                .as_standard_layout()
+                .into_owned()
+                .into_shape_with_order((s[0], s[1], s[2], s[3]))
+                .map_err(|e| Error::new(format!("{name}: {e}")))?;
+            Ok((name.clone(), e.upload(&a4)?))
+        })
+        .collect()
+}
+
+/// Downloads engine tensors into official shapes (those of `nets` for the names it has; any
+/// other name keeps its engine shape).
+pub fn download_params<E: Engine>(e: &E, nets: &Networks, p: &Params<E>) -> Result<ParamMap<f32>> {
+    let shapes: BTreeMap<String, Vec<usize>> = nets.param_shapes().into_iter().collect();
+    p.iter()
+        .map(|(name, t)| {
+            let a = e.download(t)?;
+            let shape = shapes
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| a.shape().to_vec());
+            let a = ArrayD::from_shape_vec(IxDyn(&shape), a.into_raw_vec_and_offset().0)
+                .map_err(|err| Error::new(format!("{name}: {err}")))?;
+            Ok((name.clone(), a))
+        })
+        .collect()
+}

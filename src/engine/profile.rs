@@ -1,0 +1,430 @@
+//! An engine wrapper that times every op (synchronising before and after it), for benchmarks:
+//! per op name the calls, the total time, and the achieved TFLOP/s (convolutions) or GB/s
+//! (everything else, counting each input and output tensor once).
+
+use super::Engine;
+use crate::io::Result;
+use crate::ops::adam::AdamConfig;
+use crate::ops::blur::Blur;
+use crate::ops::conv2d::conv_out_len;
+use ndarray::Array4;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Instant;
+
+/// What an op's time is measured against.
+#[derive(Clone, Copy)]
+enum Work {
+    Flops(f64),
+    Bytes(f64),
+}
+
+#[derive(Default)]
+struct Stat {
+    calls: u64,
+    secs: f64,
+    flops: f64,
+    bytes: f64,
+}
+
+/// `inner` with per-op timing.
+pub struct Profiled<'a, E: Engine> {
+    inner: &'a E,
+    stats: RefCell<BTreeMap<&'static str, Stat>>,
+}
+
+impl<'a, E: Engine> Profiled<'a, E> {
+    pub fn new(inner: &'a E) -> Self {
+        Profiled {
+            inner,
+            stats: RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    fn elems(&self, t: &E::Tensor) -> f64 {
+        self.inner.shape(t).iter().product::<usize>() as f64
+    }
+
+    /// Bytes of f32 tensors read or written.
+    fn bytes(&self, ts: &[&E::Tensor]) -> Work {
+        Work::Bytes(4.0 * ts.iter().map(|t| self.elems(t)).sum::<f64>())
+    }
+
+    fn timed<R>(&self, name: &'static str, work: Work, f: impl FnOnce() -> Result<R>) -> Result<R> {
+        self.inner.sync()?;
+        let t = Instant::now();
+        let r = f()?;
+        self.inner.sync()?;
+        let secs = t.elapsed().as_secs_f64();
+        let mut stats = self.stats.borrow_mut();
+        let s = stats.entry(name).or_default();
+        s.calls += 1;
+        s.secs += secs;
+        match work {
+            Work::Flops(v) => s.flops += v,
+            Work::Bytes(v) => s.bytes += v,
+        }
+        Ok(r)
+    }
+
+    /// 2·(output elements of conv2d)·Cin·k² for x (N,Cin,·,·), w (Cout,Cin,k,k), output (N,Cout,Ho,Wo).
+    fn conv_flops(&self, out_nchw: [usize; 4], w: [usize; 4]) -> Work {
+        let per_out = (w[1] * w[2] * w[3]) as f64;
+        Work::Flops(2.0 * out_nchw.iter().product::<usize>() as f64 * per_out)
+    }
+
+    /// The table: op, calls, total ms, share, achieved rate; slowest first.
+    pub fn table(&self) -> String {
+        let stats = self.stats.borrow();
+        let total: f64 = stats.values().map(|s| s.secs).sum();
+        let mut rows: Vec<(&&str, &Stat)> = stats.iter().collect();
+        rows.sort_by(|a, b| b.1.secs.total_cmp(&a.1.secs));
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{:<34} {:>6} {:>10} {:>6} {:>14}",
+            "op", "calls", "ms", "share", "achieved"
+        );
+        for (name, s) in rows {
+            let rate = if s.flops > 0.0 {
+                format!("{:.2} TFLOP/s", s.flops / s.secs / 1e12)
+            } else {
+                format!("{:.1} GB/s", s.bytes / s.secs / 1e9)
+            };
+            let _ = writeln!(
+                out,
+                "{:<34} {:>6} {:>10.2} {:>5.1}% {:>14}",
+                name,
+                s.calls,
+                s.secs * 1e3,
+                100.0 * s.secs / total.max(1e-12),
+                rate
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{:<34} {:>6} {:>10.2}",
+            "total (synchronised)",
+            "",
+            total * 1e3
+        );
+        out
+    }
+}
+
+impl<E: Engine> Engine for Profiled<'_, E> {
+    type Tensor = E::Tensor;
+
+    fn shape(&self, t: &E::Tensor) -> [usize; 4] {
+        self.inner.shape(t)
+    }
+    fn upload(&self, a: &Array4<f32>) -> Result<E::Tensor> {
+        let w = Work::Bytes(4.0 * a.len() as f64);
+        self.timed("upload", w, || self.inner.upload(a))
+    }
+    fn download(&self, t: &E::Tensor) -> Result<Array4<f32>> {
+        self.timed("download", self.bytes(&[t]), || self.inner.download(t))
+    }
+    fn zeros(&self, s: [usize; 4]) -> Result<E::Tensor> {
+        let w = Work::Bytes(4.0 * s.iter().product::<usize>() as f64);
+        self.timed("zeros", w, || self.inner.zeros(s))
+    }
+    fn copy(&self, t: &E::Tensor) -> Result<E::Tensor> {
+        self.timed("copy", self.bytes(&[t, t]), || self.inner.copy(t))
+    }
+    fn reshape(&self, t: E::Tensor, s: [usize; 4]) -> Result<E::Tensor> {
+        self.inner.reshape(t, s)
+    }
+    fn batch_slice(&self, x: &E::Tensor, r0: usize, n: usize) -> Result<E::Tensor> {
+        let [b, ..] = self.shape(x);
+        let w = Work::Bytes(8.0 * self.elems(x) * n as f64 / b.max(1) as f64);
+        self.timed("batch_slice", w, || self.inner.batch_slice(x, r0, n))
+    }
+    fn sync(&self) -> Result<()> {
+        self.inner.sync()
+    }
+
+    fn scale(&self, x: &E::Tensor, s: f32) -> Result<E::Tensor> {
+        self.timed("scale", self.bytes(&[x, x]), || self.inner.scale(x, s))
+    }
+    fn add_into(&self, d: &mut E::Tensor, off: usize, s: &E::Tensor) -> Result<()> {
+        let w = self.bytes(&[s, s, s]);
+        self.timed("add_into", w, || self.inner.add_into(d, off, s))
+    }
+    fn swap01(&self, x: &E::Tensor) -> Result<E::Tensor> {
+        self.timed("swap01", self.bytes(&[x, x]), || self.inner.swap01(x))
+    }
+    fn to_windows(&self, x: &E::Tensor, s: usize) -> Result<E::Tensor> {
+        self.timed("to_windows", self.bytes(&[x, x]), || {
+            self.inner.to_windows(x, s)
+        })
+    }
+    fn from_windows(&self, win: &E::Tensor, n: usize, h: usize, w: usize) -> Result<E::Tensor> {
+        let wk = self.bytes(&[win, win]);
+        self.timed("from_windows", wk, || self.inner.from_windows(win, n, h, w))
+    }
+    fn gather_position(&self, f: &E::Tensor, r0: usize, b: usize, pos: usize) -> Result<E::Tensor> {
+        let w = Work::Bytes(8.0 * (b * self.shape(f)[1]) as f64);
+        self.timed("gather_position", w, || {
+            self.inner.gather_position(f, r0, b, pos)
+        })
+    }
+    fn scatter_add_position(
+        &self,
+        d: &mut E::Tensor,
+        r0: usize,
+        pos: usize,
+        rows: &E::Tensor,
+    ) -> Result<()> {
+        let w = self.bytes(&[rows, rows, rows]);
+        self.timed("scatter_add_position", w, || {
+            self.inner.scatter_add_position(d, r0, pos, rows)
+        })
+    }
+    fn sum_squares(&self, x: &E::Tensor) -> Result<E::Tensor> {
+        self.timed("sum_squares", self.bytes(&[x]), || {
+            self.inner.sum_squares(x)
+        })
+    }
+
+    fn conv2d(&self, x: &E::Tensor, w: &E::Tensor, st: usize, pad: usize) -> Result<E::Tensor> {
+        let ws = self.shape(w);
+        let [n, _, h, wd] = self.shape(x);
+        let out = [
+            n,
+            ws[0],
+            conv_out_len(h, ws[2], st, pad),
+            conv_out_len(wd, ws[3], st, pad),
+        ];
+        let work = self.conv_flops(out, ws);
+        self.timed("conv2d", work, || self.inner.conv2d(x, w, st, pad))
+    }
+    fn conv2d_backward_input(
+        &self,
+        dy: &E::Tensor,
+        w: &E::Tensor,
+        st: usize,
+        pad: usize,
+        in_hw: (usize, usize),
+    ) -> Result<E::Tensor> {
+        let work = self.conv_flops(self.shape(dy), self.shape(w));
+        self.timed("conv2d_backward_input", work, || {
+            self.inner.conv2d_backward_input(dy, w, st, pad, in_hw)
+        })
+    }
+    fn conv2d_backward_weight(
+        &self,
+        x: &E::Tensor,
+        dy: &E::Tensor,
+        k: usize,
+        st: usize,
+        pad: usize,
+    ) -> Result<E::Tensor> {
+        let cin = self.shape(x)[1];
+        let work = self.conv_flops(self.shape(dy), [0, cin, k, k]);
+        self.timed("conv2d_backward_weight", work, || {
+            self.inner.conv2d_backward_weight(x, dy, k, st, pad)
+        })
+    }
+    fn conv_transpose2d(&self, x: &E::Tensor, w: &E::Tensor, st: usize) -> Result<E::Tensor> {
+        // The adjoint of a conv whose output is x: 2·|x|·Cout·k².
+        let ws = self.shape(w);
+        let work = self.conv_flops(self.shape(x), [0, ws[1], ws[2], ws[3]]);
+        self.timed("conv_transpose2d", work, || {
+            self.inner.conv_transpose2d(x, w, st)
+        })
+    }
+    fn conv_transpose2d_backward_input(
+        &self,
+        dy: &E::Tensor,
+        w: &E::Tensor,
+        st: usize,
+    ) -> Result<E::Tensor> {
+        // It is conv2d(dy, w read as (Cin, Cout, k, k), stride st, padding 0).
+        let ws = self.shape(w);
+        let [n, _, h, wd] = self.shape(dy);
+        let out = [
+            n,
+            ws[0],
+            conv_out_len(h, ws[2], st, 0),
+            conv_out_len(wd, ws[3], st, 0),
+        ];
+        let work = self.conv_flops(out, ws);
+        self.timed("conv_transpose2d_backward_input", work, || {
+            self.inner.conv_transpose2d_backward_input(dy, w, st)
+        })
+    }
+    fn conv_transpose2d_backward_weight(
+        &self,
+        x: &E::Tensor,
+        dy: &E::Tensor,
+        k: usize,
+        st: usize,
+    ) -> Result<E::Tensor> {
+        let cout = self.shape(dy)[1];
+        let work = self.conv_flops(self.shape(x), [0, cout, k, k]);
+        self.timed("conv_transpose2d_backward_weight", work, || {
+            self.inner.conv_transpose2d_backward_weight(x, dy, k, st)
+        })
+    }
+
+    fn blur(&self, b: &Blur, x: &E::Tensor) -> Result<E::Tensor> {
+        self.timed("blur", self.bytes(&[x, x]), || self.inner.blur(b, x))
+    }
+    fn blur_backward(&self, b: &Blur, dy: &E::Tensor, in_hw: (usize, usize)) -> Result<E::Tensor> {
+        let w = self.bytes(&[dy, dy]);
+        self.timed("blur_backward", w, || {
+            self.inner.blur_backward(b, dy, in_hw)
+        })
+    }
+    fn fused_lrelu(&self, x: &mut E::Tensor, bias: &E::Tensor) -> Result<()> {
+        let w = self.bytes(&[x, x]);
+        self.timed("fused_lrelu", w, || self.inner.fused_lrelu(x, bias))
+    }
+    fn fused_lrelu_backward(&self, y: &E::Tensor, dy: &mut E::Tensor) -> Result<E::Tensor> {
+        let w = self.bytes(&[y, y, y, y]);
+        self.timed("fused_lrelu_backward", w, || {
+            self.inner.fused_lrelu_backward(y, dy)
+        })
+    }
+    fn fused_lrelu_tangent(&self, y: &E::Tensor, t: &mut E::Tensor) -> Result<()> {
+        let w = self.bytes(&[y, y, y]);
+        self.timed("fused_lrelu_tangent", w, || {
+            self.inner.fused_lrelu_tangent(y, t)
+        })
+    }
+    fn add_bias(&self, x: &mut E::Tensor, bias: &E::Tensor) -> Result<()> {
+        let w = self.bytes(&[x, x]);
+        self.timed("add_bias", w, || self.inner.add_bias(x, bias))
+    }
+    fn bias_grad(&self, dy: &E::Tensor) -> Result<E::Tensor> {
+        self.timed("bias_grad", self.bytes(&[dy]), || self.inner.bias_grad(dy))
+    }
+    fn demod(&self, w: &E::Tensor) -> Result<E::Tensor> {
+        self.timed("demod", self.bytes(&[w, w]), || self.inner.demod(w))
+    }
+    fn demod_backward(&self, w: &E::Tensor, g: &E::Tensor) -> Result<E::Tensor> {
+        let wk = self.bytes(&[w, g, w]);
+        self.timed("demod_backward", wk, || self.inner.demod_backward(w, g))
+    }
+    fn noise(&self, x: &mut E::Tensor, w: &E::Tensor, n: &E::Tensor) -> Result<()> {
+        let wk = self.bytes(&[x, x, n]);
+        self.timed("noise", wk, || self.inner.noise(x, w, n))
+    }
+    fn noise_backward_weight(&self, dy: &E::Tensor, n: &E::Tensor) -> Result<E::Tensor> {
+        let w = self.bytes(&[dy, n]);
+        self.timed("noise_backward_weight", w, || {
+            self.inner.noise_backward_weight(dy, n)
+        })
+    }
+    fn residual(&self, a: &mut E::Tensor, b: &E::Tensor) -> Result<()> {
+        let w = self.bytes(&[b, b, b]);
+        self.timed("residual", w, || self.inner.residual(a, b))
+    }
+    fn residual_backward(&self, dy: &mut E::Tensor) -> Result<()> {
+        let w = self.bytes(&[dy, dy]);
+        self.timed("residual_backward", w, || self.inner.residual_backward(dy))
+    }
+    fn relu(&self, x: &mut E::Tensor) -> Result<()> {
+        let w = self.bytes(&[x, x]);
+        self.timed("relu", w, || self.inner.relu(x))
+    }
+    fn relu_backward(&self, y: &E::Tensor, dy: &mut E::Tensor) -> Result<()> {
+        let w = self.bytes(&[y, y, y]);
+        self.timed("relu_backward", w, || self.inner.relu_backward(y, dy))
+    }
+    fn l2norm(&self, x: &E::Tensor) -> Result<E::Tensor> {
+        self.timed("l2norm", self.bytes(&[x, x]), || self.inner.l2norm(x))
+    }
+    fn l2norm_backward(&self, x: &E::Tensor, dy: &E::Tensor) -> Result<E::Tensor> {
+        let w = self.bytes(&[x, dy, x]);
+        self.timed("l2norm_backward", w, || self.inner.l2norm_backward(x, dy))
+    }
+
+    fn patchnce(&self, q: &E::Tensor, k: &E::Tensor, tau: f64) -> Result<E::Tensor> {
+        let w = self.bytes(&[q, k]);
+        self.timed("patchnce", w, || self.inner.patchnce(q, k, tau))
+    }
+    fn patchnce_backward(
+        &self,
+        q: &E::Tensor,
+        k: &E::Tensor,
+        tau: f64,
+        dloss: &E::Tensor,
+    ) -> Result<E::Tensor> {
+        let w = self.bytes(&[q, k, q]);
+        self.timed("patchnce_backward", w, || {
+            self.inner.patchnce_backward(q, k, tau, dloss)
+        })
+    }
+    fn softplus_mean(&self, logits: &E::Tensor, negate: bool) -> Result<E::Tensor> {
+        let w = self.bytes(&[logits]);
+        self.timed("softplus_mean", w, || {
+            self.inner.softplus_mean(logits, negate)
+        })
+    }
+    fn softplus_mean_backward(&self, logits: &E::Tensor, negate: bool) -> Result<E::Tensor> {
+        let w = self.bytes(&[logits, logits]);
+        self.timed("softplus_mean_backward", w, || {
+            self.inner.softplus_mean_backward(logits, negate)
+        })
+    }
+    fn l1_mean(&self, a: &E::Tensor, b: &E::Tensor) -> Result<E::Tensor> {
+        self.timed("l1_mean", self.bytes(&[a, b]), || self.inner.l1_mean(a, b))
+    }
+    fn l1_mean_backward(&self, a: &E::Tensor, b: &E::Tensor) -> Result<E::Tensor> {
+        let w = self.bytes(&[a, b, a]);
+        self.timed("l1_mean_backward", w, || self.inner.l1_mean_backward(a, b))
+    }
+    fn adam(
+        &self,
+        param: &mut E::Tensor,
+        grad: &E::Tensor,
+        exp_avg: &mut E::Tensor,
+        exp_avg_sq: &mut E::Tensor,
+        step: u64,
+        lr: f64,
+        cfg: &AdamConfig,
+    ) -> Result<()> {
+        // Reads param, grad and both moments; writes param and both moments.
+        let w = self.bytes(&[grad, grad, grad, grad, grad, grad, grad]);
+        self.timed("adam", w, || {
+            self.inner
+                .adam(param, grad, exp_avg, exp_avg_sq, step, lr, cfg)
+        })
+    }
+    fn read(&self, t: &E::Tensor) -> Result<Vec<f32>> {
+        self.timed("read (losses)", self.bytes(&[t]), || self.inner.read(t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::cpu::CpuEngine;
+
+    #[test]
+    fn profiled_engine_computes_the_same_and_counts_ops() {
+        let e = CpuEngine;
+        let p = Profiled::new(&e);
+        let x = Array4::from_shape_fn((2, 3, 5, 5), |(a, b, c, d)| (a + b * c) as f32 - d as f32);
+        let w = Array4::from_shape_fn((4, 3, 3, 3), |(a, b, c, d)| {
+            (a * b) as f32 * 0.1 - (c + d) as f32 * 0.05
+        });
+        assert_eq!(
+            p.conv2d(&x, &w, 1, 1).unwrap(),
+            e.conv2d(&x, &w, 1, 1).unwrap()
+        );
+        assert_eq!(p.scale(&x, 0.5).unwrap(), e.scale(&x, 0.5).unwrap());
+        let t = p.table();
+        assert!(
+            t.contains("conv2d") && t.contains("TFLOP/s") && t.contains("scale"),
+            "{t}"
+        );
+        let stats = p.stats.borrow();
+        assert_eq!(stats["conv2d"].calls, 1);
+        // 2·(2·4·5·5 outputs)·(3·3·3) multiply-adds.
+        assert_eq!(stats["conv2d"].flops, 2.0 * 200.0 * 27.0);
+    }
+}
