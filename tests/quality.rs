@@ -150,7 +150,9 @@ fn a_short_quick_run_learns_as_much_as_recorded() {
         let (ok, text) = match (bound["max"].as_f64(), bound["min"].as_f64()) {
             (Some(max), None) => (fresh <= max, format!("<= {max:.4}")),
             (None, Some(min)) => (fresh >= min, format!(">= {min:.4}")),
-            _ => panic!("bound of {name} must be one of max or min: {bound}"),
+            // Reported only: the measured spread of correct runs leaves no useful bound.
+            (None, None) => (true, "(reported only)".to_string()),
+            _ => panic!("bound of {name} has both max and min: {bound}"),
         };
         println!("{name:<18} {fresh:>8.4} {recorded:>9.4}  {text}");
         if !ok {
