@@ -18,7 +18,7 @@ use sincut::engine::profile::Profiled;
 use sincut::engine::step::{EngineInputs, EngineState, train_iteration};
 use sincut::engine::trainer::render_engine;
 use sincut::engine::upload_params;
-use sincut::nn::{Networks, normal};
+use sincut::nn::Networks;
 use sincut::render::RenderOptions;
 use sincut::train::{StepInputs, TrainState};
 use std::time::Instant;
@@ -27,23 +27,7 @@ fn inputs(rng: &mut StdRng, n: usize, crop: usize) -> StepInputs<f32> {
     let mut img =
         || Array4::from_shape_simple_fn((n, 3, crop, crop), || rng.random_range(-1.0f32..1.0));
     let (real_a, real_b) = (img(), img());
-    let noise = Array4::from_shape_simple_fn((2 * n, 1, crop, crop), || normal(rng) as f32);
-    let side = crop / 2;
-    let mut ids = || {
-        [
-            rng.random_range(0..crop * crop),
-            rng.random_range(0..side * side),
-            rng.random_range(0..side * side),
-        ]
-    };
-    let (nce_ids_x, nce_ids_y) = (ids(), ids());
-    StepInputs {
-        real_a,
-        real_b,
-        noise,
-        nce_ids_x,
-        nce_ids_y,
-    }
+    StepInputs::with_crops(real_a, real_b, rng)
 }
 
 /// The memory pool's high-water mark in MiB (NaN where the driver does not report it).

@@ -8,7 +8,7 @@
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use sincut::config::ModelConfig;
-use sincut::nn::{Networks, normal};
+use sincut::nn::Networks;
 use sincut::ops::flops;
 use sincut::train::{StepInputs, TrainState, train_iteration};
 use std::process::Command;
@@ -39,25 +39,7 @@ fn run_one(crop: usize, iters: usize) {
         };
         let real_a = img(&mut rng);
         let real_b = img(&mut rng);
-        let noise = ndarray::Array4::from_shape_simple_fn((2 * n, 1, crop, crop), || {
-            normal(&mut rng) as f32
-        });
-        let side = crop / 2;
-        let ids = |rng: &mut StdRng| {
-            [
-                rng.random_range(0..crop * crop),
-                rng.random_range(0..side * side),
-                rng.random_range(0..side * side),
-            ]
-        };
-        let (nce_ids_x, nce_ids_y) = (ids(&mut rng), ids(&mut rng));
-        StepInputs {
-            real_a,
-            real_b,
-            noise,
-            nce_ids_x,
-            nce_ids_y,
-        }
+        StepInputs::with_crops(real_a, real_b, &mut rng)
     };
     // One warm-up iteration (first-touch page faults, thread start-up).
     let inp = inputs();

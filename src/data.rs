@@ -9,7 +9,6 @@
 //! horizontally with probability ½. Source and target are drawn independently.
 
 use crate::image::resize_bilinear;
-use crate::nn::normal;
 use crate::train::StepInputs;
 use ndarray::{Array3, Array4, s};
 use rand::seq::SliceRandom;
@@ -146,24 +145,7 @@ impl Sampler {
         let (crop, batch, seed) = (self.crop, self.batch, self.seed);
         let real_a = self.source.crops(seed, counter, crop, batch, &mut rng);
         let real_b = self.target.crops(seed, counter, crop, batch, &mut rng);
-        let noise =
-            Array4::from_shape_simple_fn((2 * batch, 1, crop, crop), || normal(&mut rng) as f32);
-        let half = crop / 2;
-        let mut ids = || {
-            [
-                rng.random_range(0..crop * crop),
-                rng.random_range(0..half * half),
-                rng.random_range(0..half * half),
-            ]
-        };
-        let (nce_ids_x, nce_ids_y) = (ids(), ids());
-        StepInputs {
-            real_a,
-            real_b,
-            noise,
-            nce_ids_x,
-            nce_ids_y,
-        }
+        StepInputs::with_crops(real_a, real_b, &mut rng)
     }
 
     pub fn source_image(&self) -> &Array3<f32> {

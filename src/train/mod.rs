@@ -25,6 +25,35 @@ pub struct StepInputs<T> {
     pub nce_ids_y: [usize; 3],
 }
 
+impl StepInputs<f32> {
+    /// The step inputs for these crops, with the rest of a step's randomness (decoder noise,
+    /// then the NCE patch ids for X and Y) drawn from `rng` in that order.
+    pub fn with_crops<R: rand::Rng>(real_a: Array4<f32>, real_b: Array4<f32>, rng: &mut R) -> Self {
+        use rand::RngExt;
+        let (batch, _, crop, _) = real_a.dim();
+        let noise = Array4::from_shape_simple_fn((2 * batch, 1, crop, crop), || {
+            crate::nn::normal(rng) as f32
+        });
+        // NCE layers 0, 2, 4: the input resolution, then twice at half of it.
+        let half = crop / 2;
+        let mut ids = || {
+            [
+                rng.random_range(0..crop * crop),
+                rng.random_range(0..half * half),
+                rng.random_range(0..half * half),
+            ]
+        };
+        let (nce_ids_x, nce_ids_y) = (ids(), ids());
+        StepInputs {
+            real_a,
+            real_b,
+            noise,
+            nce_ids_x,
+            nce_ids_y,
+        }
+    }
+}
+
 /// One step without a parameter update, every quantity under its golden-fixture name:
 /// `fake`, `d_real`, `d_fake`, `r1.input_grad`, `loss.*` (shape (1,)), `grad.D.*`, `grad.G.*`,
 /// `grad.F.*`, `grad_r1.D.*`, `grad_gan.G.*`, `grad_nce.G.*`, `grad_nce.F.*`, `grad_idt.G.*`.
