@@ -91,13 +91,13 @@ impl ModelConfig {
                 self.d_window
             ));
         }
-        if self.crop == 0 || self.crop % self.d_window != 0 {
+        if self.crop == 0 || !self.crop.is_multiple_of(self.d_window) {
             return Err(format!(
                 "crop {} must be a multiple of the D window {}",
                 self.crop, self.d_window
             ));
         }
-        if self.crop % 4 != 0 {
+        if !self.crop.is_multiple_of(4) {
             return Err(format!("crop {} must be a multiple of 4", self.crop));
         }
         if self.batch < 2 {

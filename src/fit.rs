@@ -258,7 +258,7 @@ impl Progress {
             b.set_message(msg);
         } else if self.verbosity == Verbosity::Verbose
             || (self.verbosity == Verbosity::Normal
-                && ((it + 1) % self.plain_every == 0 || it + 1 == total))
+                && ((it + 1).is_multiple_of(self.plain_every) || it + 1 == total))
         {
             eprintln!(
                 "iter {}/{total}  {msg}  {it_per_s:.3} it/s  eta {}",
