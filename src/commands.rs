@@ -98,12 +98,17 @@ pub fn render_command(a: &RenderArgs) -> Result<PathBuf> {
     let backend = open_backend(a.device, a.quiet)?;
     let seed = a.seed.or(run.as_ref().map(|r| r.seed)).unwrap_or(0);
     let (_, h, w) = img.dim();
+    // A progress line rewritten in place on a terminal; in a log, one line at the end.
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut report = |done: usize, total: usize| {
-        if !a.quiet {
+        if a.quiet {
+        } else if terminal {
             eprint!("\rrendering {w}×{h}: tile {done}/{total}");
             if done == total {
                 eprintln!();
             }
+        } else if done == total {
+            eprintln!("rendered {w}×{h} in {total} tiles");
         }
     };
     let out = crate::engine::trainer::render_on(
