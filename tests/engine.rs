@@ -19,6 +19,7 @@ use sincut::render::{RenderOptions, render};
 use sincut::train::{self, StepInputs, TrainState};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+mod common;
 
 /// Small widths with odd channel counts and 2×2 D windows per crop (as src/train/tests.rs).
 fn small_cfg() -> ModelConfig {
@@ -319,64 +320,22 @@ fn cli_check_golden_on_cuda_without_a_gpu() {
 
 mod fit_path {
     use sincut::commands::{RenderArgs, render_command};
-    use sincut::config::ModelConfig;
     use sincut::device::Device;
-    use sincut::fit::{FitOptions, FitOutcome, RunConfig, Verbosity, checkpoint_path, fit};
-    use sincut::image::{SaveOptions, save_rgb};
+    use sincut::fit::{FitOptions, FitOutcome, checkpoint_path, fit};
+    use sincut::image::SaveOptions;
     use sincut::io::load_checkpoint;
     use std::path::{Path, PathBuf};
 
-    fn tmpdir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("sincut-engine-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
+    use super::common::{self, pair};
 
-    fn pair(dir: &Path) -> (PathBuf, PathBuf) {
-        let pic = |w: usize, h: usize, phase: f32| {
-            ndarray::Array3::from_shape_fn((3, h, w), |(c, y, x)| {
-                let (x, y) = (x as f32 / w as f32, y as f32 / h as f32);
-                ((x * 7.0 + phase + c as f32).sin() * (y * 5.0 - phase).cos() * 0.9)
-                    .clamp(-1.0, 1.0)
-            })
-        };
-        let (a, b) = (dir.join("a.png"), dir.join("b.png"));
-        save_rgb(&a, &pic(90, 70, 0.0), &SaveOptions::default()).unwrap();
-        save_rgb(&b, &pic(80, 84, 1.3), &SaveOptions::default()).unwrap();
-        (a, b)
+    fn tmpdir(name: &str) -> PathBuf {
+        common::tmpdir("engine", name)
     }
 
     fn options(src: &Path, tgt: &Path, out: &Path, device: Device) -> FitOptions {
         FitOptions {
-            run: RunConfig {
-                source: src.to_path_buf(),
-                target: tgt.to_path_buf(),
-                model: ModelConfig {
-                    crop: 32,
-                    batch: 2,
-                    ngf: 1,
-                    ndf: 1,
-                    d_window: 16,
-                    netf_nc: 16,
-                    ..Default::default()
-                },
-                iters: 6,
-                seed: 11,
-                snapshot_every: 3,
-                checkpoint_every: 2,
-                preview_size: 40,
-                tiles: 48,
-                preset: None,
-                eval_every: 3,
-                device: None,
-            },
-            out: out.to_path_buf(),
-            resume: false,
             device,
-            verbosity: Verbosity::Quiet,
-            stop_at: None,
-            no_final_render: false,
+            ..common::tiny_fit_options(src, tgt, out, 6)
         }
     }
 

@@ -1,73 +1,23 @@
 //! `sincut fit` / `render` / `info` end to end on tiny configurations: exact resume, interrupts,
 //! divergence, and bad input (one-line errors, non-zero exit, nothing half-written).
 
-use ndarray::Array3;
 use sincut::commands::{RenderArgs, render_command};
-use sincut::config::ModelConfig;
 use sincut::device::Device;
-use sincut::fit::{FitOptions, FitOutcome, RunConfig, Verbosity, checkpoint_path, fit};
+use sincut::fit::{FitOptions, FitOutcome, checkpoint_path, fit};
 use sincut::image::{SaveOptions, load_rgb, save_rgb};
 use sincut::io::load_checkpoint;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+use common::{pair, picture};
+
 fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sincut-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// A smooth synthetic picture with structure (so crops differ).
-fn picture(w: usize, h: usize, phase: f32) -> Array3<f32> {
-    Array3::from_shape_fn((3, h, w), |(c, y, x)| {
-        let (x, y) = (x as f32 / w as f32, y as f32 / h as f32);
-        ((x * 7.0 + phase + c as f32).sin() * (y * 5.0 - phase).cos() * 0.9).clamp(-1.0, 1.0)
-    })
-}
-
-fn pair(dir: &Path) -> (PathBuf, PathBuf) {
-    let (a, b) = (dir.join("a.png"), dir.join("b.png"));
-    save_rgb(&a, &picture(90, 70, 0.0), &SaveOptions::default()).unwrap();
-    save_rgb(&b, &picture(80, 84, 1.3), &SaveOptions::default()).unwrap();
-    (a, b)
-}
-
-fn tiny_model() -> ModelConfig {
-    ModelConfig {
-        crop: 32,
-        batch: 2,
-        ngf: 1,
-        ndf: 1,
-        d_window: 16,
-        netf_nc: 16,
-        ..Default::default()
-    }
+    common::tmpdir("test", name)
 }
 
 fn options(src: &Path, tgt: &Path, out: &Path, iters: u64) -> FitOptions {
-    FitOptions {
-        run: RunConfig {
-            source: src.to_path_buf(),
-            target: tgt.to_path_buf(),
-            model: tiny_model(),
-            iters,
-            seed: 11,
-            snapshot_every: 3,
-            checkpoint_every: 2,
-            preview_size: 40,
-            tiles: 48,
-            preset: None,
-            eval_every: 3,
-            device: None,
-        },
-        out: out.to_path_buf(),
-        resume: false,
-        device: Device::Cpu,
-        verbosity: Verbosity::Quiet,
-        stop_at: None,
-        no_final_render: false,
-    }
+    common::tiny_fit_options(src, tgt, out, iters)
 }
 
 /// metrics.jsonl of a run: (loss lines, quality lines).

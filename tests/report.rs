@@ -5,7 +5,6 @@
 //!
 //! Without Chromium the browser part is skipped (printed), except under CI=true where it fails.
 
-use ndarray::Array3;
 use serde_json::Value;
 use sincut::image::{SaveOptions, save_rgb};
 use sincut::report::write_report;
@@ -14,18 +13,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sincut-report-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+mod common;
+use common::picture;
 
-fn picture(w: usize, h: usize, phase: f32) -> Array3<f32> {
-    Array3::from_shape_fn((3, h, w), |(c, y, x)| {
-        let (x, y) = (x as f32 / w as f32, y as f32 / h as f32);
-        ((x * 7.0 + phase + c as f32).sin() * (y * 5.0 - phase).cos() * 0.9).clamp(-1.0, 1.0)
-    })
+fn tmpdir(name: &str) -> PathBuf {
+    common::tmpdir("report", name)
 }
 
 fn sincut(args: &[&str]) -> std::process::Output {
