@@ -49,7 +49,9 @@ struct ThreadState {
     dim3 tid, bid, bdim, gdim;
     Fiber* fiber;
 };
-inline thread_local ThreadState* cur = nullptr;
+// Internal linkage (the header is included once per module): the compiler then reaches it with
+// one TLS lookup per function instead of one per use.
+static thread_local ThreadState* cur = nullptr;
 
 }  // namespace sincut_emu
 
@@ -122,8 +124,9 @@ namespace sincut_emu {
 #if defined(__x86_64__)
 extern "C" void sincut_emu_switch(void** save_sp, void* new_sp);
 extern "C" void sincut_emu_trampoline();
-// Saves the callee-saved registers and the FP control words on the current stack, stores the
-// stack pointer in *save_sp, then restores the same from new_sp (System V x86-64 ABI).
+// Saves the callee-saved registers on the current stack, stores the stack pointer in *save_sp,
+// then restores the same from new_sp (System V x86-64 ABI). The FP control words are not
+// switched: no kernel changes them.
 asm(R"(
     .text
     .globl sincut_emu_switch
@@ -136,14 +139,8 @@ sincut_emu_switch:
     pushq %r13
     pushq %r14
     pushq %r15
-    subq $8, %rsp
-    stmxcsr (%rsp)
-    fnstcw 4(%rsp)
     movq %rsp, (%rdi)
     movq %rsi, %rsp
-    ldmxcsr (%rsp)
-    fldcw 4(%rsp)
-    addq $8, %rsp
     popq %r15
     popq %r14
     popq %r13
@@ -233,23 +230,17 @@ inline StackPool stacks;
 
 inline void fiber_prepare(Fiber* f) {
     if (!f->stack) f->stack = stacks.take();
-    // Frame popped by sincut_emu_switch: FP control words, r15..r12, rbx, rbp, then the return
-    // address (the trampoline), placed so that the trampoline's call sees an aligned stack.
+    // Frame popped by sincut_emu_switch: r15..r12, rbx, rbp, then the return address (the
+    // trampoline), placed so that the trampoline's call sees a 16-byte aligned stack.
     uintptr_t top = (reinterpret_cast<uintptr_t>(f->stack) + kStackBytes) & ~uintptr_t(15);
-    uint64_t* s = reinterpret_cast<uint64_t*>(top - 80);
-    uint32_t mxcsr;
-    uint16_t fpucw;
-    asm volatile("stmxcsr %0" : "=m"(mxcsr));
-    asm volatile("fnstcw %0" : "=m"(fpucw));
-    uint32_t ctl[2] = {mxcsr, fpucw};
-    std::memcpy(&s[0], ctl, 8);
-    s[1] = 0;                                               // r15
-    s[2] = 0;                                               // r14
-    s[3] = reinterpret_cast<uint64_t>(&fiber_main);         // r13
-    s[4] = reinterpret_cast<uint64_t>(f);                   // r12
-    s[5] = 0;                                               // rbx
-    s[6] = 0;                                               // rbp
-    s[7] = reinterpret_cast<uint64_t>(&sincut_emu_trampoline);  // return address
+    uint64_t* s = reinterpret_cast<uint64_t*>(top - 72);
+    s[0] = 0;                                                   // r15
+    s[1] = 0;                                                   // r14
+    s[2] = reinterpret_cast<uint64_t>(&fiber_main);             // r13
+    s[3] = reinterpret_cast<uint64_t>(f);                       // r12
+    s[4] = 0;                                                   // rbx
+    s[5] = 0;                                                   // rbp
+    s[6] = reinterpret_cast<uint64_t>(&sincut_emu_trampoline);  // return address
     f->sp = s;
 }
 
@@ -358,7 +349,7 @@ struct Register {
 };
 
 // ---- fault reporting ----
-inline thread_local const char* running_kernel = nullptr;
+static thread_local const char* running_kernel = nullptr;
 inline char* alt_stack_for_this_thread() {
     static thread_local char* s = nullptr;
     if (!s) s = static_cast<char*>(std::malloc(64 * 1024));

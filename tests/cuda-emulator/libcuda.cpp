@@ -354,7 +354,7 @@ CUresult cuModuleLoadData(CUmodule* out, const void* image) {
         return INVALID_IMAGE;
     }
     void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-    unlink(path.c_str());
+    if (!std::getenv("SINCUT_EMU_KEEP_MODULES")) unlink(path.c_str());  // kept: for profilers
     if (!handle) {
         fail(std::string("dlopen: ") + dlerror());
         return INVALID_IMAGE;
