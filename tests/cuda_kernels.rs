@@ -986,10 +986,19 @@ fn cuda_engine_matches_cpu_engine() {
         // Losses of iterations 2 and 3 follow parameters that Adam moved from slightly
         // different gradients: the fixtures measure f32 rounding alone at up to 2.0e-4 there
         // (rounding.json, k<i>.loss.*), hence 4 × 2.5e-4.
+        // A noise weight's gradient is one dot product ⟨dy, noise⟩ of random-sign terms: for
+        // the GAN term alone at seed 1, |⟨dy, n⟩| is 3.0e3 times smaller than ‖dy‖·‖n‖, so a
+        // relative error of dy is amplified up to that much. One leaky-ReLU slope flipped by
+        // rounding (D's first layer, pre-activation −2.0e-7 where outputs have rms 0.28) moves
+        // dy at one pixel and this gradient by 1.6e-2, every other gradient by ≤ 3.6e-4. The
+        // rounding allowance is measured without any GPU: the CPU engine in f32 against f64
+        // moves this quantity by up to 7.3e-3 over seeds 1..30 (other gradients ≤ 5.5e-3).
         let rounding: std::collections::BTreeMap<String, f64> = want_t
             .keys()
             .filter_map(|k| {
-                if k.starts_with("grad") || k.as_str() == "r1.input_grad" {
+                if k.starts_with("grad") && k.ends_with(".noise.weight") {
+                    Some((k.clone(), 7.3e-3))
+                } else if k.starts_with("grad") || k.as_str() == "r1.input_grad" {
                     Some((k.clone(), 2.5e-3))
                 } else if k.starts_with('k') && k.contains(".loss.") {
                     Some((k.clone(), 2.5e-4))
