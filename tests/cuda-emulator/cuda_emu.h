@@ -86,26 +86,18 @@ inline float __expf(float a) { return std::exp(a); }
 inline float __logf(float a) { return std::log(a); }
 inline float __fdividef(float a, float b) { return a / b; }
 inline float __saturatef(float a) { return a < 0.f ? 0.f : (a > 1.f ? 1.f : a); }
-inline float __int_as_float(int v) {
-    float f;
-    std::memcpy(&f, &v, 4);
-    return f;
+// The bit reinterpretations (__int_as_float, ...): one memcpy of same-sized types.
+template <class To, class From>
+inline To sincut_emu_bits(From v) {
+    static_assert(sizeof(To) == sizeof(From), "reinterpretation between types of different sizes");
+    To t;
+    std::memcpy(&t, &v, sizeof t);
+    return t;
 }
-inline int __float_as_int(float f) {
-    int v;
-    std::memcpy(&v, &f, 4);
-    return v;
-}
-inline unsigned __float_as_uint(float f) {
-    unsigned v;
-    std::memcpy(&v, &f, 4);
-    return v;
-}
-inline float __uint_as_float(unsigned v) {
-    float f;
-    std::memcpy(&f, &v, 4);
-    return f;
-}
+inline float __int_as_float(int v) { return sincut_emu_bits<float>(v); }
+inline int __float_as_int(float f) { return sincut_emu_bits<int>(f); }
+inline unsigned __float_as_uint(float f) { return sincut_emu_bits<unsigned>(f); }
+inline float __uint_as_float(unsigned v) { return sincut_emu_bits<float>(v); }
 // CUDA's min/max are overloaded for every arithmetic type, mixing types by promotion.
 template <class A, class B>
 inline auto min(A a, B b) -> std::common_type_t<A, B> {
