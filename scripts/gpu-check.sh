@@ -51,7 +51,11 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >>
 run=$(mktemp -d)/run
 step "doctor (compile all kernels)" 120 "$B/sincut" doctor
 step "kernel + engine tests vs CPU" 180 "$B/cuda_kernels" --test-threads=1 --nocapture
-step "check-golden --device cuda" 120 "$B/sincut" check-golden --device cuda "$GOLDEN"
+# c128-b2-g4-d2-w64's trajectory is expected to fail (its step to pass): it leaves its bounds
+# after a 3e-6 perturbation even on the CPU engine (docs/CUDA.md, "CPU emulator").
+for fx in "$GOLDEN"/*/; do
+  step "check-golden --device cuda $(basename "$fx")" 90 "$B/sincut" check-golden --device cuda "$fx"
+done
 # The benchmark before the fit: its timings are wanted even if a slow fit runs out of time.
 step "bench (train, memory, render)" 150 "$B/bench_gpu" "${BENCH_ARGS[@]}"
 # Checkpoints every 50 iterations, so that a fit cut short still leaves one to render.
