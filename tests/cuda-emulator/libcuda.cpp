@@ -67,7 +67,9 @@ CUresult check_range(uintptr_t p, size_t len, const char* what) {
     std::lock_guard<std::mutex> g(mu);
     if (len == 0) return OK;
     if (!find(p, len)) {
-        fail(std::string(what) + ": " + std::to_string(len) + " bytes at 0x" + std::to_string(p) +
+        char at[32];
+        std::snprintf(at, sizeof at, "%#llx", (unsigned long long)p);
+        fail(std::string(what) + ": " + std::to_string(len) + " bytes at " + at +
              " are not inside one live allocation");
         return INVALID_VALUE;
     }
