@@ -22,6 +22,8 @@ build libcuda.so libcuda.cpp
 build libnvrtc.so libnvrtc.cpp
 cp "$src/cuda_emu.h" "$out/cuda_emu.h"
 export LD_LIBRARY_PATH="$out${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# By path: a real libnvrtc.so.13/.so.12 on this machine would otherwise be found first.
+export SINCUT_NVRTC="$out/libnvrtc.so"
 # The header and the compile flags are part of every module: new ones mean a new cache.
 export SINCUT_CACHE_DIR="$out/cache-$(cat "$src/cuda_emu.h" "$src/libnvrtc.cpp" | cksum | cut -d' ' -f1)"
 export SINCUT_CUDA_EMULATOR=1

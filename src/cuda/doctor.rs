@@ -1,8 +1,8 @@
 //! `sincut doctor`: what the CUDA engine finds on this machine, and whether every kernel
 //! compiles (without spills) for the GPU's architecture or the one asked for.
 
-use super::nvrtc::{self, guarded};
-use super::{CudaError, driver_present};
+use super::nvrtc;
+use super::{CudaError, driver_present, guarded};
 use cudarc::driver::CudaContext;
 use std::fmt::Write;
 
@@ -72,6 +72,9 @@ pub fn doctor_report(arch: Option<&str>) -> (String, bool) {
         Ok(list) => list[0].1.clone(),
         Err(_) => "sm_90".to_string(),
     });
+    if let Some(lib) = nvrtc::loaded_library("libcuda") {
+        let _ = writeln!(s, "libcuda: {}", lib.display());
+    }
     match nvrtc::nvrtc_version() {
         Ok((a, b)) => {
             let lib = nvrtc::nvrtc_library()
@@ -81,7 +84,8 @@ pub fn doctor_report(arch: Option<&str>) -> (String, bool) {
         }
         Err(e) => {
             let _ = writeln!(s, "NVRTC: {e}");
-            return (s, false);
+            let ok = prebuilt_report(&mut s, &arch, gpu_list.is_ok());
+            return (s, ok);
         }
     }
     let inc = nvrtc::include_dirs();
@@ -153,4 +157,62 @@ pub fn doctor_report(arch: Option<&str>) -> (String, bool) {
         }
     }
     (s, ok)
+}
+
+/// Without NVRTC, the CUDA engine runs the cubins of $SINCUT_PREBUILT_CUBINS: reports whether
+/// every kernel file has one for `arch` and, with a GPU, whether the driver loads each.
+fn prebuilt_report(s: &mut String, arch: &str, have_gpu: bool) -> bool {
+    let Some(dir) = std::env::var_os(nvrtc::PREBUILT_ENV).filter(|v| !v.is_empty()) else {
+        let _ = writeln!(
+            s,
+            "prebuilt cubins: none ({} not set): the CUDA engine cannot run here",
+            nvrtc::PREBUILT_ENV
+        );
+        return false;
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let gpu = if have_gpu {
+        super::Gpu::open(0).ok()
+    } else {
+        None
+    };
+    let mut missing = Vec::new();
+    let mut unloadable = Vec::new();
+    for (file, _) in super::kernels::FILES {
+        match nvrtc::prebuilt_cubin_in(&dir, file, arch) {
+            None => missing.push(*file),
+            Some(bytes) => {
+                if let Some(g) = &gpu
+                    && let Err(e) = g
+                        .context()
+                        .load_module(cudarc::nvrtc::Ptx::from_binary(bytes))
+                {
+                    unloadable.push(format!("{file} ({})", CudaError::driver("loading", e)));
+                }
+            }
+        }
+    }
+    let n = super::kernels::FILES.len();
+    let _ = writeln!(
+        s,
+        "prebuilt cubins: {} ({} of {n} kernel files for {arch}{})",
+        dir.display(),
+        n - missing.len(),
+        match &gpu {
+            Some(_) if unloadable.is_empty() && missing.is_empty() => ", each loaded by the driver",
+            Some(_) => "",
+            None => ", not loaded: no GPU",
+        }
+    );
+    if !missing.is_empty() {
+        let _ = writeln!(
+            s,
+            "  missing (another build or arch?): {}",
+            missing.join(", ")
+        );
+    }
+    for u in &unloadable {
+        let _ = writeln!(s, "  not loadable: {u}");
+    }
+    missing.is_empty() && unloadable.is_empty()
 }

@@ -8,6 +8,7 @@
 pub mod doctor;
 pub mod error;
 pub mod kernels;
+pub mod libnvrtc;
 pub mod nvrtc;
 pub mod ops;
 pub mod tensor;
@@ -37,9 +38,23 @@ pub struct Gpu {
     poison: bool,
 }
 
+/// Runs `f`, turning a panic (cudarc's reaction to a missing libcuda) into an error.
+pub(crate) fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Result<R, String> {
+    // The panic hook is left alone (swapping it is racy across threads): availability is
+    // checked first, so this only catches what slips through.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        let msg = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "panic".into());
+        format!("{what}: {}", msg.lines().next().unwrap_or(""))
+    })
+}
+
 /// Whether libcuda can be loaded at all (no panic).
 pub fn driver_present() -> bool {
-    nvrtc::guarded("loading libcuda", || unsafe {
+    guarded("loading libcuda", || unsafe {
         cudarc::driver::sys::is_culib_present()
     })
     .unwrap_or(false)
@@ -53,7 +68,7 @@ impl Gpu {
                 "libcuda is not installed or not on the loader path".into(),
             ));
         }
-        let ctx = nvrtc::guarded("creating the CUDA context", || CudaContext::new(ordinal))
+        let ctx = guarded("creating the CUDA context", || CudaContext::new(ordinal))
             .map_err(CudaError::NoDriver)?
             .map_err(|e| CudaError::driver(&format!("opening GPU {ordinal}"), e))?;
         let (major, minor) = ctx

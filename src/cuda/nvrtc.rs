@@ -1,56 +1,26 @@
-//! Run-time compilation with NVRTC: header search, compile options, the on-disk cache of
-//! compiled cubins and the parsing of ptxas' per-kernel report.
-//!
-//! libnvrtc is loaded by cudarc through the dynamic loader (names like `libnvrtc.so.12`), so it
-//! must be on LD_LIBRARY_PATH (or in the loader's default paths) when the process starts.
+//! Run-time compilation with NVRTC: compile options, header search, the on-disk cache of
+//! compiled cubins and the parsing of ptxas' per-kernel report. Finding and opening libnvrtc
+//! itself is `super::libnvrtc`.
 
 use super::error::CudaError;
 use super::kernels;
-use cudarc::nvrtc::{result, sys};
+use super::libnvrtc::{self, SearchEnv};
 use std::ffi::CString;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-/// Runs `f`, turning a panic (cudarc's reaction to a missing library) into an error.
-pub(crate) fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Result<R, String> {
-    // The panic hook is left alone (swapping it is racy across threads): availability is
-    // checked first, so this only catches what slips through.
-    catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
-        let msg = p
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "panic".into());
-        format!("{what}: {}", msg.lines().next().unwrap_or(""))
-    })
+/// The process's libnvrtc, or why there is none.
+fn nvrtc() -> Result<&'static libnvrtc::Nvrtc, CudaError> {
+    libnvrtc::global().map_err(CudaError::NvrtcMissing)
 }
 
 /// Whether libnvrtc can be loaded; Err says why not.
 pub fn nvrtc_available() -> Result<(), CudaError> {
-    let present = guarded("loading libnvrtc", || unsafe { sys::is_culib_present() })
-        .map_err(CudaError::NvrtcMissing)?;
-    if !present {
-        return Err(CudaError::NvrtcMissing(
-            "libnvrtc is not on the loader path (set LD_LIBRARY_PATH before starting; \
-             pip install nvidia-cuda-nvrtc-cu12 provides it)"
-                .into(),
-        ));
-    }
-    Ok(())
+    nvrtc().map(|_| ())
 }
 
 /// NVRTC's version (major, minor).
 pub fn nvrtc_version() -> Result<(i32, i32), CudaError> {
-    nvrtc_available()?;
-    let (mut a, mut b) = (0, 0);
-    let r = guarded("nvrtcVersion", || unsafe {
-        sys::nvrtcVersion(&mut a, &mut b)
-    })
-    .map_err(CudaError::NvrtcMissing)?;
-    if r != sys::nvrtcResult::NVRTC_SUCCESS {
-        return Err(CudaError::NvrtcMissing(format!("nvrtcVersion: {r:?}")));
-    }
-    Ok((a, b))
+    nvrtc().map(|n| n.version)
 }
 
 /// Path of a loaded shared library whose file name starts with `prefix` (from /proc/self/maps).
@@ -66,69 +36,42 @@ pub fn loaded_library(prefix: &str) -> Option<PathBuf> {
         })
 }
 
-/// Where libnvrtc was loaded from (None before the first NVRTC call or when not loaded).
+/// The libnvrtc file this process opened (None when there is none).
 pub fn nvrtc_library() -> Option<PathBuf> {
-    loaded_library("libnvrtc")
+    nvrtc().ok().map(|n| n.path.clone())
 }
 
 fn has_cuda_headers(dir: &Path) -> bool {
     dir.join("cuda_fp16.h").is_file()
 }
 
-/// `<base>/lib/python3*/site-packages` (and dist-packages) below `base`.
-fn site_packages_under(base: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(base.join("lib")) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let name = e.file_name();
-        if name.to_string_lossy().starts_with("python3") {
-            out.push(e.path().join("site-packages"));
-            out.push(e.path().join("dist-packages"));
-        }
-    }
-}
-
 /// Directories holding NVRTC's headers (cuda_fp16.h, cuda_bf16.h, ...), in search order:
-/// $SINCUT_CUDA_INCLUDE (colon-separated), $CUDA_PATH/include, $CUDA_HOME/include,
-/// /usr/local/cuda/include, the pip `nvidia/cuda_runtime/include` beside the loaded libnvrtc,
-/// then the same pip directory in the usual Python site-packages locations.
-/// Only directories that contain cuda_fp16.h are returned (the kernels themselves include no
-/// header today; this is for the half-precision kernels to come).
+/// $SINCUT_CUDA_INCLUDE (colon-separated), the toolkits' include/ ($CUDA_PATH, $CUDA_HOME,
+/// /usr/local/cuda), the pip folder beside the loaded libnvrtc (CUDA 13: `nvidia/cu13/include`;
+/// CUDA 12: `nvidia/cuda_runtime/include`), then the same in the Python package folders
+/// libnvrtc is searched in. Only directories that contain cuda_fp16.h are returned (the
+/// kernels include no header today).
 pub fn include_dirs() -> Vec<PathBuf> {
+    let env = SearchEnv::from_env();
     let mut cand: Vec<PathBuf> = Vec::new();
     if let Ok(v) = std::env::var("SINCUT_CUDA_INCLUDE") {
         cand.extend(std::env::split_paths(&v));
     }
-    for var in ["CUDA_PATH", "CUDA_HOME"] {
-        if let Ok(v) = std::env::var(var) {
-            cand.push(PathBuf::from(v).join("include"));
-        }
-    }
-    cand.push("/usr/local/cuda/include".into());
-    // .../site-packages/nvidia/cuda_nvrtc/lib/libnvrtc.so.12 → .../nvidia/cuda_runtime/include
+    cand.extend(env.toolkits.iter().map(|t| t.join("include")));
+    // .../nvidia/cu13/lib/libnvrtc.so.13 → .../nvidia/cu13/include;
+    // .../nvidia/cuda_nvrtc/lib/libnvrtc.so.12 → .../nvidia/cuda_runtime/include
     if let Some(lib) = nvrtc_library()
-        && let Some(nvidia) = lib.parent().and_then(Path::parent).and_then(Path::parent)
+        && let Some(pkg) = lib.parent().and_then(Path::parent)
     {
-        cand.push(nvidia.join("cuda_runtime/include"));
-    }
-    let mut sites = Vec::new();
-    for base in ["/usr/local", "/usr"] {
-        site_packages_under(Path::new(base), &mut sites);
-    }
-    if let Some(home) = std::env::var_os("HOME").map(PathBuf::from) {
-        site_packages_under(&home.join(".local"), &mut sites);
-        if let Ok(rd) = std::fs::read_dir(home.join(".pyenv/versions")) {
-            for e in rd.flatten() {
-                site_packages_under(&e.path(), &mut sites);
-            }
+        cand.push(pkg.join("include"));
+        if let Some(nvidia) = pkg.parent() {
+            cand.push(nvidia.join("cuda_runtime/include"));
         }
     }
-    cand.extend(
-        sites
-            .into_iter()
-            .map(|s| s.join("nvidia/cuda_runtime/include")),
-    );
+    for site in libnvrtc::python_site_dirs(&env) {
+        cand.push(site.join("nvidia/cu13/include"));
+        cand.push(site.join("nvidia/cuda_runtime/include"));
+    }
     let mut out: Vec<PathBuf> = Vec::new();
     for c in cand {
         if has_cuda_headers(&c) && !out.contains(&c) {
@@ -138,19 +81,26 @@ pub fn include_dirs() -> Vec<PathBuf> {
     out
 }
 
-/// The NVRTC options for `arch` (e.g. "sm_90"): ptxas reports registers, shared memory and
-/// spills, and any spill is an error.
+/// The options that determine the machine code for `arch` (e.g. "sm_90"); ptxas reports
+/// registers, shared memory and spills (`-v`). A spill is not an error here: it only slows a
+/// kernel, so a user's run goes on (with a notice) and `sincut doctor` / CI fail on it.
 pub fn options(arch: &str) -> Vec<String> {
-    let mut o = vec![
+    vec![
         format!("--gpu-architecture={arch}"),
         "--std=c++17".to_string(),
         "--ptxas-options=-v".to_string(),
-        "--ptxas-options=--warn-on-spills".to_string(),
-        "--ptxas-options=--warning-as-error".to_string(),
-    ];
-    for d in include_dirs() {
-        o.push(format!("--include-path={}", d.display()));
-    }
+    ]
+}
+
+/// [`options`] plus the header folders of this machine, which do not enter the cache key (the
+/// headers that matter come with NVRTC, whose version does).
+fn compile_options(arch: &str) -> Vec<String> {
+    let mut o = options(arch);
+    o.extend(
+        include_dirs()
+            .iter()
+            .map(|d| format!("--include-path={}", d.display())),
+    );
     o
 }
 
@@ -163,66 +113,26 @@ pub struct Compiled {
 /// Compiles one kernel file for `arch` to a cubin (SASS for that exact architecture: loading
 /// it needs no PTX JIT, and it does not depend on the driver accepting NVRTC's PTX version).
 pub fn compile(file: &str, arch: &str) -> Result<Compiled, CudaError> {
-    nvrtc_available()?;
+    let nvrtc = nvrtc()?;
     let src = kernels::program(file)
         .ok_or_else(|| CudaError::Shape(format!("no kernel file named {file}")))?;
-    let opts = options(arch);
-    let file_owned = file.to_string();
-    let r = guarded("NVRTC", move || unsafe {
-        let csrc = CString::new(src).expect("kernel source has no NUL");
-        let cname = CString::new(file_owned.clone()).expect("file name has no NUL");
-        let prog = match result::create_program(&csrc, Some(&cname)) {
-            Ok(p) => p,
-            Err(e) => {
-                return Err(CudaError::Compile {
-                    file: file_owned,
-                    log: format!("nvrtcCreateProgram: {e:?}"),
-                });
-            }
-        };
-        let status = result::compile_program(prog, &opts);
-        let log = result::get_program_log(prog)
-            .map(|raw| {
-                let bytes: Vec<u8> = raw
-                    .iter()
-                    .map(|&c| c as u8)
-                    .take_while(|&c| c != 0)
-                    .collect();
-                String::from_utf8_lossy(&bytes).into_owned()
-            })
-            .unwrap_or_default();
-        let out = match status {
-            Err(e) => Err(CudaError::Compile {
-                file: file_owned,
-                log: if log.trim().is_empty() {
-                    format!("{e:?}")
-                } else {
-                    log
-                },
-            }),
-            Ok(()) => {
-                let mut size = 0usize;
-                let rs = sys::nvrtcGetCUBINSize(prog, &mut size);
-                let mut cubin = vec![0u8; size];
-                let rc = if rs == sys::nvrtcResult::NVRTC_SUCCESS {
-                    sys::nvrtcGetCUBIN(prog, cubin.as_mut_ptr() as *mut _)
-                } else {
-                    rs
-                };
-                if rc != sys::nvrtcResult::NVRTC_SUCCESS || size == 0 {
-                    Err(CudaError::Compile {
-                        file: file_owned,
-                        log: format!("nvrtcGetCUBIN: {rc:?} (is {arch} a real architecture?)"),
-                    })
-                } else {
-                    Ok(Compiled { cubin, log })
-                }
-            }
-        };
-        let _ = result::destroy_program(prog);
-        out
-    });
-    r.map_err(CudaError::NvrtcMissing)?
+    let csrc = CString::new(src).map_err(|_| CudaError::Shape(format!("{file}: NUL in source")))?;
+    let cname = CString::new(file).map_err(|_| CudaError::Shape(format!("{file}: NUL in name")))?;
+    let out = nvrtc.compile(&csrc, &cname, &compile_options(arch));
+    match (out.cubin, out.error) {
+        (Some(cubin), None) => Ok(Compiled {
+            cubin,
+            log: out.log,
+        }),
+        (_, error) => Err(CudaError::Compile {
+            file: file.to_string(),
+            log: if out.log.trim().is_empty() {
+                error.unwrap_or_default()
+            } else {
+                out.log
+            },
+        }),
+    }
 }
 
 /// 128-bit FNV-1a: a stable hash (std's hasher is not guaranteed stable across releases).
@@ -252,7 +162,8 @@ pub fn cache_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/sincut"))
 }
 
-/// The cache file for (program text, options, arch, NVRTC version).
+/// The cache file for (program text, [`options`], arch, NVRTC version): what determines the
+/// machine code, and nothing of where this machine keeps its headers.
 pub fn cache_path(file: &str, arch: &str) -> Option<PathBuf> {
     let src = kernels::program(file)?;
     let opts = options(arch).join("\u{1}");
@@ -307,6 +218,14 @@ pub fn cubin_cached(file: &str, arch: &str) -> Result<Vec<u8>, CudaError> {
         }
         Err(e) => return Err(e),
     };
+    // A spill slows a kernel but does not make it wrong: say so once, go on.
+    for r in parse_ptxas_log(file, &c.log).iter().filter(|r| !r.ok()) {
+        eprintln!(
+            "note: kernel {} ({file}) spills registers on {arch} ({} B stored, {} B loaded): \
+             it runs, slower; `sincut doctor` reports every kernel",
+            r.kernel, r.spill_stores, r.spill_loads
+        );
+    }
     if let Some(p) = &path {
         let _ = write_atomic(p, &c.cubin);
     }
@@ -316,8 +235,8 @@ pub fn cubin_cached(file: &str, arch: &str) -> Result<Vec<u8>, CudaError> {
 /// Environment variable naming a folder of cubins exported by `sincut doctor --export`.
 pub const PREBUILT_ENV: &str = "SINCUT_PREBUILT_CUBINS";
 
-/// The exported cubin's file name: keyed by program text, options and arch (not the NVRTC
-/// version, which a machine without NVRTC cannot know).
+/// The exported cubin's file name: keyed by program text, [`options`] and arch (not the NVRTC
+/// version, which a machine without NVRTC cannot know), so it is the same on every machine.
 pub fn prebuilt_name(file: &str, arch: &str) -> Option<String> {
     let src = kernels::program(file)?;
     let opts = options(arch).join("\u{1}");
@@ -328,10 +247,15 @@ pub fn prebuilt_name(file: &str, arch: &str) -> Option<String> {
     ))
 }
 
-fn prebuilt_cubin(file: &str, arch: &str) -> Option<Vec<u8>> {
-    let dir = PathBuf::from(std::env::var_os(PREBUILT_ENV)?);
+/// The cubin for `file` on `arch` in the exported folder `dir`, if there is one.
+pub fn prebuilt_cubin_in(dir: &Path, file: &str, arch: &str) -> Option<Vec<u8>> {
     let bytes = std::fs::read(dir.join(prebuilt_name(file, arch)?)).ok()?;
     bytes.starts_with(b"\x7fELF").then_some(bytes)
+}
+
+fn prebuilt_cubin(file: &str, arch: &str) -> Option<Vec<u8>> {
+    let dir = PathBuf::from(std::env::var_os(PREBUILT_ENV)?);
+    prebuilt_cubin_in(&dir, file, arch)
 }
 
 /// Compiles every kernel file for `arch` into `dir` under its prebuilt name.
