@@ -7,6 +7,8 @@
 //!
 //!   cargo bench --bench gpu                        # everything, 5 timed iterations per crop
 //!   cargo bench --bench gpu -- --iters 10 --profile
+//!   cargo bench --bench gpu -- --crops 32 --batch 2 --ngf 2 --ndf 2 --render-side 256
+//!                                                  # a tiny run (the CPU emulator's dry run)
 //!
 //! Without a GPU it prints `skipped: no CUDA device (...)` and exits 0.
 
@@ -37,20 +39,72 @@ fn peak_mib(e: &CudaEngine) -> f64 {
         .map_or(f64::NAN, |b| b as f64 / (1024.0 * 1024.0))
 }
 
-/// Times `iters` iterations after two warm-up ones; returns (median ms, peak MiB).
-fn train(
-    e: &CudaEngine,
-    crop: usize,
+/// The measured configuration: the official widths and batch unless asked otherwise.
+struct Bench {
     iters: usize,
     profile: bool,
-) -> sincut::io::Result<(f64, f64)> {
-    let cfg = ModelConfig {
-        crop,
-        batch: 16,
-        ngf: 10,
-        ndf: 8,
-        ..Default::default()
-    };
+    crops: Vec<usize>,
+    batch: usize,
+    ngf: usize,
+    ndf: usize,
+    render_side: usize,
+}
+
+impl Bench {
+    fn from_args() -> Result<Bench, String> {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let value = |name: &str| -> Result<Option<&str>, String> {
+            match args.iter().position(|a| a == name) {
+                None => Ok(None),
+                Some(i) => args
+                    .get(i + 1)
+                    .map(|v| Some(v.as_str()))
+                    .ok_or(format!("{name} needs a value")),
+            }
+        };
+        let number = |name: &str, default: usize| -> Result<usize, String> {
+            value(name)?.map_or(Ok(default), |v| {
+                v.parse::<usize>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or(format!("{name} {v}: not a positive number"))
+            })
+        };
+        let crops = match value("--crops")? {
+            None => vec![64, 128],
+            Some(v) => v
+                .split(',')
+                .map(|c| c.trim().parse::<usize>().ok().filter(|&n| n > 0))
+                .collect::<Option<Vec<_>>>()
+                .ok_or(format!("--crops {v}: not a list of sizes"))?,
+        };
+        Ok(Bench {
+            iters: number("--iters", 5)?,
+            profile: args.iter().any(|a| a == "--profile"),
+            crops,
+            batch: number("--batch", 16)?,
+            ngf: number("--ngf", 10)?,
+            ndf: number("--ndf", 8)?,
+            render_side: number("--render-side", 2048)?,
+        })
+    }
+
+    fn model(&self, crop: usize) -> ModelConfig {
+        ModelConfig {
+            crop,
+            batch: self.batch,
+            ngf: self.ngf,
+            ndf: self.ndf,
+            d_window: crop.min(ModelConfig::default().d_window),
+            ..Default::default()
+        }
+    }
+}
+
+/// Times `b.iters` iterations after two warm-up ones; returns (median ms, peak MiB).
+fn train(e: &CudaEngine, b: &Bench, crop: usize) -> sincut::io::Result<(f64, f64)> {
+    let (iters, profile) = (b.iters, b.profile);
+    let cfg = b.model(crop);
     let nets = Networks::new(&cfg);
     let mut rng = StdRng::seed_from_u64(7);
     let _ = e.gpu.reset_peak_pool_bytes();
@@ -78,7 +132,10 @@ fn train(
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     println!(
-        "train crop {crop:>3} batch 16 ngf 10 ndf 8: median {median:8.1} ms/iter (min {:.1}, max {:.1}, {iters} iters)  peak GPU memory {peak:.0} MiB",
+        "train crop {crop:>3} batch {} ngf {} ndf {}: median {median:8.1} ms/iter (min {:.1}, max {:.1}, {iters} iters)  peak GPU memory {peak:.0} MiB",
+        cfg.batch,
+        cfg.ngf,
+        cfg.ndf,
         times[0],
         times[times.len() - 1]
     );
@@ -98,11 +155,9 @@ fn train(
     Ok((median, peak))
 }
 
-fn render(e: &CudaEngine, side: usize) -> sincut::io::Result<f64> {
-    let cfg = ModelConfig {
-        ngf: 10,
-        ..Default::default()
-    };
+fn render(e: &CudaEngine, b: &Bench) -> sincut::io::Result<f64> {
+    let side = b.render_side;
+    let cfg = b.model(ModelConfig::default().crop);
     let nets = Networks::new(&cfg);
     let mut rng = StdRng::seed_from_u64(9);
     let p = upload_params(e, &nets.init::<f32, _>(&mut rng))?;
@@ -128,15 +183,13 @@ fn render(e: &CudaEngine, side: usize) -> sincut::io::Result<f64> {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let iters = args
-        .iter()
-        .position(|a| a == "--iters")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(5)
-        .max(1);
-    let profile = args.iter().any(|a| a == "--profile");
+    let b = match Bench::from_args() {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("bench gpu: {e}");
+            std::process::exit(2);
+        }
+    };
     let e = match CudaEngine::open(0) {
         Ok(e) => e,
         Err(err) => {
@@ -146,15 +199,24 @@ fn main() {
     };
     println!("GPU: {} ({})", e.gpu.name(), e.gpu.arch());
     let run = || -> sincut::io::Result<()> {
-        let (ms64, mem64) = train(&e, 64, iters, profile)?;
-        let (ms128, mem128) = train(&e, 128, iters, profile)?;
-        let mps = render(&e, 2048)?;
+        let mut rows = Vec::new();
+        for &crop in &b.crops {
+            let (ms, mem) = train(&e, &b, crop)?;
+            rows.push((crop, ms, mem));
+        }
+        let mps = render(&e, &b)?;
         println!("| measure | value |");
         println!("|---|---|");
-        println!("| train crop 64 / b16, ms/iter | {ms64:.1} |");
-        println!("| train crop 128 / b16, ms/iter | {ms128:.1} |");
-        println!("| peak GPU memory crop 64 / 128 | {mem64:.0} / {mem128:.0} MiB |");
-        println!("| render tiles 512, MP/s | {mps:.2} |");
+        for (crop, ms, mem) in rows {
+            println!(
+                "| train crop {crop} / b{} ngf {} ndf {}, ms/iter (peak GPU memory) | {ms:.1} ({mem:.0} MiB) |",
+                b.batch, b.ngf, b.ndf
+            );
+        }
+        println!(
+            "| render {0}×{0} tiles 512, MP/s | {mps:.2} |",
+            b.render_side
+        );
         Ok(())
     };
     if let Err(err) = run() {

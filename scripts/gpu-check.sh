@@ -1,102 +1,214 @@
 #!/usr/bin/env bash
-# Validates all GPU code on a machine with an NVIDIA GPU and no Rust toolchain, from binaries
-# built beforehand by scripts/gpu-bundle.sh (in gpu-bundle/). Sized for about 8 minutes on an
-# H100; each step has its own time limit so one hang cannot eat the session. Writes a short
-# results table last and keeps the full log in gpu-check.log. Record each run in
-# docs/GPU-RUNS.md.
+# The GPU check: validates all GPU code on a machine with an NVIDIA GPU and no Rust toolchain,
+# from the bundle scripts/gpu-bundle.sh builds (gpu-bundle/payload.tar.gz, carried there).
 #
-# Steps: the doctor (driver, NVRTC, every kernel compiled for the GPU); every kernel test and
-# the CUDA engine against the CPU engine; check-golden --device cuda on every fixture; the GPU
-# benchmark (ms/iteration at crops 64 and 128, peak memory, render MP/s, per-op times); a
-# 300-iteration fit (crop 128, batch 16) on the Étretat pair; a tiled render of its result
-# (tiles 512). The fit's run directory (metrics, snapshots, result.png, render-512.png) is
-# copied to gpu-check-run/ for the record.
+#   scripts/gpu-check.sh            in the repository: unpacks the bundle to $GPU_CHECK_DIR
+#                                   (default /tmp/sincut-gpu-check) and runs its copy of this
+#   <unpacked bundle>/gpu-check.sh  runs the check with the binaries beside it
 #
-# QUICK=1 shortens the run (fit 60 iterations, bench 2 iterations without per-op times) for a
-# first try when device time is short.
+# Steps, in order, each with a one-line result printed as it ends: a probe (nvidia-smi,
+# libcuda, libnvrtc, glibc, python), `sincut doctor` (driver, NVRTC, every kernel compiled for
+# the GPU, or the bundle's prebuilt cubins without NVRTC); every kernel test and the CUDA engine
+# against the CPU engine; check-golden --device cuda per fixture; the GPU benchmark; the
+# official implementation's timing when its code is carried in .official/ (docs/OFFICIAL-
+# BENCH.md); a fit on the Étretat pair whose length comes from the benchmark's ms/iteration so
+# that it ends in time; a tiled render of its result.
+#
+# One deadline for everything (DEADLINE_S, default 480 s from the start): a step gets at most
+# the time left and what no longer fits is skipped with a notice. Everything lands in $OUT
+# (default ./gpu-check-out) as it happens, at most 8 files: gpu-check.log (every step's full
+# output, streamed), summary.txt (the one-line results), fit-metrics.jsonl, fit-report.html,
+# render-512.png, official-c128-b16.json, official-c64-b16.json.
+#
+# GPU_CHECK_TINY=1: a tiny configuration (for the CPU emulator's dry run, scripts/gpu-dry-run.sh).
+# GPU_CHECK_TESTS: a name filter for the kernel tests (default: all).
+# GPU_CHECK_LIMIT_SCALE: multiplies every step's own limit (the emulator is slow).
+# OFFICIAL_CUT_DIR: the official code (default: .official/ in the repository, when present).
 set -uo pipefail
-cd "$(dirname "$0")/.."
-FIT_ITERS=300; BENCH_ARGS=(--iters 3 --profile)
-if [ "${QUICK:-0}" = 1 ]; then FIT_ITERS=60; BENCH_ARGS=(--iters 2); fi
-B=gpu-bundle
-log=gpu-check.log
-: > "$log"
-results=()
-step() { # <name> <time limit s> <command...>
-  local name=$1 limit=$2; shift 2
-  echo "== $name: $*" >> "$log"
-  local t0=$(date +%s.%N)
-  timeout "$limit" "$@" >> "$log" 2>&1; local rc=$?
-  local t1=$(date +%s.%N)
-  case $rc in 0) r=ok;; 124) r=TIMEOUT;; *) r="FAIL($rc)";; esac
-  results+=("$(printf '%-40s %-9s %7.1f s' "$name" "$r" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")")
+
+here=$(cd "$(dirname "$0")" && pwd)
+if [ ! -x "$here/sincut" ]; then
+    # In the repository (or beside a bundle): unpack, then run the bundle's own copy.
+    repo=$(cd "$here/.." && pwd)
+    payload=${GPU_BUNDLE:-$repo/gpu-bundle}/payload.tar.gz
+    [ -f "$payload" ] || { echo "gpu-check: no $payload (build it with scripts/gpu-bundle.sh)"; exit 1; }
+    dir=${GPU_CHECK_DIR:-/tmp/sincut-gpu-check}
+    rm -rf "$dir" && mkdir -p "$dir" && tar xzf "$payload" -C "$dir" \
+        || { echo "gpu-check: cannot unpack $payload into $dir"; exit 1; }
+    if [ -z "${OFFICIAL_CUT_DIR:-}" ] && [ -f "$repo/.official/models/sincut_model.py" ]; then
+        export OFFICIAL_CUT_DIR=$repo/.official
+    fi
+    export GPU_CHECK_REPO=${GPU_CHECK_REPO:-$repo}
+    exec "$dir/gpu-check.sh" "$@"
+fi
+
+T0=$(date +%s)
+DEADLINE_S=${DEADLINE_S:-480}
+TINY=${GPU_CHECK_TINY:-0}
+LIMIT_SCALE=${GPU_CHECK_LIMIT_SCALE:-1}
+B=$here
+OUT=${OUT:-$PWD/gpu-check-out}
+mkdir -p "$OUT"
+LOG=$OUT/gpu-check.log
+SUMMARY=$OUT/summary.txt
+: > "$LOG"
+: > "$SUMMARY"
+# The bundle's cubins: used only where no NVRTC is found (sincut falls back by itself).
+export SINCUT_PREBUILT_CUBINS=$B/cubins-sm_90
+export SINCUT_CACHE_DIR=${SINCUT_CACHE_DIR:-$B/kernel-cache}
+
+say() { echo "$*" | tee -a "$LOG" >> "$SUMMARY"; echo "$*"; }
+STEP_FROM=1
+# detail <regex>: the last step's output lines that match, indented, into the summary.
+detail() { tail -n +"$STEP_FROM" "$LOG" | grep -E "$1" | head -8 | sed 's/^/  /' | tee -a "$SUMMARY"; }
+left() { echo $((DEADLINE_S - ($(date +%s) - T0))); }
+# step <name> <limit s> <command...>: runs with its output streamed into the log, stopped at
+# its limit or at the deadline, whichever comes first; prints one line. Returns its status
+# (124 timed out, 99 skipped).
+step() {
+    local name=$1 limit=$2
+    shift 2
+    local l
+    l=$(left)
+    if [ "$l" -lt 15 ]; then
+        say "$(printf '%-46s %-9s (deadline: %d s left)' "$name" SKIPPED "$l")"
+        return 99
+    fi
+    limit=$((limit * LIMIT_SCALE))
+    [ "$limit" -gt $((l - 5)) ] && limit=$((l - 5))
+    echo "== $name: $* (limit ${limit} s)" >> "$LOG"
+    STEP_FROM=$(($(wc -l < "$LOG") + 1))
+    local t0 t1 rc r
+    t0=$(date +%s.%N)
+    timeout -k 5 "$limit" "$@" >> "$LOG" 2>&1
+    rc=$?
+    t1=$(date +%s.%N)
+    case $rc in 0) r=ok ;; 124 | 137) r=TIMEOUT ;; *) r="FAIL($rc)" ;; esac
+    say "$(printf '%-46s %-9s %6.1f s' "$name" "$r" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")"
+    return $rc
 }
-# Unpack the bundle once (gpu-bundle.sh packs it to fit the carry limit).
-if [ -f "$B/payload.tar.gz" ] && [ ! -x "$B/sincut" ]; then
-  tar xzf "$B/payload.tar.gz" -C "$B" || { echo "cannot unpack $B/payload.tar.gz"; exit 1; }
-fi
-# The shared folder (fixtures, pictures): $SINCUT_SHARED, ./shared, ../shared, else the bundle's.
+
+# ---- probe: printed at once -----------------------------------------------------------------
+{
+    echo "== probe ($(date -u +%FT%TZ), deadline ${DEADLINE_S} s, bundle $B)"
+    cat "$B/BUNDLE.txt" 2>/dev/null
+    nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap --format=csv,noheader 2>&1 \
+        || echo "nvidia-smi: not available"
+    echo "glibc: $(ldd --version 2>&1 | head -1)"
+    echo "libcuda: $( (ldconfig -p 2>/dev/null | grep -o '/[^ ]*libcuda\.so[^ ]*' | head -3 | tr '\n' ' ') )"
+    echo "libnvrtc (loader): $( (ldconfig -p 2>/dev/null | grep -o '/[^ ]*libnvrtc\.so[^ ]*' | head -4 | tr '\n' ' ') )"
+    for d in "${CUDA_PATH:-}" "${CUDA_HOME:-}" /usr/local/cuda; do
+        [ -n "$d" ] && ls "$d"/lib64/libnvrtc.so* 2>/dev/null | tr '\n' ' '
+    done
+    echo
+    echo "python3: $(command -v python3) $(python3 -c 'import sys; print(sys.version.split()[0])' 2>/dev/null)"
+    python3 - <<'PY' 2>/dev/null
+import glob, site, sys
+dirs = site.getsitepackages() + [site.getusersitepackages()]
+libs = sorted({p for d in dirs for p in glob.glob(d + "/nvidia/*/lib/libnvrtc.so.*")})
+print("libnvrtc (python):", " ".join(libs) or "none")
+PY
+    echo "SINCUT_NVRTC=${SINCUT_NVRTC:-} LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
+} 2>&1 | tee -a "$LOG"
+echo "---- results (also in $SUMMARY)"
+
+step "doctor (driver, NVRTC, kernels)" 120 "$B/sincut" doctor
+detail "^(GPU|CUDA driver|libcuda|NVRTC|prebuilt)|kernels in|SPILLS|DOES NOT"
+
+# ---- correctness ----------------------------------------------------------------------------
+step "kernel + engine tests vs CPU" 200 "$B/cuda_kernels" --test-threads=1 --nocapture ${GPU_CHECK_TESTS:-}
+detail "^test result|FAILED|panicked"
+
+# Fixtures and pictures: $SINCUT_SHARED, shared/ or ../shared of the repository, else the bundle's.
 SHARED=""
-for d in "${SINCUT_SHARED:-}" shared ../shared; do
-  if [ -n "$d" ] && [ -d "$d/golden" ] && [ -d "$d/data" ]; then SHARED=$d; break; fi
+for d in "${SINCUT_SHARED:-}" "${GPU_CHECK_REPO:-/nonexistent}/shared" "${GPU_CHECK_REPO:-/nonexistent}/../shared"; do
+    if [ -n "$d" ] && [ -d "$d/golden" ] && [ -d "$d/data" ]; then SHARED=$d; break; fi
 done
-GOLDEN=${SHARED:+$SHARED/golden}; GOLDEN=${GOLDEN:-$B/golden}
-DATA=${SHARED:+$SHARED/data}; DATA=${DATA:-$B/data}
-echo "fixtures: $GOLDEN ($(ls "$GOLDEN" 2>/dev/null | tr '\n' ' ')); pictures: $DATA" >> "$log"
-# Without NVRTC on this machine, run the cubins compiled beforehand (sm_90 only).
-if ! ldconfig -p 2>/dev/null | grep -q libnvrtc && [ -d "$B/cubins-sm_90" ]; then
-  export SINCUT_PREBUILT_CUBINS="$PWD/$B/cubins-sm_90"
-fi
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >> "$log" 2>&1
-run=$(mktemp -d)/run
-step "doctor (compile all kernels)" 120 "$B/sincut" doctor
-step "kernel + engine tests vs CPU" 180 "$B/cuda_kernels" --test-threads=1 --nocapture
+GOLDEN=${SHARED:+$SHARED/golden}
+GOLDEN=${GOLDEN:-$B/golden}
+DATA=${SHARED:+$SHARED/data}
+DATA=${DATA:-$B/data}
+echo "fixtures: $GOLDEN; pictures: $DATA" >> "$LOG"
 # c128-b2-g4-d2-w64's trajectory is expected to fail (its step to pass): it leaves its bounds
 # after a 3e-6 perturbation even on the CPU engine (docs/CUDA.md, "CPU emulator").
 for fx in "$GOLDEN"/*/; do
-  step "check-golden --device cuda $(basename "$fx")" 90 "$B/sincut" check-golden --device cuda "$fx"
+    [ "$TINY" = 1 ] && [ "$(basename "$fx")" != c64-b2-g4-d2 ] && continue
+    step "check-golden --device cuda $(basename "$fx")" 90 "$B/sincut" check-golden --device cuda "$fx"
+    detail "fixtures pass|FAIL|error"
 done
-# The benchmark before the fit: its timings are wanted even if a slow fit runs out of time.
-step "bench (train, memory, render)" 150 "$B/bench_gpu" "${BENCH_ARGS[@]}"
-# Checkpoints every 50 iterations, so that a fit cut short still leaves one to render.
-step "fit $FIT_ITERS iters crop 128 b16" 300 "$B/sincut" fit "$DATA/monet-etretat-painting.jpg" "$DATA/etretat-photo.jpg" \
-  --preset default --iters "$FIT_ITERS" --checkpoint-every 50 --device cuda --out "$run"
-step "render --tiles 512" 60 "$B/sincut" render "$run" --tiles 512 --device cuda --output "$run/render-512.png"
-# Optional (issue 5): the official implementation's figures at the same configurations, when
-# OFFICIAL_CUT_DIR names a copy of its code (never committed; see docs/OFFICIAL-BENCH.md).
-# JSON per run in $OFFICIAL_BENCH_OUT (default: $OUT/official-bench, else gpu-check-official/).
-if [ -n "${OFFICIAL_CUT_DIR:-}" ] && [ -d "${OFFICIAL_CUT_DIR:-}" ]; then
-  ob_out=${OFFICIAL_BENCH_OUT:-${OUT:+$OUT/official-bench}}
-  ob_out=${ob_out:-gpu-check-official}
-  mkdir -p "$ob_out"
-  # (An array, not a function: `timeout` in step runs programs only.)
-  ob=(python3 scripts/official_bench.py --official "$OFFICIAL_CUT_DIR" --source "$DATA/monet-etretat-painting.jpg"
-    --target "$DATA/etretat-photo.jpg" --device cuda --iters 30 --warmup 5)
-  step "official crop 128 b16 + render 16MP" 240 "${ob[@]}" --crop 128 --batch 16 --render-mp 16 \
-    --json "$ob_out/official-c128-b16.json"
-  step "official crop 64 b16 (official geometry)" 120 "${ob[@]}" --crop 64 --batch 16 \
-    --json "$ob_out/official-c64-b16.json"
-  for f in "$ob_out"/official-c128-b16.json "$ob_out"/official-c64-b16.json; do
-    [ -f "$f" ] || continue
-    results+=("$(python3 - "$f" <<'PY'
+
+# ---- speed ----------------------------------------------------------------------------------
+if [ "$TINY" = 1 ]; then
+    BENCH=(--iters 2 --crops 32 --batch 2 --ngf 2 --ndf 2 --render-side 96)
+    FIT=(--preset quick --crop 32 --batch 2 --ngf 2 --ndf 2 --d-window 32 --preview-size 64)
+    FIT_CROP=32 TILES=64 RESERVE_S=60 FIT_MIN=2 FIT_MAX=4
+else
+    BENCH=(--iters 5 --profile)
+    FIT=(--preset default)
+    FIT_CROP=128 TILES=512 RESERVE_S=45 FIT_MIN=10 FIT_MAX=5000
+fi
+step "bench (train, memory, render)" 150 "$B/bench_gpu" "${BENCH[@]}"
+detail "^\| (train|render)|error"
+ms=$(grep -E "^train crop +$FIT_CROP .*median" "$LOG" | tail -1 | sed -E 's/.*median +([0-9.]+) ms.*/\1/')
+
+# The official implementation on the same card, when its code came along.
+if [ -n "${OFFICIAL_CUT_DIR:-}" ] && [ -f "$OFFICIAL_CUT_DIR/models/sincut_model.py" ] && [ "$TINY" != 1 ]; then
+    ob=(python3 "$B/official_bench.py" --official "$OFFICIAL_CUT_DIR" --source "$DATA/monet-etretat-painting.jpg"
+        --target "$DATA/etretat-photo.jpg" --device cuda --iters 30 --warmup 5)
+    export PYTHONUNBUFFERED=1
+    step "official crop 128 b16 + render 16 MP" 150 "${ob[@]}" --crop 128 --batch 16 --render-mp 16 \
+        --json "$OUT/official-c128-b16.json"
+    step "official crop 64 b16 (official geometry)" 90 "${ob[@]}" --crop 64 --batch 16 \
+        --json "$OUT/official-c64-b16.json"
+    for f in "$OUT"/official-c128-b16.json "$OUT"/official-c64-b16.json; do
+        [ -f "$f" ] && python3 - "$f" <<'PY' | tee -a "$SUMMARY"
 import json, sys
-r = json.load(open(sys.argv[1])); c = r["config"]; t = r.get("train", {}); s = []
-s.append("official c%d b%d: %.1f ms/iter (median %.1f), peak %.0f MiB alloc / %.0f reserved"
-         % (c["crop"], c["batch"], t.get("mean_ms", float("nan")), t.get("median_ms", float("nan")),
-            t.get("peak_alloc_mib", float("nan")), t.get("peak_reserved_mib", float("nan"))))
+r = json.load(open(sys.argv[1])); c = r["config"]; t = r.get("train", {})
+print("  official c%d b%d: median %.1f ms/iter (mean %.1f), peak %.0f MiB allocated"
+      % (c["crop"], c["batch"], t.get("median_ms", float("nan")), t.get("mean_ms", float("nan")),
+         t.get("peak_alloc_mib", float("nan"))))
 g = r.get("render")
 if g:
-    s.append("official render %dx%d: %s" % (g["width"], g["height"], "OUT OF MEMORY" if g["oom"] else
-             "%.0f ms (first %.0f), peak %.0f MiB alloc" % (g.get("median_ms", g["first_ms"]),
-             g["first_ms"], g.get("peak_alloc_mib", float("nan")))))
-print("\n".join(s))
+    print("  official render %dx%d: %s" % (g["width"], g["height"], "OUT OF MEMORY" if g["oom"] else
+          "%.0f ms (first %.0f), peak %.0f MiB" % (g.get("median_ms", g["first_ms"]), g["first_ms"],
+                                                   g.get("peak_alloc_mib", float("nan")))))
 PY
-)")
-  done
+    done
+else
+    say "official implementation: not timed (no code in OFFICIAL_CUT_DIR or .official/)"
 fi
-echo "== gpu-check: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
-grep -E "worst element|skipped|PASS|FAIL|fixtures pass|error" "$log" | head -60
-grep -E "^iter |ms/iter|MP/s|peak GPU|^\|" "$log" | tail -20
-grep -A14 "per-op times" "$log" | head -34
-rm -rf gpu-check-run && cp -r "$run" gpu-check-run 2>/dev/null && rm -f gpu-check-run/checkpoint.safetensors
-printf '%s\n' "${results[@]}"
+
+# ---- a real run: a fit sized to the time left, then the tiled render -------------------------
+run=$(mktemp -d)/run
+budget=$(($(left) - RESERVE_S - 20))
+if [ -n "$ms" ]; then
+    # Iterations that fit in the budget at the measured speed, with a fifth kept for start-up,
+    # snapshots and checkpoints.
+    iters=$(awk -v b="$budget" -v ms="$ms" -v max="$FIT_MAX" 'BEGIN { n = int(b * 1000 * 0.8 / ms); if (n > max) n = max; print n }')
+else
+    iters=$((FIT_MAX < 50 ? FIT_MAX : 50))
+    echo "no ms/iteration from the bench: $iters iterations" >> "$LOG"
+fi
+if [ "$iters" -lt "$FIT_MIN" ]; then
+    say "fit: SKIPPED (${budget} s left for it, ${ms:-?} ms/iteration)"
+else
+    every=$(((iters + 1) / 2))
+    step "fit $iters iters (crop $FIT_CROP, ${ms:-?} ms/it)" $((budget + 10)) "$B/sincut" fit \
+        "$DATA/monet-etretat-painting.jpg" "$DATA/etretat-photo.jpg" "${FIT[@]}" --iters "$iters" \
+        --checkpoint-every 50 --snapshot-every "$every" --eval-every "$iters" --no-render \
+        --device cuda --out "$run"
+    tail -n +"$STEP_FROM" "$LOG" | grep -E "^iter " | tail -1 | sed 's/^/  /' | tee -a "$SUMMARY"
+    input=()
+    if [ "$TINY" = 1 ]; then
+        # The emulator renders slowly: a small picture (the last preview) instead of the painting.
+        snap=$(ls "$run"/snapshots/*-preview.png 2>/dev/null | tail -1)
+        [ -n "$snap" ] && input=(--input "$snap")
+    fi
+    step "render --tiles $TILES" $((RESERVE_S - 5)) "$B/sincut" render "$run" --tiles "$TILES" \
+        --device cuda "${input[@]}" --output "$OUT/render-$TILES.png"
+    cp "$run/metrics.jsonl" "$OUT/fit-metrics.jsonl" 2>/dev/null
+    [ -f "$run/checkpoint.safetensors" ] && "$B/sincut" report "$run" > /dev/null 2>> "$LOG" \
+        && cp "$run/report.html" "$OUT/fit-report.html" 2>/dev/null
+fi
+rm -rf "$(dirname "$run")"
+say "gpu-check: $(grep -c ' ok ' "$SUMMARY") ok, $(grep -cE 'FAIL|TIMEOUT' "$SUMMARY") failed or timed out, $(grep -c SKIPPED "$SUMMARY") skipped, $(( $(date +%s) - T0 )) s"

@@ -83,14 +83,34 @@ def parse_args():
 
 
 def stub_missing(names):
-    """Empty modules for optional packages (visdom, dominate, GPUtil) if an import pulls them in.
-    Nothing this script calls uses them; train.py's Visualizer is never created."""
+    """Empty stand-in modules for optional packages (visdom, dominate, GPUtil) that are not
+    installed, should an import reach them. Nothing this script calls uses them (only train.py's
+    Visualizer does, and it is never created). Every attribute lookup on a stand-in raises
+    AttributeError, as on any module: code that probes modules (inspect.getmodule's
+    hasattr(module, '__file__') over all of sys.modules, run by torch.library when torchvision
+    registers its operators, or importlib.util.find_spec) must see an ordinary module that lacks
+    the attribute; `from visdom import Visdom` then fails with the usual ImportError."""
+    import importlib.machinery
     import importlib.util
+
+    def missing(name):
+        def __getattr__(attr):
+            raise AttributeError("module %r is an empty stand-in made by official_bench.py "
+                                 "(the package is not installed); it has no attribute %r"
+                                 % (name, attr))
+        return __getattr__
+
     for name in names:
-        if name not in sys.modules and importlib.util.find_spec(name) is None:
-            m = types.ModuleType(name)
-            m.__dict__["__getattr__"] = lambda attr, _n=name: (_ for _ in ()).throw(
-                ImportError("%s is stubbed by official_bench.py" % _n))
+        if name in sys.modules:
+            continue
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            m = types.ModuleType(name, "empty stand-in for %s (official_bench.py)" % name)
+            m.__spec__ = importlib.machinery.ModuleSpec(name, None)
+            m.__getattr__ = missing(name)
             sys.modules[name] = m
 
 
@@ -124,6 +144,8 @@ def main():
     stub_missing(["visdom", "dominate", "GPUtil"])
     import warnings
     warnings.filterwarnings("ignore", message="To copy construct from a tensor")
+    # get_current_losses() does float(loss) on tensors that require grad (harmless).
+    warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True")
     sys.path.insert(0, official)
     from options.train_options import TrainOptions
     from data import create_dataset

@@ -266,14 +266,14 @@ impl Nvrtc {
             Candidate::Name(n) => unsafe { Library::new(*n) },
             Candidate::File(p) => unsafe { Library::new(p) },
         }
-        .map_err(|e| short_error(&e.to_string()))?;
+        .map_err(|e| short_error(&e))?;
         // SAFETY: the symbol types match nvrtc.h; the pointers stay valid while `lib` is open,
         // and `lib` lives in the same struct.
         let api = unsafe {
             macro_rules! sym {
                 ($name:literal) => {
                     *lib.get($name)
-                        .map_err(|e| format!("not NVRTC: {}", short_error(&e.to_string())))?
+                        .map_err(|e| format!("not NVRTC: {}", short_error(&e)))?
                 };
             }
             Api {
@@ -388,10 +388,20 @@ impl Nvrtc {
     }
 }
 
-/// The first line of a loader error, without the repetition of the file name dlerror adds.
-fn short_error(e: &str) -> String {
-    let line = e.lines().next().unwrap_or("");
-    line.rsplit(": ").next().unwrap_or(line).trim().to_string()
+/// The loader's own words (dlerror, libloading's source error), without the file name it
+/// repeats: "cannot open shared object file: No such file or directory".
+fn short_error(e: &libloading::Error) -> String {
+    use std::error::Error as _;
+    let text = e.source().map_or_else(|| e.to_string(), |s| s.to_string());
+    let line = text.lines().next().unwrap_or("");
+    match line.find(".so") {
+        Some(i) => line[i..]
+            .split_once(": ")
+            .map_or(line, |(_, rest)| rest)
+            .trim()
+            .to_string(),
+        None => line.trim().to_string(),
+    }
 }
 
 /// Tries every candidate in order; Err lists what was tried, on one line.

@@ -200,24 +200,25 @@ fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     })
 }
 
-/// A cubin for `file` on `arch`, from the disk cache when present, else compiled and stored.
-/// A cache that cannot be read or written is not an error (only slower).
+/// A cubin for `file` on `arch`, from the disk cache when present, else compiled and stored;
+/// without NVRTC, the exported one of $SINCUT_PREBUILT_CUBINS. A cache that cannot be read or
+/// written is not an error (only slower).
 pub fn cubin_cached(file: &str, arch: &str) -> Result<Vec<u8>, CudaError> {
-    let path = cache_path(file, arch);
-    if let Some(p) = &path
+    match cached_or_compiled(file, arch) {
+        // A GPU machine without NVRTC can still run cubins compiled elsewhere.
+        Err(e @ CudaError::NvrtcMissing(_)) => prebuilt_cubin(file, arch).ok_or(e),
+        r => r,
+    }
+}
+
+fn cached_or_compiled(file: &str, arch: &str) -> Result<Vec<u8>, CudaError> {
+    if let Some(p) = cache_path(file, arch)
         && let Ok(bytes) = std::fs::read(p)
         && bytes.starts_with(b"\x7fELF")
     {
         return Ok(bytes);
     }
-    let c = match compile(file, arch) {
-        Ok(c) => c,
-        // A GPU machine without NVRTC can still run cubins compiled elsewhere.
-        Err(e @ CudaError::NvrtcMissing(_)) => {
-            return prebuilt_cubin(file, arch).ok_or(e);
-        }
-        Err(e) => return Err(e),
-    };
+    let c = compile(file, arch)?;
     // A spill slows a kernel but does not make it wrong: say so once, go on.
     for r in parse_ptxas_log(file, &c.log).iter().filter(|r| !r.ok()) {
         eprintln!(
@@ -226,10 +227,15 @@ pub fn cubin_cached(file: &str, arch: &str) -> Result<Vec<u8>, CudaError> {
             r.kernel, r.spill_stores, r.spill_loads
         );
     }
-    if let Some(p) = &path {
-        let _ = write_atomic(p, &c.cubin);
-    }
+    store(file, arch, &c.cubin);
     Ok(c.cubin)
+}
+
+/// Puts a freshly compiled cubin in the disk cache (best effort).
+fn store(file: &str, arch: &str, cubin: &[u8]) {
+    if let Some(p) = cache_path(file, arch) {
+        let _ = write_atomic(&p, cubin);
+    }
 }
 
 /// Environment variable naming a folder of cubins exported by `sincut doctor --export`.
@@ -258,14 +264,15 @@ fn prebuilt_cubin(file: &str, arch: &str) -> Option<Vec<u8>> {
     prebuilt_cubin_in(&dir, file, arch)
 }
 
-/// Compiles every kernel file for `arch` into `dir` under its prebuilt name.
+/// Every kernel file's cubin for `arch` (from the cache, else compiled) into `dir`, under its
+/// prebuilt name.
 pub fn export_prebuilt(dir: &Path, arch: &str) -> Result<usize, CudaError> {
     std::fs::create_dir_all(dir).map_err(|e| CudaError::Io(format!("{}: {e}", dir.display())))?;
     let mut n = 0;
     for file in kernels::FILES.iter().map(|(f, _)| *f) {
-        let c = compile(file, arch)?;
+        let cubin = cached_or_compiled(file, arch)?;
         let name = prebuilt_name(file, arch).expect("embedded kernel file");
-        write_atomic(&dir.join(name), &c.cubin)
+        write_atomic(&dir.join(name), &cubin)
             .map_err(|e| CudaError::Io(format!("{}: {e}", dir.display())))?;
         n += 1;
     }
@@ -327,7 +334,8 @@ pub fn parse_ptxas_log(file: &str, log: &str) -> Vec<KernelReport> {
     out
 }
 
-/// Compiles every kernel file for `arch` (no cache: the report needs ptxas' log) and returns
+/// Compiles every kernel file for `arch` (never from the cache: the report needs ptxas' log;
+/// the cubins are stored in it) and returns
 /// one report per kernel; a file that does not compile gives one report with `error` set.
 /// Err only when NVRTC itself is missing.
 pub fn compile_all(arch: &str) -> Result<Vec<KernelReport>, CudaError> {
@@ -335,7 +343,10 @@ pub fn compile_all(arch: &str) -> Result<Vec<KernelReport>, CudaError> {
     let mut out = Vec::new();
     for (file, _) in kernels::FILES {
         match compile(file, arch) {
-            Ok(c) => out.extend(parse_ptxas_log(file, &c.log)),
+            Ok(c) => {
+                store(file, arch, &c.cubin);
+                out.extend(parse_ptxas_log(file, &c.log));
+            }
             Err(CudaError::Compile { file, log }) => out.push(KernelReport {
                 file,
                 kernel: "*".into(),
