@@ -58,9 +58,9 @@ export SINCUT_PREBUILT_CUBINS=$B/cubins-sm_90
 export SINCUT_CACHE_DIR=${SINCUT_CACHE_DIR:-$B/kernel-cache}
 
 say() { echo "$*" | tee -a "$LOG" >> "$SUMMARY"; echo "$*"; }
-STEP_FROM=1
+STEP_FROM=1 STEP_TO=0
 # detail <regex>: the last step's output lines that match, indented, into the summary.
-detail() { tail -n +"$STEP_FROM" "$LOG" | grep -E "$1" | head -8 | sed 's/^/  /' | tee -a "$SUMMARY"; }
+detail() { sed -n "${STEP_FROM},${STEP_TO}p" "$LOG" | grep -E "$1" | head -8 | sed 's/^/  /' | tee -a "$SUMMARY"; }
 left() { echo $((DEADLINE_S - ($(date +%s) - T0))); }
 # step <name> <limit s> <command...>: runs with its output streamed into the log, stopped at
 # its limit or at the deadline, whichever comes first; prints one line. Returns its status
@@ -82,6 +82,7 @@ step() {
     t0=$(date +%s.%N)
     timeout -k 5 "$limit" "$@" >> "$LOG" 2>&1
     rc=$?
+    STEP_TO=$(wc -l < "$LOG")
     t1=$(date +%s.%N)
     case $rc in 0) r=ok ;; 124 | 137) r=TIMEOUT ;; *) r="FAIL($rc)" ;; esac
     say "$(printf '%-46s %-9s %6.1f s' "$name" "$r" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')")"
@@ -197,7 +198,7 @@ else
         "$DATA/monet-etretat-painting.jpg" "$DATA/etretat-photo.jpg" "${FIT[@]}" --iters "$iters" \
         --checkpoint-every 50 --snapshot-every "$every" --eval-every "$iters" --no-render \
         --device cuda --out "$run"
-    tail -n +"$STEP_FROM" "$LOG" | grep -E "^iter " | tail -1 | sed 's/^/  /' | tee -a "$SUMMARY"
+    sed -n "${STEP_FROM},${STEP_TO}p" "$LOG" | grep -E "^iter " | tail -1 | sed 's/^/  /' | tee -a "$SUMMARY"
     input=()
     if [ "$TINY" = 1 ]; then
         # The emulator renders slowly: a small picture (the last preview) instead of the painting.
