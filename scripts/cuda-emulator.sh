@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs a command against the CPU emulator of the CUDA driver and NVRTC (tests/cuda-emulator):
+# Runs a command against the CPU emulator of the CUDA driver and NVRTC (tools/cuda-emulator):
 # builds libcuda.so and libnvrtc.so into target/cuda-emulator, puts them first on the loader
 # path, and gives the emulator its own kernel cache. Every CUDA code path of sincut (launchers,
 # kernels, the CUDA engine) then runs on this machine's CPU, slowly, with out-of-bounds
@@ -9,7 +9,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 out=${SINCUT_EMU_DIR:-$root/target/cuda-emulator}
-src=$root/tests/cuda-emulator
+src=$root/tools/cuda-emulator
 mkdir -p "$out"
 build() { # only when a source is newer than the library
     local lib=$1 cpp=$2

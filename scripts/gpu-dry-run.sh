@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole device procedure rehearsed on this machine under the CPU emulator of the CUDA
-# driver (tests/cuda-emulator), so that no GPU minute is lost to a path, an unpack step, the
+# driver (tools/cuda-emulator), so that no GPU minute is lost to a path, an unpack step, the
 # NVRTC fallback or a file copy:
 #   1. scripts/gpu-bundle.sh (dev build, cubins from the emulator's NVRTC);
 #   2. the bundle alone in a bare folder outside the repository, beside a copy of

@@ -19,13 +19,7 @@ pub const CROPS_PER_EPOCH: usize = 100_000;
 /// Smallest zoom (1 / official `random_scale_max`).
 pub const MIN_ZOOM: f64 = 1.0 / 3.0;
 
-/// A 64-bit mix (SplitMix64's finaliser) used to derive independent seeds.
-pub fn mix(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
+pub use crate::rng::mix;
 
 /// The random stream of one purpose (e.g. "iteration 812 of the source picture").
 pub fn stream(seed: u64, purpose: u64, index: u64) -> StdRng {

@@ -15,5 +15,6 @@ pub mod nn;
 pub mod ops;
 pub mod render;
 pub mod report;
+pub mod rng;
 pub mod tensor;
 pub mod train;

@@ -27,13 +27,7 @@ use std::sync::Arc;
 // ---------------------------------------------------------------------------------------------
 // Position-keyed noise.
 
-/// SplitMix64's finaliser: a bijective 64-bit mix with full avalanche.
-#[inline]
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
+use crate::rng::finalise as mix64;
 
 /// A standard normal sample that depends only on (seed, global pixel x, y): the noise a render
 /// injects at output pixel (x, y). Counter-based (no stream state), so any tiling, any order and

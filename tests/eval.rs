@@ -1,6 +1,7 @@
 //! Translation-quality metrics and baselines (src/eval.rs) and the `sincut eval` command, on
 //! small generated pictures with few SWD patches so the tests stay fast.
 
+use approx::assert_abs_diff_eq;
 use ndarray::{Array2, Array3};
 use sincut::eval::{
     SwdOptions, edge_correlation, evaluate_with, histogram_match, lab_to_srgb, luminance,
@@ -114,7 +115,7 @@ fn gaussian_blur(img: &Array3<f32>, sigma: f32) -> Array3<f32> {
 fn ssim_is_one_for_the_same_picture_and_drops_with_blur() {
     let x = picture(48, 56, 0.0);
     let lx = luminance(&x);
-    assert!((ssim(&lx, &lx).unwrap() - 1.0).abs() < 1e-12);
+    assert_abs_diff_eq!(ssim(&lx, &lx).unwrap(), 1.0, epsilon = 1e-12);
     let mut last = 1.0;
     for sigma in [0.5f32, 1.0, 1.5, 2.0, 3.0] {
         let s = ssim(&lx, &luminance(&gaussian_blur(&x, sigma))).unwrap();
@@ -127,7 +128,7 @@ fn ssim_is_one_for_the_same_picture_and_drops_with_blur() {
 #[test]
 fn edge_correlation_of_a_picture_with_itself_is_one() {
     let x = picture(40, 40, 0.5);
-    assert!((edge_correlation(&x, &x) - 1.0).abs() < 1e-12);
+    assert_abs_diff_eq!(edge_correlation(&x, &x), 1.0, epsilon = 1e-12);
     let other = picture(40, 40, 2.0);
     assert!(edge_correlation(&x, &other) < 0.99);
 }
@@ -175,8 +176,8 @@ fn reinhard_gives_the_targets_lab_mean_and_std() {
     for c in 0..3 {
         let (mo, so) = mean_std(&lo[c]);
         let (mt, st) = mean_std(&lt[c]);
-        assert!((mo - mt).abs() < 1e-3, "channel {c} mean {mo} vs {mt}");
-        assert!((so - st).abs() < 1e-3, "channel {c} std {so} vs {st}");
+        assert_abs_diff_eq!(mo, mt, epsilon = 1e-3); // channel means
+        assert_abs_diff_eq!(so, st, epsilon = 1e-3); // channel standard deviations
     }
 }
 
@@ -224,11 +225,11 @@ fn evaluate_the_source_against_itself() {
     let source = picture(64, 64, 0.0);
     let target = picture(48, 72, 1.0);
     let m = evaluate_with(&source, &source, &target, &FAST);
-    assert!((m.ssim - 1.0).abs() < 1e-12);
-    assert!((m.ssim_4x.unwrap() - 1.0).abs() < 1e-12);
-    assert!((m.edge_correlation - 1.0).abs() < 1e-12);
+    assert_abs_diff_eq!(m.ssim, 1.0, epsilon = 1e-12);
+    assert_abs_diff_eq!(m.ssim_4x.unwrap(), 1.0, epsilon = 1e-12);
+    assert_abs_diff_eq!(m.edge_correlation, 1.0, epsilon = 1e-12);
     assert!(m.swd.mean > 0.0 && m.lab_w1_sum > 0.0);
-    assert!((m.lab_w1.iter().sum::<f64>() - m.lab_w1_sum).abs() < 1e-12);
+    assert_abs_diff_eq!(m.lab_w1.iter().sum::<f64>(), m.lab_w1_sum, epsilon = 1e-12);
     // The texture figure leaves out the last level (the Gaussian residual).
     let n = m.swd.levels.len();
     assert!(n >= 2, "{n} levels");

@@ -1,6 +1,7 @@
 //! Golden fixtures: the full replay check over every fixture folder, and checks of the reader
 //! and the comparison on the fixtures themselves (which need no training step).
 
+use approx::assert_abs_diff_eq;
 use sincut::golden::{CheckOptions, Fixture, Status, check_fixture, compare_maps, find_fixtures};
 use std::path::PathBuf;
 
@@ -93,7 +94,7 @@ fn fixtures_load_and_match_themselves() {
         };
         assert_eq!(st("loss.D"), Status::Missing);
         let gq = rep.results.iter().find(|q| q.name == g).unwrap();
-        assert!((gq.r - 0.01).abs() < 1e-6);
+        assert_abs_diff_eq!(gq.r, 0.01, epsilon = 1e-6);
         assert_eq!(gq.passed(), 0.01 <= gq.bound);
     }
 }

@@ -57,12 +57,12 @@ impl TensorFile {
                 ),
                 Dtype::F16 => Some(
                     le_chunks::<2>(data)
-                        .map(|b| f16_to_f32(u16::from_le_bytes(b)))
+                        .map(|b| half::f16::from_le_bytes(b).to_f32())
                         .collect(),
                 ),
                 Dtype::BF16 => Some(
                     le_chunks::<2>(data)
-                        .map(|b| f32::from_bits((u16::from_le_bytes(b) as u32) << 16))
+                        .map(|b| half::bf16::from_le_bytes(b).to_f32())
                         .collect(),
                 ),
                 _ => None,
@@ -229,26 +229,6 @@ fn to_array<T>(shape: IxDyn, v: Vec<T>) -> std::result::Result<ArrayD<T>, String
     ArrayD::from_shape_vec(shape, v).map_err(|e| format!("tensor shape does not match data: {e}"))
 }
 
-/// IEEE half → single (exact: every f16 is representable in f32).
-fn f16_to_f32(h: u16) -> f32 {
-    let sign = ((h >> 15) as u32) << 31;
-    let exp = ((h >> 10) & 0x1f) as u32;
-    let man = (h & 0x3ff) as u32;
-    let bits = match (exp, man) {
-        (0, 0) => sign,
-        // Subnormal: value = man · 2^-24, exact in f32.
-        (0, m) => return f32::from_bits(sign) + (m as f32) * 2f32.powi(-24) * sign_f(h),
-        (0x1f, 0) => sign | 0x7f80_0000,
-        (0x1f, m) => sign | 0x7f80_0000 | (m << 13),
-        (e, m) => sign | ((e + 127 - 15) << 23) | (m << 13),
-    };
-    f32::from_bits(bits)
-}
-
-fn sign_f(h: u16) -> f32 {
-    if h & 0x8000 != 0 { -1.0 } else { 1.0 }
-}
-
 /// A tensor's bytes ready for `safetensors::serialize`.
 struct RawTensor {
     dtype: Dtype,
@@ -355,13 +335,28 @@ mod tests {
 
     #[test]
     fn converts_half_and_double() {
-        assert_eq!(f16_to_f32(0x3c00), 1.0);
-        assert_eq!(f16_to_f32(0xc000), -2.0);
-        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
-        assert_eq!(f16_to_f32(0x8001), -(2f32.powi(-24)));
-        assert_eq!(f16_to_f32(0x7bff), 65504.0);
-        assert!(f16_to_f32(0x7c00).is_infinite());
-        assert!(f16_to_f32(0x7e00).is_nan());
+        let half_bits: [u16; 7] = [0x3c00, 0xc000, 0x0001, 0x8001, 0x7bff, 0x7c00, 0x7e00];
+        let bytes: Vec<u8> = half_bits.iter().flat_map(|h| h.to_le_bytes()).collect();
+        let bf: Vec<u8> = [0x3f80u16, 0xc040]
+            .iter()
+            .flat_map(|h| h.to_le_bytes())
+            .collect();
+        let file = safetensors::serialize(
+            [
+                ("h", RawTensor::new(Dtype::F16, &[7], bytes)),
+                ("b", RawTensor::new(Dtype::BF16, &[2], bf)),
+            ],
+            None,
+        )
+        .unwrap();
+        let f = TensorFile::from_bytes(&file).unwrap();
+        let h = f.floats["h"].as_slice().unwrap();
+        assert_eq!(
+            &h[..5],
+            &[1.0, -2.0, 2f32.powi(-24), -(2f32.powi(-24)), 65504.0]
+        );
+        assert!(h[5].is_infinite() && h[6].is_nan());
+        assert_eq!(f.floats["b"].as_slice().unwrap(), &[1.0f32, -3.0]);
         let data: Vec<u8> = [1.5f64, -3.25]
             .iter()
             .flat_map(|v| v.to_le_bytes())
