@@ -102,7 +102,7 @@ impl Bench {
 }
 
 /// Times `b.iters` iterations after two warm-up ones; returns (median ms, peak MiB).
-fn train(e: &CudaEngine, b: &Bench, crop: usize) -> sincut::io::Result<(f64, f64)> {
+fn train(e: &CudaEngine, b: &Bench, crop: usize) -> sincut::error::Result<(f64, f64)> {
     let (iters, profile) = (b.iters, b.profile);
     let cfg = b.model(crop);
     let nets = Networks::new(&cfg);
@@ -123,7 +123,7 @@ fn train(e: &CudaEngine, b: &Bench, crop: usize) -> sincut::io::Result<(f64, f64
         let l = train_iteration(e, &cfg, &nets, &mut state, &inp, cfg.lr)?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
         if !l.is_finite() {
-            return Err(sincut::io::Error::new(format!(
+            return Err(sincut::error::Error::new(format!(
                 "crop {crop}: losses not finite: {l:?}"
             )));
         }
@@ -155,7 +155,7 @@ fn train(e: &CudaEngine, b: &Bench, crop: usize) -> sincut::io::Result<(f64, f64
     Ok((median, peak))
 }
 
-fn render(e: &CudaEngine, b: &Bench) -> sincut::io::Result<f64> {
+fn render(e: &CudaEngine, b: &Bench) -> sincut::error::Result<f64> {
     let side = b.render_side;
     let cfg = b.model(ModelConfig::default().crop);
     let nets = Networks::new(&cfg);
@@ -171,7 +171,7 @@ fn render(e: &CudaEngine, b: &Bench) -> sincut::io::Result<f64> {
     let out = render_engine(e, &nets, &p, &img, &opts, &mut |_, _| {})?;
     let secs = t.elapsed().as_secs_f64();
     if out.iter().any(|v| !v.is_finite()) {
-        return Err(sincut::io::Error::new("render: output not finite"));
+        return Err(sincut::error::Error::new("render: output not finite"));
     }
     let mp = (side * side) as f64 / 1e6;
     println!(
@@ -198,7 +198,7 @@ fn main() {
         }
     };
     println!("GPU: {} ({})", e.gpu.name(), e.gpu.arch());
-    let run = || -> sincut::io::Result<()> {
+    let run = || -> sincut::error::Result<()> {
         let mut rows = Vec::new();
         for &crop in &b.crops {
             let (ms, mem) = train(&e, &b, crop)?;

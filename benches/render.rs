@@ -16,7 +16,7 @@ use sincut::tensor::c;
 use std::process::Command;
 use std::time::Instant;
 
-use sincut::tensor::proc_status_mib as status_mib;
+use sincut::memory::proc_status_mib as status_mib;
 
 /// CPU seconds (user + system) this process has used: with other work on the machine, wall
 /// time alone overstates the cost.
@@ -56,7 +56,7 @@ fn smooth_image(w: usize, h: usize, rng: &mut StdRng) -> ndarray::Array3<f32> {
 }
 
 fn run_one(w: usize, h: usize, tile: Option<usize>) {
-    sincut::tensor::keep_freed_memory();
+    sincut::memory::keep_freed_memory();
     let cfg = ModelConfig::default();
     let nets = Networks::new(&cfg);
     let mut rng = StdRng::seed_from_u64(7);
@@ -109,7 +109,7 @@ fn run_one(w: usize, h: usize, tile: Option<usize>) {
         io_mib,
         status_mib("VmHWM:") - io_mib,
         gflop / secs,
-        sincut::tensor::num_threads(),
+        sincut::parallel::num_threads(),
     );
 }
 

@@ -15,11 +15,11 @@ use std::process::Command;
 use std::time::Instant;
 
 fn peak_rss_mib() -> f64 {
-    sincut::tensor::proc_status_mib("VmHWM:")
+    sincut::memory::proc_status_mib("VmHWM:")
 }
 
 fn run_one(crop: usize, iters: usize) {
-    sincut::tensor::keep_freed_memory();
+    sincut::memory::keep_freed_memory();
     let cfg = ModelConfig {
         crop,
         batch: 16,
@@ -66,7 +66,7 @@ fn run_one(crop: usize, iters: usize) {
         conv_flops as f64 / 1e12,
         conv_flops as f64 / median / 1e9,
         peak_rss_mib(),
-        sincut::tensor::num_threads(),
+        sincut::parallel::num_threads(),
     );
 }
 

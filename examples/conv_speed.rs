@@ -125,7 +125,7 @@ fn gemm_case(m: usize, n: usize, k: usize, ta: bool, tb: bool) {
 }
 
 fn main() {
-    println!("threads: {}", sincut::tensor::num_threads());
+    println!("threads: {}", sincut::parallel::num_threads());
     println!("single-thread GEMM:");
     // Forward (W · cols), backward-input (Wᵀ · dy), backward-weight (dy · colsᵀ) shapes.
     gemm_case(160, 4096, 1440, false, false);

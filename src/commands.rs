@@ -2,9 +2,9 @@
 
 use crate::config::ModelConfig;
 use crate::device::{Device, open_backend};
+use crate::error::{Error, Result};
 use crate::fit::{RunConfig, checkpoint_path, load_model_checkpoint, load_run_config};
 use crate::image::{SaveOptions, load_rgb, save_rgb};
-use crate::io::{Error, Result};
 use crate::render::RenderOptions;
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,7 @@
 //! Which engine runs the work: `--device auto|cpu|cuda`.
 
 use crate::engine::cuda::CudaEngine;
-use crate::io::{Error, Result};
+use crate::error::{Error, Result};
 
 /// The compute device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]

@@ -11,8 +11,9 @@
 //!   histogram matching in RGB ([`histogram_match`]).
 
 use crate::data::{mix, stream};
+use crate::error::{Error, Result};
 use crate::image::{SaveOptions, load_rgb, resize_bilinear, save_rgb};
-use crate::io::{Error, Result, write_atomic};
+use crate::io::write_atomic;
 use crate::nn::normal;
 use ndarray::{Array2, Array3};
 use rand::RngExt;

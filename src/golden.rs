@@ -8,7 +8,10 @@
 //! format can be checked, not only the shipped ones.
 
 use crate::config::{ModelConfig, NCE_LAYERS};
-use crate::io::{Error, Result, TensorFile};
+use crate::device::{Backend, Device, open_backend};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::io::TensorFile;
 use crate::nn::ParamMap;
 use crate::train::{self, StepInputs};
 use ndarray::{Array4, ArrayD, Ix4};
@@ -599,9 +602,6 @@ fn fmt_margin(q: &QuantityResult) -> String {
         format!("{m:.3}")
     }
 }
-
-pub use crate::device::{Backend, Device, open_backend};
-use crate::engine::Engine;
 
 /// Options of `sincut check-golden`.
 #[derive(Clone, Debug, Default)]

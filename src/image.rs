@@ -1,6 +1,6 @@
 //! Reading and writing pictures: RGB as planar f32 (3, H, W) in [-1, 1].
 
-use crate::io::{Error, Result};
+use crate::error::{Error, Result};
 use image::{
     DynamicImage, ImageDecoder, ImageEncoder, ImageError, ImageFormat, ImageReader, Limits,
     metadata::Orientation,

@@ -4,10 +4,10 @@
 use clap::{Args, Parser, Subcommand};
 use sincut::commands::{Preset, RenderArgs, info_command, render_command};
 use sincut::device::Device;
+use sincut::error::Error;
 use sincut::fit::{FitOptions, FitOutcome, RunConfig, Verbosity, default_run_dir, fit};
 use sincut::golden::{CheckOptions, run_check_golden};
 use sincut::image::SaveOptions;
-use sincut::io::Error;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -192,7 +192,7 @@ enum Command {
     },
 }
 
-fn fit_options(a: FitArgs) -> sincut::io::Result<FitOptions> {
+fn fit_options(a: FitArgs) -> sincut::error::Result<FitOptions> {
     let verbosity = if a.quiet {
         Verbosity::Quiet
     } else if a.verbose {
@@ -250,7 +250,7 @@ fn fit_options(a: FitArgs) -> sincut::io::Result<FitOptions> {
     })
 }
 
-fn run(cli: Cli) -> sincut::io::Result<ExitCode> {
+fn run(cli: Cli) -> sincut::error::Result<ExitCode> {
     match cli.command {
         Command::Fit(a) => {
             let quiet = a.quiet;
@@ -385,7 +385,7 @@ fn run(cli: Cli) -> sincut::io::Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
-    sincut::tensor::keep_freed_memory();
+    sincut::memory::keep_freed_memory();
     match run(Cli::parse()) {
         Ok(code) => code,
         Err(e) => {

@@ -12,9 +12,10 @@
 //! unreadable `metrics.jsonl` or fields added by later versions give a note, not a failure.
 //! Only a directory that is not a run (no readable `run.json`) is an error.
 
+use crate::error::{Error, Result};
 use crate::eval::{EVAL_MIN_SIDE, Metrics, evaluate, histogram_match, reinhard_transfer};
 use crate::image::{load_rgb, resize_bilinear};
-use crate::io::{Error, Result, write_atomic};
+use crate::io::write_atomic;
 use ndarray::Array3;
 use serde_json::Value;
 use std::collections::BTreeMap;

@@ -56,7 +56,7 @@ fn assert_px(img: &Array3<f32>, y: usize, x: usize, want: [f32; 3], tol: f32) {
 }
 
 /// The error is one line and names the file.
-fn assert_error_names(err: &sincut::io::Error, path: &Path) {
+fn assert_error_names(err: &sincut::error::Error, path: &Path) {
     let msg = err.message();
     eprintln!("error message: {msg}");
     assert!(!msg.contains('\n'), "multi-line error: {msg:?}");

@@ -67,8 +67,8 @@ impl std::fmt::Display for CudaError {
 impl std::error::Error for CudaError {}
 
 /// CUDA failures reach the user through the project's one-line error.
-impl From<CudaError> for crate::io::Error {
+impl From<CudaError> for crate::error::Error {
     fn from(e: CudaError) -> Self {
-        crate::io::Error::new(e.to_string())
+        crate::error::Error::new(e.to_string())
     }
 }

@@ -2,7 +2,7 @@
 //! `Array4<f32>`, so the engine's network and step code runs (and is tested) without a GPU.
 
 use super::Engine;
-use crate::io::{Error, Result};
+use crate::error::{Error, Result};
 use crate::ops;
 use crate::ops::adam::AdamConfig;
 use crate::ops::blur::Blur;

@@ -5,7 +5,7 @@
 use super::Engine;
 use crate::cuda::ops as gops;
 use crate::cuda::{CudaError, Gpu, GpuTensor};
-use crate::io::Result;
+use crate::error::Result;
 use crate::ops::adam::AdamConfig;
 use crate::ops::blur::Blur;
 use cudarc::driver::CudaSlice;
@@ -39,7 +39,7 @@ impl CudaEngine {
     }
 }
 
-fn shape_error(msg: String) -> crate::io::Error {
+fn shape_error(msg: String) -> crate::error::Error {
     CudaError::Shape(msg).into()
 }
 

@@ -18,7 +18,7 @@ pub mod profile;
 pub mod step;
 pub mod trainer;
 
-use crate::io::{Error, Result};
+use crate::error::{Error, Result};
 use crate::nn::{Networks, ParamMap};
 use crate::ops::adam::AdamConfig;
 use crate::ops::blur::Blur;

@@ -3,7 +3,7 @@
 //! in the reference's operation order (so that on the CPU engine they agree bit for bit).
 
 use super::{Engine, Params};
-use crate::io::{Error, Result};
+use crate::error::{Error, Result};
 use crate::nn::layers::{Bias, ConvLayer, ResBlock, StyledConvUp};
 use crate::nn::{Discriminator, Generator, Projector};
 use crate::ops::blur::Blur;

@@ -3,7 +3,7 @@
 //! (everything else, counting each input and output tensor once).
 
 use super::Engine;
-use crate::io::Result;
+use crate::error::Result;
 use crate::ops::adam::AdamConfig;
 use crate::ops::blur::Blur;
 use crate::ops::conv2d::conv_out_len;

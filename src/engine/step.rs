@@ -9,7 +9,7 @@ use super::nets::{
 };
 use super::{Engine, Params, download_params, upload_params};
 use crate::config::{ModelConfig, NCE_LAYERS};
-use crate::io::{Error, Result};
+use crate::error::{Error, Result};
 use crate::nn::{Networks, ParamMap};
 use crate::ops::adam::AdamConfig;
 use crate::train::step::{Losses, Terms};

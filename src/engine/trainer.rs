@@ -7,7 +7,7 @@ use super::step::{EngineInputs, EngineState, g_infer, train_iteration};
 use super::{Engine, Params, upload_params};
 use crate::config::ModelConfig;
 use crate::device::Backend;
-use crate::io::Result;
+use crate::error::Result;
 use crate::nn::{Networks, ParamMap};
 use crate::render::{RenderOptions, render, render_with};
 use crate::train::step::Losses;

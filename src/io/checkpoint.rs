@@ -20,8 +20,8 @@
 //! Writing is atomic, so an interrupted save leaves the previous checkpoint intact.
 
 use super::tensors::TensorFile;
-use super::{Error, Result};
 use crate::config::ModelConfig;
+use crate::error::{Error, Result};
 use crate::nn::ParamMap;
 use std::collections::BTreeMap;
 use std::path::Path;

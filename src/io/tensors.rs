@@ -4,7 +4,7 @@
 //! I32/U8/… widened to i64) are kept apart: the engine computes in f32, integers are indices
 //! (e.g. the golden fixtures' NCE patch ids).
 
-use super::{Error, Result};
+use crate::error::{Error, Result};
 use ndarray::{ArrayD, IxDyn};
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, View};
 use std::borrow::Cow;

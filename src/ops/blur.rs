@@ -3,7 +3,8 @@
 //! (4 after an upsampling transposed conv). Output length n + pad0 + pad1 − 3 per axis.
 
 use super::gemm::{even_ranges, split_by_ranges};
-use crate::tensor::{Real, c, num_threads, par_for_each};
+use crate::parallel::{num_threads, par_for_each};
+use crate::tensor::{Real, c};
 use ndarray::Array4;
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -6,8 +6,8 @@
 //! GEMM over the whole batch. conv_transpose2d is conv2d's adjoint, so it reuses the same passes.
 
 use super::gemm::{batch_ranges, even_ranges, gemm, split_by_ranges};
-use crate::tensor::num_threads;
-use crate::tensor::{Real, par_for_each, par_map};
+use crate::parallel::{num_threads, par_for_each, par_map};
+use crate::tensor::Real;
 use ndarray::{Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2, s};
 use std::ops::Range;
 

@@ -6,7 +6,8 @@
 //! everything else, and every product when `SINCUT_GEMM=portable`, uses ndarray's
 //! `general_mat_mul`.
 
-use crate::tensor::{Real, num_threads, par_for_each};
+use crate::parallel::{num_threads, par_for_each};
+use crate::tensor::Real;
 use ndarray::{ArrayView2, ArrayViewMut2, Axis, linalg::general_mat_mul, s};
 use std::any::TypeId;
 use std::ops::Range;
