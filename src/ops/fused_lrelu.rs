@@ -5,6 +5,84 @@ use ndarray::Array4;
 
 const SLOPE: f64 = 0.2;
 
+/// Test builds only: a per-thread tape of the side of the kink every activation (this leaky
+/// ReLU and F's ReLU) takes. An f32 step recorded and an f64 step replaying the record take the
+/// same slopes, so their gradients differ by rounding alone: a pre-activation within f32
+/// rounding of 0 otherwise takes the other slope in one of them, which moves a gradient that
+/// flows through few elements (PatchNCE's) by up to ~1e-3 at random.
+#[cfg(test)]
+pub(crate) mod kinks {
+    use crate::tensor::{Real, c};
+    use std::cell::RefCell;
+
+    enum Tape {
+        Record(Vec<bool>),
+        /// The record, the next index, the number of sides forced.
+        Replay(Vec<bool>, usize, usize),
+    }
+
+    thread_local! {
+        static TAPE: RefCell<Option<Tape>> = const { RefCell::new(None) };
+    }
+
+    /// Runs `f` recording every activation's side (u > 0) on this thread.
+    pub(crate) fn record<R>(f: impl FnOnce() -> R) -> (R, Vec<bool>) {
+        TAPE.with(|t| *t.borrow_mut() = Some(Tape::Record(Vec::new())));
+        let r = f();
+        match TAPE.with(|t| t.borrow_mut().take()) {
+            Some(Tape::Record(v)) => (r, v),
+            _ => unreachable!("kink tape lost"),
+        }
+    }
+
+    /// Runs `f` taking the recorded sides in order; returns how many differed from its own.
+    /// Panics unless `f` passes exactly the recorded activations.
+    pub(crate) fn replay<R>(tape: Vec<bool>, f: impl FnOnce() -> R) -> (R, usize) {
+        let len = tape.len();
+        TAPE.with(|t| *t.borrow_mut() = Some(Tape::Replay(tape, 0, 0)));
+        let r = f();
+        match TAPE.with(|t| t.borrow_mut().take()) {
+            Some(Tape::Replay(_, i, forced)) => {
+                assert_eq!(
+                    i, len,
+                    "kink tape: replay passed {i} activations, record {len}"
+                );
+                (r, forced)
+            }
+            _ => unreachable!("kink tape lost"),
+        }
+    }
+
+    /// The side pre-activation `u` takes: its own, or the recorded one when replaying (then
+    /// `u` is moved to a negligible value on that side). `zero_when_off` gives 0 rather than
+    /// −1e-30 for the off side (ReLU).
+    pub(crate) fn side<T: Real>(u: T, zero_when_off: bool) -> T {
+        TAPE.with(|t| match &mut *t.borrow_mut() {
+            None => u,
+            Some(Tape::Record(v)) => {
+                v.push(u > T::zero());
+                u
+            }
+            Some(Tape::Replay(v, i, forced)) => {
+                let on = *v
+                    .get(*i)
+                    .expect("kink tape: replay passed more activations");
+                *i += 1;
+                if on == (u > T::zero()) {
+                    u
+                } else {
+                    *forced += 1;
+                    match (on, zero_when_off) {
+                        (true, _) => c(1e-30),
+                        (false, true) => T::zero(),
+                        (false, false) => c(-1e-30),
+                    }
+                }
+            }
+        })
+    }
+}
+
 /// In place on x.
 pub fn fused_lrelu_forward<T: Real>(x: &mut Array4<T>, bias: &[T]) {
     let (_, ch, h, w) = x.dim();
@@ -28,6 +106,8 @@ pub fn fused_lrelu_forward<T: Real>(x: &mut Array4<T>, bias: &[T]) {
         let b = bias[i % ch];
         for v in p.iter_mut() {
             let u = *v + b;
+            #[cfg(test)]
+            let u = kinks::side(u, false);
             let a = if u > z { u } else { u * neg };
             *v = a * scale;
         }
