@@ -50,6 +50,29 @@ impl Preset {
     }
 }
 
+impl RunConfig {
+    /// A fresh run's configuration from a preset (pictures empty, seed 0, 512-pixel previews
+    /// and tiles, quality metrics at the snapshot interval).
+    pub fn from_preset(preset: Preset) -> RunConfig {
+        let (model, iters, snapshot_every, checkpoint_every) = preset.settings();
+        RunConfig {
+            source: PathBuf::new(),
+            target: PathBuf::new(),
+            model,
+            iters,
+            seed: 0,
+            snapshot_every,
+            checkpoint_every,
+            preview_size: 512,
+            tiles: 512,
+            preset: Some(preset.name().to_string()),
+            eval_every: snapshot_every,
+            device: None,
+            changes: Vec::new(),
+        }
+    }
+}
+
 /// `sincut render`: translates a picture at full resolution with a trained generator.
 pub struct RenderArgs {
     pub run_dir: Option<PathBuf>,
@@ -64,12 +87,7 @@ pub struct RenderArgs {
 }
 
 pub fn render_command(a: &RenderArgs) -> Result<PathBuf> {
-    if a.tiles < 16 {
-        return Err(Error::new(format!(
-            "--tiles {} is too small (at least 16)",
-            a.tiles
-        )));
-    }
+    crate::render::check_tile(a.tiles)?;
     let run: Option<RunConfig> = a.run_dir.as_deref().map(load_run_config).transpose()?;
     let ck_path = match (&a.checkpoint, &a.run_dir) {
         (Some(c), _) => c.clone(),

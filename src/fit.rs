@@ -57,6 +57,160 @@ pub struct RunConfig {
     /// The engine of the latest start or resume ("cpu", "cuda"); set by `fit`.
     #[serde(default)]
     pub device: Option<String>,
+    /// Options changed on resume, in order; each holds from its iteration on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<OptionChange>,
+}
+
+/// One option changed by a resume: from iteration `iter` on, the run uses `to`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OptionChange {
+    pub iter: u64,
+    pub option: String,
+    pub from: serde_json::Value,
+    pub to: serde_json::Value,
+}
+
+impl RunConfig {
+    /// The one check of a run's options, for fresh and resumed runs alike, before anything is
+    /// written or trained.
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate().map_err(Error::new)?;
+        if self.iters == 0 {
+            return Err(Error::new("--iters must be at least 1"));
+        }
+        if self.checkpoint_every == 0 {
+            return Err(Error::new("--checkpoint-every must be at least 1"));
+        }
+        if self.preview_size < 16 {
+            return Err(Error::new(format!(
+                "--preview-size {} is too small (at least 16)",
+                self.preview_size
+            )));
+        }
+        crate::render::check_tile(self.tiles)
+    }
+}
+
+/// The options given on the command line together with `--resume` (None: not given).
+///
+/// What may change on resume: lr, iterations, the snapshot / checkpoint / eval intervals and
+/// the final render's tiles (recorded in run.json's `changes`). What may not: the pictures,
+/// the model (geometry and loss weights, which the checkpoint was trained with), the seed and
+/// the preview size (the run's randomness and its logged metrics would no longer continue).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ResumeOptions {
+    pub source: Option<PathBuf>,
+    pub target: Option<PathBuf>,
+    pub preset: Option<String>,
+    pub crop: Option<usize>,
+    pub batch: Option<usize>,
+    pub d_window: Option<usize>,
+    pub ngf: Option<usize>,
+    pub ndf: Option<usize>,
+    pub lambda_gan: Option<f64>,
+    pub lambda_nce: Option<f64>,
+    pub lambda_r1: Option<f64>,
+    pub lambda_idt: Option<f64>,
+    pub seed: Option<u64>,
+    pub preview_size: Option<usize>,
+    pub lr: Option<f64>,
+    pub iters: Option<u64>,
+    pub snapshot_every: Option<u64>,
+    pub checkpoint_every: Option<u64>,
+    pub eval_every: Option<u64>,
+    pub tiles: Option<usize>,
+}
+
+/// `run` with the options of `given` applied at iteration `at` (see [`ResumeOptions`]).
+pub fn resumed_config(mut run: RunConfig, given: &ResumeOptions, at: u64) -> Result<RunConfig> {
+    fn fixed<T: PartialEq + std::fmt::Display>(
+        flag: &str,
+        given: Option<T>,
+        have: T,
+    ) -> Result<()> {
+        match given {
+            Some(v) if v != have => Err(Error::new(format!(
+                "--resume: {flag} {v} differs from the run's {have}, and it is fixed for a run's life (start a new run with --out)"
+            ))),
+            _ => Ok(()),
+        }
+    }
+    let m = &run.model;
+    fixed("--crop", given.crop, m.crop)?;
+    fixed("--batch", given.batch, m.batch)?;
+    fixed("--d-window", given.d_window, m.d_window)?;
+    fixed("--ngf", given.ngf, m.ngf)?;
+    fixed("--ndf", given.ndf, m.ndf)?;
+    fixed("--lambda-gan", given.lambda_gan, m.lambda_gan)?;
+    fixed("--lambda-nce", given.lambda_nce, m.lambda_nce)?;
+    fixed("--lambda-r1", given.lambda_r1, m.lambda_r1)?;
+    fixed("--lambda-idt", given.lambda_idt, m.lambda_idt)?;
+    fixed("--seed", given.seed, run.seed)?;
+    fixed("--preview-size", given.preview_size, run.preview_size)?;
+    let stored_preset = run.preset.clone().unwrap_or_else(|| "none".into());
+    fixed("--preset", given.preset.clone(), stored_preset)?;
+    for (what, g, have) in [
+        ("SOURCE", &given.source, &run.source),
+        ("TARGET", &given.target, &run.target),
+    ] {
+        if let Some(p) = g {
+            // run.json holds canonical paths; a missing file cannot be the run's.
+            let same = std::fs::canonicalize(p).is_ok_and(|c| &c == have);
+            if !same {
+                return Err(Error::new(format!(
+                    "--resume: {what} {} is not the run's picture {} (a run keeps its pictures; start a new run with --out)",
+                    p.display(),
+                    have.display()
+                )));
+            }
+        }
+    }
+    if let Some(n) = given.iters
+        && n < at
+    {
+        return Err(Error::new(format!(
+            "--resume: --iters {n} is fewer than the {at} iterations the run has done"
+        )));
+    }
+    let mut changes = Vec::new();
+    let mut change = |option: &str, from: serde_json::Value, to: serde_json::Value| {
+        if from != to {
+            changes.push(OptionChange {
+                iter: at,
+                option: option.into(),
+                from,
+                to,
+            });
+        }
+    };
+    use serde_json::json;
+    if let Some(v) = given.lr {
+        change("lr", json!(run.model.lr), json!(v));
+        run.model.lr = v;
+    }
+    if let Some(v) = given.iters {
+        change("iters", json!(run.iters), json!(v));
+        run.iters = v;
+    }
+    if let Some(v) = given.snapshot_every {
+        change("snapshot_every", json!(run.snapshot_every), json!(v));
+        run.snapshot_every = v;
+    }
+    if let Some(v) = given.checkpoint_every {
+        change("checkpoint_every", json!(run.checkpoint_every), json!(v));
+        run.checkpoint_every = v;
+    }
+    if let Some(v) = given.eval_every {
+        change("eval_every", json!(run.eval_every), json!(v));
+        run.eval_every = v;
+    }
+    if let Some(v) = given.tiles {
+        change("tiles", json!(run.tiles), json!(v));
+        run.tiles = v;
+    }
+    run.changes.extend(changes);
+    Ok(run)
 }
 
 /// How much `fit` prints.
@@ -78,6 +232,8 @@ pub struct FitOptions {
     pub stop_at: Option<u64>,
     /// Skip the final full-resolution render.
     pub no_final_render: bool,
+    /// With `resume`: the options given again (see [`ResumeOptions`]); `run` is then unused.
+    pub resume_with: ResumeOptions,
 }
 
 /// How a `fit` call ended.
@@ -185,7 +341,12 @@ pub fn load_model_checkpoint(path: &Path) -> Result<(Checkpoint, Networks)> {
 
 fn restore_state(path: &Path, run: &RunConfig) -> Result<(TrainState<f32>, u64)> {
     let (ck, _) = load_model_checkpoint(path)?;
-    if ck.config != run.model {
+    // The lr may change on resume; everything else in the model configuration may not.
+    let same_model = ModelConfig {
+        lr: run.model.lr,
+        ..ck.config.clone()
+    } == run.model;
+    if !same_model {
         return Err(Error::at(
             path,
             "checkpoint was trained with another model configuration than run.json describes",
@@ -384,6 +545,7 @@ struct MetricsLine {
 /// Trains (or resumes) a run; see the module documentation for what it writes.
 pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
     let run_dir = &opts.out;
+    let mut resumed = None;
     let run = if opts.resume {
         let r = load_run_config(run_dir)?;
         if !checkpoint_path(run_dir).exists() {
@@ -392,6 +554,11 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
                 "has no checkpoint.safetensors to resume from",
             ));
         }
+        // The options given again are checked against the checkpoint's iteration, which also
+        // tells the iteration the changes take effect at.
+        let (state, start) = restore_state(&checkpoint_path(run_dir), &r)?;
+        let r = resumed_config(r, &opts.resume_with, start)?;
+        resumed = Some((state, start));
         r
     } else {
         if checkpoint_path(run_dir).exists() {
@@ -402,10 +569,7 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
         }
         opts.run.clone()
     };
-    run.model.validate().map_err(Error::new)?;
-    if run.iters == 0 {
-        return Err(Error::new("--iters must be at least 1"));
-    }
+    run.validate()?;
     // Pictures first: bad input fails before anything is written.
     let source = load_rgb(&run.source)?;
     let target = load_rgb(&run.target)?;
@@ -436,8 +600,7 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
         device: Some(backend.name()),
         ..run
     };
-    let (state, start) = if opts.resume {
-        let restored = restore_state(&checkpoint_path(run_dir), &run)?;
+    let (state, start) = if let Some(restored) = resumed {
         write_json(&run_json_path(run_dir), &run)?;
         restored
     } else {

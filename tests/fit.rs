@@ -414,3 +414,194 @@ fn disk_full_keeps_the_previous_checkpoint() {
         "temporary file left behind: {entries:?}"
     );
 }
+
+/// The tiny model's options on the command line (as `common::tiny_model`, CPU, quiet).
+fn tiny_cli() -> Vec<String> {
+    [
+        "--crop",
+        "32",
+        "--batch",
+        "2",
+        "--ngf",
+        "1",
+        "--ndf",
+        "1",
+        "--d-window",
+        "16",
+        "--device",
+        "cpu",
+        "-q",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn s(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+/// Runs the binary; (exit code, stderr). Asserts the no-panic, one-line error contract.
+fn sincut_cli(args: &[String], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_sincut"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    if !o.status.success() {
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("sincut: error: "), "{args:?}: {err}");
+    }
+    (o.status.code(), err)
+}
+
+/// Issue 13, items 2 and 6: `--tiles`, rates and weights are checked before anything is
+/// trained or written (fit once trained the whole run and then panicked on --tiles 0).
+#[test]
+fn cli_fit_options_are_checked_before_anything_is_written() {
+    let dir = tmpdir("cliopts");
+    let (a, b) = pair(&dir);
+    for (i, (flag, needle)) in [
+        ("--tiles=0", "--tiles 0 is too small"),
+        ("--tiles=1", "--tiles 1 is too small"),
+        ("--lr=nan", "lr NaN"),
+        ("--lr=-0.5", "lr -0.5"),
+        ("--lambda-nce=-1", "lambda_NCE -1"),
+        ("--lambda-gan=inf", "lambda_GAN inf"),
+        ("--checkpoint-every=0", "--checkpoint-every"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = dir.join(format!("run{i}"));
+        let mut args = vec!["fit".into(), s(&a), s(&b), "--out".into(), s(&out)];
+        args.extend(tiny_cli());
+        args.extend(["--iters".into(), "2".into(), flag.into()]);
+        let (code, err) = sincut_cli(&args, &[]);
+        assert_eq!(code, Some(2), "{flag}: {err}");
+        assert!(err.contains(needle), "{flag}: {err}");
+        assert!(!out.exists(), "{flag}: a run directory was created");
+    }
+}
+
+/// Issue 13, items 2 and 6: on resume, lr, iterations, intervals and tiles may change (the
+/// run uses the new values and run.json records each change with its iteration); the model,
+/// the pictures and the seed may not, and such a resume is refused without touching the run.
+#[test]
+fn cli_resume_uses_changed_options_and_refuses_fixed_ones() {
+    let dir = tmpdir("cliresume");
+    let (a, b) = pair(&dir);
+    let out = dir.join("run");
+    let mut o = options(&a, &b, &out, 4);
+    o.stop_at = Some(2);
+    o.no_final_render = true;
+    assert_eq!(fit(&o).unwrap(), FitOutcome::Stopped { iteration: 2 });
+    let run_json = || std::fs::read_to_string(out.join("run.json")).unwrap();
+    let before = run_json();
+    let resume = |extra: &[&str]| {
+        let mut args = vec!["fit".to_string(), "--resume".into(), s(&out)];
+        args.extend(["--device", "cpu", "-q"].map(String::from));
+        args.extend(extra.iter().map(|x| x.to_string()));
+        sincut_cli(&args, &[])
+    };
+    let (sa, sb) = (s(&a), s(&b));
+    for (extra, needle) in [
+        (vec!["--crop", "64"], "--crop 64 differs"),
+        (vec!["--ngf", "2"], "--ngf 2 differs"),
+        (vec!["--seed", "5"], "--seed 5 differs"),
+        (vec!["--lambda-nce", "2"], "--lambda-nce 2 differs"),
+        (vec!["--preset", "quick"], "--preset quick differs"),
+        (vec![&sb, &sa], "is not the run's picture"),
+        (vec!["--iters", "1"], "fewer than the 2 iterations"),
+        (vec!["--tiles", "0"], "--tiles 0 is too small"),
+        (vec!["--lr", "nan"], "lr NaN"),
+    ] {
+        let (code, err) = resume(&extra);
+        assert_eq!(code, Some(2), "{extra:?}: {err}");
+        assert!(err.contains(needle), "{extra:?}: {err}");
+        assert_eq!(run_json(), before, "{extra:?} changed run.json");
+    }
+    // The same pictures and geometry given again are fine; lr, iters and tiles change.
+    let (code, err) = resume(&[
+        &s(&a),
+        &s(&b),
+        "--crop",
+        "32",
+        "--lr",
+        "0.001",
+        "--iters",
+        "6",
+        "--tiles",
+        "32",
+        "--snapshot-every",
+        "0",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (losses, _) = metrics_lines(&out);
+    let lrs: Vec<(u64, f64)> = losses
+        .iter()
+        .map(|v| (v["iter"].as_u64().unwrap(), v["lr"].as_f64().unwrap()))
+        .collect();
+    let want: Vec<(u64, f64)> = (0..6)
+        .map(|i| {
+            let lr = if i < 2 {
+                sincut::fit::lr_at(0.002, i, 4)
+            } else {
+                sincut::fit::lr_at(0.001, i, 6)
+            };
+            (i, lr)
+        })
+        .collect();
+    assert_eq!(
+        lrs, want,
+        "the resumed run must use the new lr and iterations"
+    );
+    let run: serde_json::Value = serde_json::from_str(&run_json()).unwrap();
+    assert_eq!(run["model"]["lr"], 0.001);
+    assert_eq!(
+        (run["iters"].as_u64(), run["tiles"].as_u64()),
+        (Some(6), Some(32))
+    );
+    let changes: Vec<(u64, &str)> = run["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["iter"].as_u64().unwrap(), c["option"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        changes,
+        [(2, "lr"), (2, "iters"), (2, "snapshot_every"), (2, "tiles")]
+    );
+    assert_eq!(run["changes"][0]["from"], 0.002);
+    assert_eq!(load_checkpoint(checkpoint_path(&out)).unwrap().iteration, 6);
+    assert_eq!(
+        load_rgb(&out.join("result.png")).unwrap().dim(),
+        (3, 70, 90)
+    );
+}
+
+/// Issue 13, item 13: SINCUT_THREADS / SINCUT_GEMM values that mean nothing are an error
+/// (they used to be ignored silently).
+#[test]
+fn cli_invalid_thread_and_gemm_settings_are_refused() {
+    let dir = tmpdir("env");
+    let (a, b) = pair(&dir);
+    let out = dir.join("run");
+    let mut o = options(&a, &b, &out, 1);
+    o.no_final_render = true;
+    fit(&o).unwrap();
+    let info = vec!["info".to_string(), s(&out)];
+    for (k, v) in [
+        ("SINCUT_THREADS", "abc"),
+        ("SINCUT_THREADS", "0"),
+        ("SINCUT_GEMM", "fast"),
+    ] {
+        let (code, err) = sincut_cli(&info, &[(k, v)]);
+        assert_eq!(code, Some(2), "{k}={v}: {err}");
+        assert!(err.contains(&format!("{k}=\"{v}\"")), "{k}={v}: {err}");
+    }
+    for (k, v) in [("SINCUT_THREADS", "1"), ("SINCUT_GEMM", "portable")] {
+        assert_eq!(sincut_cli(&info, &[(k, v)]).0, Some(0), "{k}={v}");
+    }
+}
