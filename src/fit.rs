@@ -545,6 +545,13 @@ struct MetricsLine {
 /// Trains (or resumes) a run; see the module documentation for what it writes.
 pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
     let run_dir = &opts.out;
+    // One process at a time per run directory, from before anything is read or written to the
+    // end (a new directory is locked as soon as it is created, below).
+    let early_lock = if run_dir.is_dir() {
+        Some(lock_run_dir(run_dir)?)
+    } else {
+        None
+    };
     let mut resumed = None;
     let run = if opts.resume {
         let r = load_run_config(run_dir)?;
@@ -591,6 +598,20 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
             format_args!("cannot create the run directory: {e}"),
         )
     })?;
+    let _lock = match early_lock {
+        Some(l) => l,
+        None => {
+            let l = lock_run_dir(run_dir)?;
+            // Another fit may have created the run between the check above and our lock.
+            if checkpoint_path(run_dir).exists() {
+                return Err(Error::at(
+                    run_dir,
+                    "already holds a run; continue it with --resume or choose another --out",
+                ));
+            }
+            l
+        }
+    };
     // Absolute picture paths, so that resume, render and report work from any directory
     // (the pictures loaded above, so they exist).
     let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
@@ -734,6 +755,15 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
         iteration: run.iters,
         result,
     })
+}
+
+/// Takes the run directory's lock (see `crate::lock`) and removes the temporary files that
+/// killed processes left in it.
+pub fn lock_run_dir(run_dir: &Path) -> Result<crate::lock::RunLock> {
+    let lock = crate::lock::RunLock::acquire(run_dir)?;
+    crate::io::remove_stale_temporaries(run_dir);
+    crate::io::remove_stale_temporaries(&run_dir.join("snapshots"));
+    Ok(lock)
 }
 
 /// Keeps only the metrics lines of iterations before `start` (quality lines, which count

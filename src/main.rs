@@ -350,6 +350,11 @@ fn run(cli: Cli) -> sincut::error::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Report { run_dir } => {
+            // Not while a fit writes the run (it rewrites report.html itself at its end).
+            let _lock = match run_dir.is_dir() {
+                true => Some(sincut::fit::lock_run_dir(&run_dir)?),
+                false => None,
+            };
             let path = sincut::report::write_report(&run_dir)?;
             println!("{}", path.display());
             Ok(ExitCode::SUCCESS)

@@ -605,3 +605,153 @@ fn cli_invalid_thread_and_gemm_settings_are_refused() {
         assert_eq!(sincut_cli(&info, &[(k, v)]).0, Some(0), "{k}={v}");
     }
 }
+
+/// Waits for `child` at most `secs` seconds (killing it then): its exit code and stderr.
+fn wait_for(mut child: std::process::Child, secs: u64) -> (Option<i32>, String) {
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                std::io::Read::read_to_string(&mut e, &mut err).unwrap();
+            }
+            return (status.code(), err);
+        }
+        if t0.elapsed().as_secs() > secs {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// `sincut fit` of the tiny model on a and b into `out` (stderr piped), with `extra` options.
+fn spawn_fit(a: &Path, b: &Path, out: &Path, extra: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_sincut"))
+        .args(["fit".to_string(), s(a), s(b), "--out".into(), s(out)])
+        .args(tiny_cli())
+        .args(extra)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Issue 13, item 5: one process at a time writes a run directory. While a fit runs, a second
+/// fit, a resume and a report of its directory are refused naming the holder; of two fits
+/// started at once into one directory exactly one runs.
+#[test]
+fn cli_one_process_at_a_time_per_run_directory() {
+    let dir = tmpdir("lock");
+    let (a, b) = pair(&dir);
+    let out = dir.join("run");
+    let long = ["--iters", "100000", "--checkpoint-every", "100000"];
+    let holder = spawn_fit(&a, &b, &out, &long);
+    let metrics = out.join("metrics.jsonl");
+    let t0 = std::time::Instant::now();
+    while std::fs::metadata(&metrics).map_or(true, |m| m.len() == 0) {
+        assert!(t0.elapsed().as_secs() < 120, "fit did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let busy = format!("in use by sincut process {}", holder.id());
+    let exe = env!("CARGO_BIN_EXE_sincut");
+    let others = [
+        spawn_fit(&a, &b, &out, &["--iters", "3"]),
+        Command::new(exe)
+            .args([
+                "fit",
+                "--resume",
+                &s(&out),
+                "--iters",
+                "3",
+                "--device",
+                "cpu",
+                "-q",
+            ])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+        Command::new(exe)
+            .args(["report", &s(&out)])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ];
+    for (i, child) in others.into_iter().enumerate() {
+        let (code, err) = wait_for(child, 60);
+        assert_eq!(code, Some(2), "case {i}: {err}");
+        assert!(err.contains(&busy), "case {i}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "case {i}: {err}");
+    }
+    Command::new("kill")
+        .args(["-INT", &holder.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(wait_for(holder, 60).0, Some(130));
+    assert!(!out.join(".sincut.lock").exists(), "lock file left behind");
+
+    // Two fits started at once into one new directory: one runs, the other is refused.
+    let twin = dir.join("twin");
+    let short = ["--iters", "8", "--no-render"];
+    let (x, y) = (
+        spawn_fit(&a, &b, &twin, &short),
+        spawn_fit(&a, &b, &twin, &short),
+    );
+    let results = [wait_for(x, 120), wait_for(y, 120)];
+    let ok = results.iter().filter(|(c, _)| *c == Some(0)).count();
+    assert_eq!(ok, 1, "{results:?}");
+    for (code, err) in &results {
+        assert!(
+            *code == Some(0)
+                || err.contains("in use by sincut process")
+                || err.contains("already holds a run"),
+            "{err}"
+        );
+    }
+    let (losses, _) = metrics_lines(&twin);
+    assert_eq!(losses.len(), 8, "metrics of two runs interleaved");
+}
+
+/// Issue 13, items 5 and 7: a lock file and temporary checkpoint files left by a process that
+/// was killed are taken over and removed by the next run; a live process's file is kept.
+#[test]
+fn cli_stale_lock_and_temporary_files_are_taken_over() {
+    let dir = tmpdir("stale");
+    let (a, b) = pair(&dir);
+    let out = dir.join("run");
+    let mut o = options(&a, &b, &out, 3);
+    o.stop_at = Some(2);
+    o.no_final_render = true;
+    fit(&o).unwrap();
+    // A pid that certainly belongs to no process: a child that has ended and been reaped.
+    let mut done = Command::new("true").spawn().unwrap();
+    let dead = done.id();
+    done.wait().unwrap();
+    std::fs::write(out.join(".sincut.lock"), format!("{dead}\n")).unwrap();
+    let stale = out.join(format!(".checkpoint.safetensors.tmp.{dead}"));
+    std::fs::write(&stale, vec![0u8; 4096]).unwrap();
+    let stale_snap = out.join(format!("snapshots/.iter0000003-preview.png.tmp.{dead}"));
+    std::fs::create_dir_all(stale_snap.parent().unwrap()).unwrap();
+    std::fs::write(&stale_snap, b"partial").unwrap();
+    let live = out.join(format!(
+        ".checkpoint.safetensors.tmp.{}",
+        std::process::id()
+    ));
+    std::fs::write(&live, b"being written").unwrap();
+    let args = [
+        "fit",
+        "--resume",
+        &s(&out),
+        "--device",
+        "cpu",
+        "-q",
+        "--no-render",
+    ];
+    let (code, err) = sincut_cli(&args.map(String::from), &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(load_checkpoint(checkpoint_path(&out)).unwrap().iteration, 3);
+    assert!(!stale.exists(), "stale temporary checkpoint left behind");
+    assert!(!stale_snap.exists(), "stale temporary snapshot left behind");
+    assert!(live.exists(), "a live process's temporary file was removed");
+    assert!(!out.join(".sincut.lock").exists(), "lock file left behind");
+}

@@ -183,6 +183,32 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// Removes the temporary files of [`write_atomic`] (`.<name>.tmp.<pid>`) in `dir` whose process
+/// is gone (killed while writing: SIGKILL, SIGTERM, a second Ctrl-C); a live process's are
+/// kept. Call it holding the directory's lock. Returns how many were removed.
+pub fn remove_stale_temporaries(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let owner = name
+            .strip_prefix('.')
+            .and_then(|n| n.rsplit_once(".tmp."))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok());
+        let is_file = e.file_type().is_ok_and(|t| t.is_file());
+        if let Some(pid) = owner
+            && is_file
+            && !crate::lock::process_alive(pid)
+            && std::fs::remove_file(e.path()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 /// Checks the 8-byte header length against the file size first, so that a truncated file is
 /// reported as such rather than as a generic parse error.
 fn check_framing(bytes: &[u8]) -> std::result::Result<(), String> {
