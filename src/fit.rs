@@ -37,7 +37,9 @@ use std::time::Instant;
 /// What a run was asked to do; saved as `run.json` and read back on resume.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
+    #[serde(with = "path_json")]
     pub source: PathBuf,
+    #[serde(with = "path_json")]
     pub target: PathBuf,
     pub model: ModelConfig,
     /// Total iterations (lr constant for the first half, then linear decay to 0).
@@ -60,6 +62,69 @@ pub struct RunConfig {
     /// Options changed on resume, in order; each holds from its iteration on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<OptionChange>,
+}
+
+/// Picture paths in run.json, losslessly: a string when the path is UTF-8 (JSON text must be),
+/// else `{"unix_bytes": [...]}` with the path's bytes (a Unix path is any bytes but / and NUL).
+pub mod path_json {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::path::{Path, PathBuf};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Text(String),
+        Bytes { unix_bytes: Vec<u8> },
+    }
+
+    pub fn serialize<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+        match p.to_str() {
+            Some(t) => Repr::Text(t.to_string()),
+            None => Repr::Bytes {
+                unix_bytes: bytes_of(p),
+            },
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Text(t) => Ok(PathBuf::from(t)),
+            Repr::Bytes { unix_bytes } => from_bytes(unix_bytes).map_err(serde::de::Error::custom),
+        }
+    }
+
+    /// A run.json path value (either form) as a path; None for anything else.
+    pub fn from_value(v: &serde_json::Value) -> Option<PathBuf> {
+        Repr::deserialize(v).ok().and_then(|r| match r {
+            Repr::Text(t) => Some(PathBuf::from(t)),
+            Repr::Bytes { unix_bytes } => from_bytes(unix_bytes).ok(),
+        })
+    }
+
+    #[cfg(unix)]
+    fn bytes_of(p: &Path) -> Vec<u8> {
+        use std::os::unix::ffi::OsStrExt;
+        p.as_os_str().as_bytes().to_vec()
+    }
+
+    #[cfg(not(unix))]
+    fn bytes_of(p: &Path) -> Vec<u8> {
+        p.to_string_lossy().into_owned().into_bytes()
+    }
+
+    #[cfg(unix)]
+    fn from_bytes(b: Vec<u8>) -> Result<PathBuf, String> {
+        use std::os::unix::ffi::OsStringExt;
+        Ok(PathBuf::from(std::ffi::OsString::from_vec(b)))
+    }
+
+    #[cfg(not(unix))]
+    fn from_bytes(b: Vec<u8>) -> Result<PathBuf, String> {
+        String::from_utf8(b)
+            .map(PathBuf::from)
+            .map_err(|_| "a non-UTF-8 path recorded on Unix cannot be used here".into())
+    }
 }
 
 /// One option changed by a resume: from iteration `iter` on, the run uses `to`.
@@ -294,7 +359,8 @@ pub fn load_run_config(run_dir: &Path) -> Result<RunConfig> {
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).expect("plain data encodes");
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::at(path, format_args!("cannot encode: {e}")))?;
     crate::io::write_atomic(path, text.as_bytes())
 }
 
@@ -598,10 +664,15 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
             format_args!("cannot create the run directory: {e}"),
         )
     })?;
+    // A directory this run created is removed again if the run fails before its first
+    // checkpoint: no empty or half-made run is left behind. Armed only once locked, so a
+    // directory another fit created at the same moment is never touched.
+    let mut new_dir = None;
     let _lock = match early_lock {
         Some(l) => l,
         None => {
             let l = lock_run_dir(run_dir)?;
+            new_dir = Some(RemoveOnError(run_dir.clone()));
             // Another fit may have created the run between the check above and our lock.
             if checkpoint_path(run_dir).exists() {
                 return Err(Error::at(
@@ -630,6 +701,7 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
         let params = nets.init::<f32, _>(&mut rand::rngs::StdRng::from_rng(&mut rng));
         let st = TrainState::new(params);
         save_state(run_dir, &run.model, &st, 0)?;
+        std::mem::forget(new_dir.take()); // the run exists now: keep it
         (st, 0)
     };
     // The one dispatch point: iterations run on the CPU reference or on the device engine.
@@ -755,6 +827,15 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
         iteration: run.iters,
         result,
     })
+}
+
+/// Removes a directory when dropped (see its use in [`fit`]; forgotten on success).
+struct RemoveOnError(PathBuf);
+
+impl Drop for RemoveOnError {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Takes the run directory's lock (see `crate::lock`) and removes the temporary files that

@@ -755,3 +755,65 @@ fn cli_stale_lock_and_temporary_files_are_taken_over() {
     assert!(live.exists(), "a live process's temporary file was removed");
     assert!(!out.join(".sincut.lock").exists(), "lock file left behind");
 }
+
+/// Issue 13, item 1: a picture path that is not UTF-8 is stored losslessly in run.json (it
+/// used to panic and leave an empty run folder); resume, info and report read it back.
+#[cfg(unix)]
+#[test]
+fn cli_non_utf8_picture_paths_are_kept_losslessly() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tmpdir("nonutf8");
+    let (a, b) = pair(&dir);
+    let odd = dir.join(OsStr::from_bytes(b"a\xff.png"));
+    std::fs::copy(&a, &odd).unwrap();
+    let out = dir.join("run");
+    let exe = env!("CARGO_BIN_EXE_sincut");
+    let o = Command::new(exe)
+        .arg("fit")
+        .arg(&odd)
+        .arg(&b)
+        .arg("--out")
+        .arg(&out)
+        .args(tiny_cli())
+        .args(["--iters", "2", "--tiles", "32"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let run = sincut::fit::load_run_config(&out).unwrap();
+    assert_eq!(run.source, std::fs::canonicalize(&odd).unwrap());
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert!(
+        json["source"]["unix_bytes"].is_array(),
+        "{}",
+        json["source"]
+    );
+    assert_eq!(
+        load_rgb(&out.join("result.png")).unwrap().dim(),
+        (3, 70, 90)
+    );
+    for args in [
+        vec!["info".to_string(), s(&out)],
+        vec!["report".to_string(), s(&out)],
+        vec![
+            "fit".into(),
+            "--resume".into(),
+            s(&out),
+            "--iters".into(),
+            "3".into(),
+        ]
+        .into_iter()
+        .chain(["--device", "cpu", "-q", "--no-render"].map(String::from))
+        .collect(),
+    ] {
+        let (code, err) = sincut_cli(&args, &[]);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+    }
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        !report.contains("picture not available"),
+        "the report lost the source"
+    );
+}
