@@ -110,7 +110,7 @@ pub fn render_command(a: &RenderArgs) -> Result<PathBuf> {
             PathBuf::from(format!("{stem}-sincut.png"))
         }
     };
-    check_output_writable(&output)?;
+    crate::image::check_output(&output, &a.save)?;
     let (ck, nets) = load_model_checkpoint(&ck_path)?;
     let img = load_rgb(&input)?;
     let backend = open_backend(a.device, a.quiet)?;
@@ -142,25 +142,6 @@ pub fn render_command(a: &RenderArgs) -> Result<PathBuf> {
     )?;
     save_rgb(&output, &out, &a.save)?;
     Ok(output)
-}
-
-/// Fails early (before hours of work) when the output cannot be created.
-pub fn check_output_writable(output: &Path) -> Result<()> {
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !dir.is_dir() {
-        return Err(Error::at(output, "its directory does not exist"));
-    }
-    let probe = dir.join(format!(".sincut-write-test-{}", std::process::id()));
-    match std::fs::File::create(&probe) {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
-            Ok(())
-        }
-        Err(e) => Err(Error::at(output, format_args!("cannot write there: {e}"))),
-    }
 }
 
 /// `sincut info`: what a checkpoint (or a run directory's checkpoint) holds.

@@ -346,6 +346,10 @@ pub fn checkpoint_path(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoint.safetensors")
 }
 
+fn result_path(run_dir: &Path) -> PathBuf {
+    run_dir.join("result.png")
+}
+
 fn run_json_path(run_dir: &Path) -> PathBuf {
     run_dir.join("run.json")
 }
@@ -683,6 +687,10 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
             l
         }
     };
+    if !opts.no_final_render {
+        // Refused now rather than after the whole run (a directory named result.png, …).
+        crate::image::check_output(&result_path(run_dir), &SaveOptions::default())?;
+    }
     // Absolute picture paths, so that resume, render and report work from any directory
     // (the pictures loaded above, so they exist).
     let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
@@ -806,7 +814,7 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
     let result = if opts.no_final_render {
         None
     } else {
-        let out = run_dir.join("result.png");
+        let out = result_path(run_dir);
         progress.line("rendering the full-resolution result");
         let img = trainer.render(
             &nets,

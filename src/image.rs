@@ -262,6 +262,36 @@ pub fn save_rgb(path: &Path, img: &Array3<f32>, opts: &SaveOptions) -> Result<()
             ));
         }
     };
+    let format = output_format(path, opts)?;
+
+    let mut bytes = Cursor::new(Vec::new());
+    let encoded = if opts.sixteen_bit {
+        let data = interleave(img, 65535.0, |v| v as u16);
+        let buf = image::ImageBuffer::<image::Rgb<u16>, _>::from_raw(wu, hu, data)
+            .expect("buffer size matches the dimensions");
+        DynamicImage::ImageRgb16(buf).write_to(&mut bytes, format)
+    } else {
+        let data = interleave(img, 255.0, |v| v as u8);
+        if format == ImageFormat::Jpeg {
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, opts.jpeg_quality)
+                .write_image(&data, wu, hu, image::ExtendedColorType::Rgb8)
+        } else {
+            let buf = image::ImageBuffer::<image::Rgb<u8>, _>::from_raw(wu, hu, data)
+                .expect("buffer size matches the dimensions");
+            DynamicImage::ImageRgb8(buf).write_to(&mut bytes, format)
+        }
+    };
+    encoded.map_err(|e| {
+        Error::at(
+            path,
+            one_line(&format!("cannot encode {}: {e}", format_name(format))),
+        )
+    })?;
+    crate::io::write_atomic(path, bytes.get_ref())
+}
+
+/// The format `save_rgb` writes for `path`, checked against `opts`.
+fn output_format(path: &Path, opts: &SaveOptions) -> Result<ImageFormat> {
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
@@ -292,31 +322,53 @@ pub fn save_rgb(path: &Path, img: &Array3<f32>, opts: &SaveOptions) -> Result<()
             format!("JPEG quality {} is not in 1..=100", opts.jpeg_quality),
         ));
     }
+    Ok(format)
+}
 
-    let mut bytes = Cursor::new(Vec::new());
-    let encoded = if opts.sixteen_bit {
-        let data = interleave(img, 65535.0, |v| v as u16);
-        let buf = image::ImageBuffer::<image::Rgb<u16>, _>::from_raw(wu, hu, data)
-            .expect("buffer size matches the dimensions");
-        DynamicImage::ImageRgb16(buf).write_to(&mut bytes, format)
-    } else {
-        let data = interleave(img, 255.0, |v| v as u8);
-        if format == ImageFormat::Jpeg {
-            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, opts.jpeg_quality)
-                .write_image(&data, wu, hu, image::ExtendedColorType::Rgb8)
-        } else {
-            let buf = image::ImageBuffer::<image::Rgb<u8>, _>::from_raw(wu, hu, data)
-                .expect("buffer size matches the dimensions");
-            DynamicImage::ImageRgb8(buf).write_to(&mut bytes, format)
+/// The one check of an output picture path, made before any work (render, fit's final
+/// render), so that what `save_rgb` would refuse after minutes of work is refused at once: the
+/// format (extension, 16 bits), a directory or special file (/dev/full) in the way, a name
+/// over 255 bytes, a missing or unwritable directory (probed with the very temporary file
+/// `save_rgb` writes).
+pub fn check_output(path: &Path, opts: &SaveOptions) -> Result<()> {
+    output_format(path, opts)?;
+    if let Ok(m) = std::fs::metadata(path) {
+        if m.is_dir() {
+            return Err(Error::at(path, "is a directory, not a picture file"));
         }
-    };
-    encoded.map_err(|e| {
-        Error::at(
+        if !m.is_file() {
+            return Err(Error::at(
+                path,
+                "is not a regular file (a device, FIFO or socket); give a file path",
+            ));
+        }
+    }
+    let name_len = path.file_name().map_or(0, |n| n.as_encoded_bytes().len());
+    if name_len > 255 {
+        return Err(Error::at(
             path,
-            one_line(&format!("cannot encode {}: {e}", format_name(format))),
-        )
-    })?;
-    crate::io::write_atomic(path, bytes.get_ref())
+            format!("file name is {name_len} bytes long (at most 255)"),
+        ));
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::at(path, "its directory does not exist"));
+    }
+    let probe = crate::io::temp_path(path)?;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(Error::at(path, format_args!("cannot write there: {e}"))),
+    }
 }
 
 /// Planar [-1, 1] -> interleaved RGB integers in 0..=max.

@@ -817,3 +817,92 @@ fn cli_non_utf8_picture_paths_are_kept_losslessly() {
         "the report lost the source"
     );
 }
+
+/// Issue 13, item 8: the output of `render` (and of fit's final render) is checked before any
+/// work: format, 16 bits, a directory or device in the way. The checkpoint here does not even
+/// exist, so an error about it means the output was not checked first. A legal 250-byte name
+/// works (its temporary name used to pass 255 bytes).
+#[cfg(unix)]
+#[test]
+fn cli_output_is_checked_before_any_work() {
+    let dir = tmpdir("output");
+    let (a, b) = pair(&dir);
+    let folder = dir.join("folder.png");
+    std::fs::create_dir_all(&folder).unwrap();
+    // /dev/full under a picture name: a rename over it would replace the device.
+    std::os::unix::fs::symlink("/dev/full", dir.join("full.png")).unwrap();
+    let render = |output: &Path, extra: &[&str]| {
+        let mut args = vec!["render".to_string(), "--checkpoint".into()];
+        args.extend([s(&dir.join("missing.safetensors")), "--input".into(), s(&a)]);
+        args.extend([
+            "--output".into(),
+            s(output),
+            "--device".into(),
+            "cpu".into(),
+        ]);
+        args.extend(extra.iter().map(|x| x.to_string()));
+        sincut_cli(&args, &[])
+    };
+    for (output, extra, needle) in [
+        (
+            dir.join("x.bmp"),
+            vec![],
+            "unknown picture extension \"bmp\"",
+        ),
+        (
+            dir.join("x.webp"),
+            vec![],
+            "unknown picture extension \"webp\"",
+        ),
+        (folder.clone(), vec![], "is a directory"),
+        (dir.join("full.png"), vec![], "is not a regular file"),
+        (dir.join("x.jpg"), vec!["--sixteen-bit"], "16 bits"),
+        (
+            dir.join(format!("{}.png", "n".repeat(260))),
+            vec![],
+            "at most 255",
+        ),
+    ] {
+        let (code, err) = render(&output, &extra);
+        assert_eq!(code, Some(2), "{}: {err}", output.display());
+        assert!(err.contains(needle), "{}: {err}", output.display());
+    }
+    // A device is never replaced by a rename (as root /dev is writable).
+    let (_, err) = render(Path::new("/dev/full"), &[]);
+    assert!(err.contains("unknown picture extension"), "{err}");
+
+    // fit: a directory where result.png goes is refused before training.
+    let out = dir.join("run");
+    std::fs::create_dir_all(out.join("result.png")).unwrap();
+    let mut args = vec!["fit".into(), s(&a), s(&b), "--out".into(), s(&out)];
+    args.extend(tiny_cli());
+    args.extend(["--iters".into(), "2".into()]);
+    let (code, err) = sincut_cli(&args, &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("result.png: is a directory"), "{err}");
+    assert!(
+        !checkpoint_path(&out).exists(),
+        "trained before checking the output"
+    );
+
+    // A 250-byte name renders.
+    let run = dir.join("ok");
+    let mut o = options(&a, &b, &run, 1);
+    o.no_final_render = true;
+    fit(&o).unwrap();
+    let long = dir.join(format!("{}.png", "l".repeat(246)));
+    let args = [
+        "render",
+        &s(&run),
+        "--output",
+        &s(&long),
+        "--tiles",
+        "32",
+        "--device",
+        "cpu",
+        "-q",
+    ];
+    let (code, err) = sincut_cli(&args.map(String::from), &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(load_rgb(&long).unwrap().dim(), (3, 70, 90));
+}

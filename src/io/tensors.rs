@@ -155,16 +155,17 @@ pub fn save_tensors(
 /// a temporary file in the same directory (same filesystem, so the rename is atomic), fsync,
 /// rename over the target, then fsync the directory so the rename itself survives a crash.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    // Renaming over a device (/dev/full) or a directory would replace it, not write to it.
+    if let Ok(m) = std::fs::metadata(path)
+        && !m.is_file()
+    {
+        return Err(Error::at(path, "is not a regular file; cannot write there"));
+    }
+    let tmp = temp_path(path)?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| Error::at(path, "not a file path"))?
-        .to_string_lossy()
-        .into_owned();
-    let tmp = dir.join(format!(".{file_name}.tmp.{}", std::process::id()));
     let result = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -181,6 +182,37 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         Error::at(path, format_args!("cannot write: {e}"))
     })
+}
+
+/// The temporary file [`write_atomic`] writes before renaming it to `path`:
+/// `.<name>.tmp.<pid>` beside it, the name cut so that the whole stays within 255 bytes (the
+/// usual limit of a file name, which a legal 250-byte `<name>` would otherwise exceed).
+pub fn temp_path(path: &Path) -> Result<PathBuf> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::at(path, "not a file path"))?;
+    let suffix = format!(".tmp.{}", std::process::id());
+    let room = 255 - 1 - suffix.len();
+    #[cfg(unix)]
+    let stem = {
+        // A Unix name is any bytes, so it may be cut anywhere.
+        use std::os::unix::ffi::OsStrExt;
+        let b = name.as_bytes();
+        std::ffi::OsStr::from_bytes(&b[..b.len().min(room)]).to_os_string()
+    };
+    #[cfg(not(unix))]
+    let stem = {
+        let t = name.to_string_lossy();
+        let mut end = t.len().min(room);
+        while !t.is_char_boundary(end) {
+            end -= 1;
+        }
+        std::ffi::OsString::from(&t[..end])
+    };
+    let mut tmp = std::ffi::OsString::from(".");
+    tmp.push(stem);
+    tmp.push(suffix);
+    Ok(path.with_file_name(tmp))
 }
 
 /// Removes the temporary files of [`write_atomic`] (`.<name>.tmp.<pid>`) in `dir` whose process
