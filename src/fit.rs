@@ -816,7 +816,7 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
     } else {
         let out = result_path(run_dir);
         progress.line("rendering the full-resolution result");
-        let img = trainer.render(
+        let img = trainer.render_until(
             &nets,
             sampler.source_image(),
             &RenderOptions {
@@ -824,7 +824,14 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
                 seed: run.seed,
             },
             &mut |_, _| {},
+            &|| INTERRUPTED.load(Ordering::SeqCst),
         )?;
+        // Ctrl-C: the checkpoint of the last iteration is saved; a resume renders.
+        let Some(img) = img else {
+            return Ok(FitOutcome::Stopped {
+                iteration: run.iters,
+            });
+        };
         save_rgb(&out, &img, &SaveOptions::default())?;
         Some(out)
     };

@@ -268,7 +268,7 @@ fn run_window<T: Real, E>(
 }
 
 /// The CPU reference's window runner.
-fn cpu_runner<'a, T: Real>(
+pub(crate) fn cpu_runner<'a, T: Real>(
     g: &'a Generator,
     p: &'a ParamMap<T>,
 ) -> impl FnMut(&Array4<T>, &Array4<T>) -> Result<Array4<T>, std::convert::Infallible> + 'a {

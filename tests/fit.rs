@@ -646,7 +646,17 @@ fn cli_one_process_at_a_time_per_run_directory() {
     let (a, b) = pair(&dir);
     let out = dir.join("run");
     let long = ["--iters", "100000", "--checkpoint-every", "100000"];
+    // Killed if the test fails before it ends (no run left training for hours).
+    struct KillOnDrop(u32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            if self.0 != 0 {
+                let _ = Command::new("kill").arg(self.0.to_string()).status();
+            }
+        }
+    }
     let holder = spawn_fit(&a, &b, &out, &long);
+    let mut kill = KillOnDrop(holder.id());
     let metrics = out.join("metrics.jsonl");
     let t0 = std::time::Instant::now();
     while std::fs::metadata(&metrics).map_or(true, |m| m.len() == 0) {
@@ -688,6 +698,7 @@ fn cli_one_process_at_a_time_per_run_directory() {
         .status()
         .unwrap();
     assert_eq!(wait_for(holder, 60).0, Some(130));
+    kill.0 = 0; // reaped: its pid may be reused
     assert!(!out.join(".sincut.lock").exists(), "lock file left behind");
 
     // Two fits started at once into one new directory: one runs, the other is refused.
@@ -905,4 +916,56 @@ fn cli_output_is_checked_before_any_work() {
     let (code, err) = sincut_cli(&args.map(String::from), &[]);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(load_rgb(&long).unwrap().dim(), (3, 70, 90));
+}
+
+/// Issue 13, item 9: Ctrl-C during fit's final render stops it (exit 130, no result.png, the
+/// last checkpoint intact) instead of rendering to the end and exiting 0; a resume renders.
+#[test]
+fn cli_interrupt_during_the_final_render_exits_130() {
+    use std::io::BufRead;
+    let dir = tmpdir("sigint-render");
+    let (_, b) = pair(&dir);
+    // A large source in small tiles: thousands of tiles, seconds of rendering at least.
+    let big = dir.join("big.png");
+    save_rgb(&big, &picture(1600, 1200, 0.4), &SaveOptions::default()).unwrap();
+    let out = dir.join("run");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sincut"))
+        .args(["fit".to_string(), s(&big), s(&b), "--out".into(), s(&out)])
+        .args(tiny_cli().into_iter().filter(|a| a != "-q"))
+        .args([
+            "--iters",
+            "2",
+            "--tiles",
+            "16",
+            "--snapshot-every",
+            "0",
+            "--eval-every",
+            "0",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    // The hook: fit announces the render once training is over.
+    for line in lines.by_ref() {
+        if line
+            .unwrap()
+            .contains("rendering the full-resolution result")
+        {
+            break;
+        }
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("stopped at iteration 2")),
+        "{rest:?}"
+    );
+    assert!(!out.join("result.png").exists(), "rendered to the end");
+    assert_eq!(load_checkpoint(checkpoint_path(&out)).unwrap().iteration, 2);
 }
