@@ -406,6 +406,23 @@ pub fn load_model_checkpoint(path: &Path) -> Result<(Checkpoint, Networks)> {
             format_args!("checkpoint does not fit its own configuration: {m}"),
         )
     })?;
+    // A NaN weight renders black and trains NaN without a word: refuse it where it is loaded
+    // (render, info, resume), naming the first bad tensor.
+    let moments = ck.adam.iter().flat_map(|a| {
+        let m = a.exp_avg.iter().map(|(n, v)| (format!("adam.m.{n}"), v));
+        m.chain(a.exp_avg_sq.iter().map(|(n, v)| (format!("adam.v.{n}"), v)))
+    });
+    let tensors = ck.params.iter().map(|(n, v)| (format!("param.{n}"), v));
+    for (name, v) in tensors.chain(moments) {
+        if let Some(x) = v.iter().find(|x| !x.is_finite()) {
+            return Err(Error::at(
+                path,
+                format_args!(
+                    "tensor '{name}' holds a non-finite value ({x}); the checkpoint cannot be used"
+                ),
+            ));
+        }
+    }
     Ok((ck, nets))
 }
 

@@ -969,3 +969,52 @@ fn cli_interrupt_during_the_final_render_exits_130() {
     assert!(!out.join("result.png").exists(), "rendered to the end");
     assert_eq!(load_checkpoint(checkpoint_path(&out)).unwrap().iteration, 2);
 }
+
+/// Issue 13, item 10: a checkpoint whose weights are not finite is refused where it is loaded
+/// (render, info, resume) naming the tensor; it used to render an all-black picture silently.
+#[test]
+fn non_finite_weights_are_refused_on_load() {
+    let dir = tmpdir("nanweights");
+    let (a, b) = pair(&dir);
+    let run = dir.join("run");
+    let mut o = options(&a, &b, &run, 1);
+    o.no_final_render = true;
+    fit(&o).unwrap();
+    let mut ck = load_checkpoint(checkpoint_path(&run)).unwrap();
+    let name = ck
+        .params
+        .keys()
+        .find(|k| k.starts_with("G."))
+        .unwrap()
+        .clone();
+    ck.params.get_mut(&name).unwrap()[[0, 0, 0, 0]] = f32::NAN;
+    sincut::io::save_checkpoint(checkpoint_path(&run), &ck).unwrap();
+    let needle = format!("tensor 'param.{name}' holds a non-finite value (NaN)");
+    let render = vec![
+        "render".to_string(),
+        s(&run),
+        "--output".into(),
+        s(&dir.join("black.png")),
+        "--device".into(),
+        "cpu".into(),
+    ];
+    let info = vec!["info".to_string(), s(&run)];
+    let resume = [
+        "fit",
+        "--resume",
+        &s(&run),
+        "--iters",
+        "2",
+        "--device",
+        "cpu",
+        "-q",
+    ]
+    .map(String::from)
+    .to_vec();
+    for args in [render, info, resume] {
+        let (code, err) = sincut_cli(&args, &[]);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(&needle), "{args:?}: {err}");
+    }
+    assert!(!dir.join("black.png").exists());
+}
