@@ -90,7 +90,19 @@ pub fn render_command(a: &RenderArgs) -> Result<PathBuf> {
     crate::render::check_tile(a.tiles)?;
     let run: Option<RunConfig> = a.run_dir.as_deref().map(load_run_config).transpose()?;
     let ck_path = match (&a.checkpoint, &a.run_dir) {
-        (Some(c), _) => c.clone(),
+        (Some(c), Some(d)) => {
+            // The run's source and seed with another run's weights would be a silent mix.
+            let own = std::fs::canonicalize(checkpoint_path(d)).ok();
+            if own.is_none() || std::fs::canonicalize(c).ok() != own {
+                return Err(Error::new(format!(
+                    "--checkpoint {} is not the checkpoint of run {}; give one of them (with --checkpoint, --input and --seed say what the run would)",
+                    c.display(),
+                    d.display()
+                )));
+            }
+            c.clone()
+        }
+        (Some(c), None) => c.clone(),
         (None, Some(d)) => checkpoint_path(d),
         (None, None) => return Err(Error::new("give a run directory or --checkpoint FILE")),
     };

@@ -69,6 +69,17 @@ pub fn load_rgb(path: &Path) -> Result<Array3<f32>> {
     let format = reader
         .format()
         .ok_or_else(|| err("not a picture in a supported format (JPEG, PNG, TIFF, WebP)".into()))?;
+    // Recognised but not built in (GIF, BMP, …): say so by name rather than let the decoder
+    // fail with a generic message.
+    if !matches!(
+        format,
+        ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::Tiff | ImageFormat::WebP
+    ) {
+        return Err(err(format!(
+            "{} pictures are not supported (use JPEG, PNG, TIFF or WebP)",
+            format_name(format)
+        )));
+    }
     // The JPEG decoder fills a cut-off picture with gray instead of failing, so a truncated
     // file is caught here.
     if format == ImageFormat::Jpeg && jpeg_is_truncated(&bytes) {
@@ -173,13 +184,17 @@ fn describe(format: ImageFormat, e: ImageError) -> String {
     }
 }
 
-fn format_name(format: ImageFormat) -> &'static str {
+fn format_name(format: ImageFormat) -> String {
     match format {
-        ImageFormat::Jpeg => "JPEG",
-        ImageFormat::Png => "PNG",
-        ImageFormat::Tiff => "TIFF",
-        ImageFormat::WebP => "WebP",
-        _ => "picture",
+        ImageFormat::Jpeg => "JPEG".into(),
+        ImageFormat::Png => "PNG".into(),
+        ImageFormat::Tiff => "TIFF".into(),
+        ImageFormat::WebP => "WebP".into(),
+        // GIF, BMP, …: the first extension, in capitals.
+        f => f
+            .extensions_str()
+            .first()
+            .map_or_else(|| format!("{f:?}"), |e| e.to_ascii_uppercase()),
     }
 }
 

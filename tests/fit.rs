@@ -1018,3 +1018,42 @@ fn non_finite_weights_are_refused_on_load() {
     }
     assert!(!dir.join("black.png").exists());
 }
+
+/// Issue 13, item 13: a checkpoint with a foreign `format` value says which; `render RUN
+/// --checkpoint OTHER` (one run's source and seed with another's weights) is refused.
+#[test]
+fn foreign_checkpoints_and_mixed_runs_are_refused() {
+    let dir = tmpdir("foreign");
+    let (a, b) = pair(&dir);
+    let foreign = dir.join("foreign.safetensors");
+    let meta = [("format".to_string(), "other-tool".to_string())].into();
+    let tensors = [("w".to_string(), ndarray::ArrayD::<f32>::zeros(vec![2]))].into();
+    sincut::io::save_tensors(&foreign, &tensors, Some(&meta)).unwrap();
+    let (code, err) = sincut_cli(&["info".to_string(), s(&foreign)], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("metadata 'format' is \"other-tool\", not \"sincut-checkpoint\""),
+        "{err}"
+    );
+
+    let (one, two) = (dir.join("one"), dir.join("two"));
+    for run in [&one, &two] {
+        let mut o = options(&a, &b, run, 1);
+        o.no_final_render = true;
+        fit(&o).unwrap();
+    }
+    let render = |ck: &Path| {
+        let args = ["render", &s(&one), "--checkpoint", &s(ck), "--output"];
+        let mut args: Vec<String> = args.map(String::from).to_vec();
+        args.extend([s(&dir.join("mix.png")), "--tiles".into(), "32".into()]);
+        args.extend(["--device", "cpu", "-q"].map(String::from));
+        sincut_cli(&args, &[])
+    };
+    let (code, err) = render(&checkpoint_path(&two));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("is not the checkpoint of run"), "{err}");
+    assert!(!dir.join("mix.png").exists());
+    // The run's own checkpoint named explicitly is fine.
+    let (code, err) = render(&checkpoint_path(&one));
+    assert_eq!(code, Some(0), "{err}");
+}
