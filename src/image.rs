@@ -31,6 +31,9 @@ impl Default for SaveOptions {
 pub const MAX_SIDE: u32 = 32_768;
 /// Most pixels a loaded picture may have (64 Mpx: 768 MiB once it is planar f32 RGB).
 pub const MAX_PIXELS: u64 = 1 << 26;
+/// The largest picture file read (the decoder's own allocation bound; no supported format
+/// compresses so badly that an acceptable picture needs a larger file).
+const MAX_PICTURE_FILE: u64 = MAX_DECODER_ALLOC;
 /// Most bytes the decoder may allocate (the decoded buffer included); a decompression bomb
 /// (a tiny file that claims a huge picture) is refused before anything big is allocated.
 const MAX_DECODER_ALLOC: u64 = 1 << 30;
@@ -54,7 +57,7 @@ pub fn load_rgb(path: &Path) -> Result<Array3<f32>> {
     }
     // The whole file is read up front (the JPEG decoder would do so anyway) so that its
     // framing can be checked before decoding.
-    let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
+    let bytes = crate::io::read_regular_file(path, MAX_PICTURE_FILE)?;
     if bytes.is_empty() {
         return Err(err("empty file, not a picture".into()));
     }

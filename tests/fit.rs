@@ -141,7 +141,7 @@ fn bad_training_input_is_refused_before_anything_is_written() {
     save_rgb(&small, &picture(20, 40, 0.0), &SaveOptions::default()).unwrap();
     let cases: Vec<(&str, Box<dyn Fn(&mut FitOptions)>)> = vec![
         (
-            "No such file",
+            "file not found",
             Box::new(|o| o.run.source = PathBuf::from("/nonexistent/x.png")),
         ),
         (
@@ -1056,4 +1056,61 @@ fn foreign_checkpoints_and_mixed_runs_are_refused() {
     // The run's own checkpoint named explicitly is fine.
     let (code, err) = render(&checkpoint_path(&one));
     assert_eq!(code, Some(0), "{err}");
+}
+
+/// Issue 13, item 11: pictures and checkpoints are read only from regular files: a FIFO named
+/// x.png used to block forever, /dev/zero to be read until memory ran out.
+#[cfg(unix)]
+#[test]
+fn cli_special_files_are_refused_as_input() {
+    let dir = tmpdir("special");
+    let (a, b) = pair(&dir);
+    let fifo = dir.join("x.png");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let fifo_ck = dir.join("x.safetensors");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo_ck)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let run = |args: Vec<String>| {
+        let child = Command::new(env!("CARGO_BIN_EXE_sincut"))
+            .args(&args)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (code, err) = wait_for(child, 60);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("is not a regular file"), "{args:?}: {err}");
+    };
+    let out = dir.join("run");
+    let mut fit_args = vec!["fit".into(), s(&fifo), s(&b), "--out".into(), s(&out)];
+    fit_args.extend(tiny_cli());
+    run(fit_args);
+    assert!(!out.exists());
+    let render = |ck: &str, input: &str| {
+        ["render", "--checkpoint", ck, "--input", input, "--output"]
+            .map(String::from)
+            .into_iter()
+            .chain([s(&dir.join("o.png")), "--device".into(), "cpu".into()])
+            .collect::<Vec<String>>()
+    };
+    run(render(&s(&fifo_ck), &s(&a)));
+    run(render("/dev/zero", &s(&a)));
+    run(["info", "/dev/zero"].map(String::from).to_vec());
+    // A good checkpoint with /dev/zero as the picture.
+    let ok = dir.join("ok");
+    let mut o = options(&a, &b, &ok, 1);
+    o.no_final_render = true;
+    fit(&o).unwrap();
+    run(render(&s(&checkpoint_path(&ok)), "/dev/zero"));
 }

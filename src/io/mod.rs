@@ -10,6 +10,6 @@ pub use checkpoint::{
     save_checkpoint,
 };
 pub use tensors::{
-    TensorFile, load_i64_tensors, load_tensors, remove_stale_temporaries, save_tensors, temp_path,
-    write_atomic,
+    MAX_TENSOR_FILE, TensorFile, load_i64_tensors, load_tensors, read_regular_file,
+    remove_stale_temporaries, save_tensors, temp_path, write_atomic,
 };

@@ -25,10 +25,7 @@ impl TensorFile {
     /// Reads a file; errors name the file and say what is wrong (missing, truncated, not
     /// safetensors, unsupported dtype).
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::at(path, "file not found"),
-            _ => Error::at(path, format_args!("cannot read: {e}")),
-        })?;
+        let bytes = read_regular_file(path, MAX_TENSOR_FILE)?;
         Self::from_bytes(&bytes).map_err(|msg| Error::at(path, msg))
     }
 
@@ -182,6 +179,58 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         Error::at(path, format_args!("cannot write: {e}"))
     })
+}
+
+/// The largest safetensors file read (16 GiB, far above any checkpoint of this model): a bound
+/// for what is read into memory whatever the file claims.
+pub const MAX_TENSOR_FILE: u64 = 16 << 30;
+
+/// The one reader of input files (pictures, checkpoints): a regular file only, so that a FIFO
+/// cannot block forever and /dev/zero cannot be read until memory runs out, and at most
+/// `limit` bytes. Errors are one line naming the file.
+pub fn read_regular_file(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::at(path, "file not found"),
+        _ => Error::at(path, format_args!("cannot read: {e}")),
+    };
+    let kind = |m: &std::fs::Metadata| -> Result<()> {
+        if m.is_dir() {
+            return Err(Error::at(path, "is a directory, not a file"));
+        }
+        if !m.is_file() {
+            return Err(Error::at(
+                path,
+                "is not a regular file (a device, FIFO or socket)",
+            ));
+        }
+        if m.len() > limit {
+            return Err(Error::at(
+                path,
+                format_args!(
+                    "file too large ({} bytes; at most {limit} are read)",
+                    m.len()
+                ),
+            ));
+        }
+        Ok(())
+    };
+    // Checked before opening: opening a FIFO for reading blocks until a writer comes.
+    kind(&std::fs::metadata(path).map_err(cannot)?)?;
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    // And again on what was opened, in case the name was swapped in between.
+    kind(&file.metadata().map_err(cannot)?)?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > limit {
+        return Err(Error::at(
+            path,
+            format_args!("file grew past {limit} bytes while read"),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// The temporary file [`write_atomic`] writes before renaming it to `path`:
