@@ -141,6 +141,7 @@ impl RunConfig {
     /// written or trained.
     pub fn validate(&self) -> Result<()> {
         self.model.validate().map_err(Error::new)?;
+        crate::memory::check_training_fits(&self.model)?;
         if self.iters == 0 {
             return Err(Error::new("--iters must be at least 1"));
         }

@@ -1114,3 +1114,33 @@ fn cli_special_files_are_refused_as_input() {
     fit(&o).unwrap();
     run(render(&s(&checkpoint_path(&ok)), "/dev/zero"));
 }
+
+/// Issue 13, item 3: absurd model sizes are refused before anything is allocated or written,
+/// with the estimate and the machine's memory (they aborted in the allocator, or panicked on
+/// an overflow for --batch 2^64-1).
+#[test]
+fn cli_absurd_model_sizes_are_refused_with_the_memory_figures() {
+    let dir = tmpdir("absurd");
+    let (a, b) = pair(&dir);
+    for (i, flag) in [
+        "--batch=18446744073709551615",
+        "--batch=1000000",
+        "--ngf=100000",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = dir.join(format!("run{i}"));
+        let mut args = vec!["fit".into(), s(&a), s(&b), "--out".into(), s(&out)];
+        let small = ["--crop", "32", "--d-window", "16", "--device", "cpu", "-q"];
+        args.extend(small.map(String::from));
+        args.extend(["--iters".into(), "1".into(), flag.into()]);
+        let (code, err) = sincut_cli(&args, &[]);
+        assert_eq!(code, Some(2), "{flag}: {err}");
+        assert!(
+            err.contains("GiB for one training iteration; this machine has"),
+            "{flag}: {err}"
+        );
+        assert!(!out.exists(), "{flag}: a run directory was created");
+    }
+}
