@@ -50,6 +50,29 @@ impl Preset {
     }
 }
 
+impl RunConfig {
+    /// A fresh run's configuration from a preset (pictures empty, seed 0, 512-pixel previews
+    /// and tiles, quality metrics at the snapshot interval).
+    pub fn from_preset(preset: Preset) -> RunConfig {
+        let (model, iters, snapshot_every, checkpoint_every) = preset.settings();
+        RunConfig {
+            source: PathBuf::new(),
+            target: PathBuf::new(),
+            model,
+            iters,
+            seed: 0,
+            snapshot_every,
+            checkpoint_every,
+            preview_size: 512,
+            tiles: 512,
+            preset: Some(preset.name().to_string()),
+            eval_every: snapshot_every,
+            device: None,
+            changes: Vec::new(),
+        }
+    }
+}
+
 /// `sincut render`: translates a picture at full resolution with a trained generator.
 pub struct RenderArgs {
     pub run_dir: Option<PathBuf>,
@@ -64,15 +87,22 @@ pub struct RenderArgs {
 }
 
 pub fn render_command(a: &RenderArgs) -> Result<PathBuf> {
-    if a.tiles < 16 {
-        return Err(Error::new(format!(
-            "--tiles {} is too small (at least 16)",
-            a.tiles
-        )));
-    }
+    crate::render::check_tile(a.tiles)?;
     let run: Option<RunConfig> = a.run_dir.as_deref().map(load_run_config).transpose()?;
     let ck_path = match (&a.checkpoint, &a.run_dir) {
-        (Some(c), _) => c.clone(),
+        (Some(c), Some(d)) => {
+            // The run's source and seed with another run's weights would be a silent mix.
+            let own = std::fs::canonicalize(checkpoint_path(d)).ok();
+            if own.is_none() || std::fs::canonicalize(c).ok() != own {
+                return Err(Error::new(format!(
+                    "--checkpoint {} is not the checkpoint of run {}; give one of them (with --checkpoint, --input and --seed say what the run would)",
+                    c.display(),
+                    d.display()
+                )));
+            }
+            c.clone()
+        }
+        (Some(c), None) => c.clone(),
         (None, Some(d)) => checkpoint_path(d),
         (None, None) => return Err(Error::new("give a run directory or --checkpoint FILE")),
     };
@@ -92,7 +122,7 @@ pub fn render_command(a: &RenderArgs) -> Result<PathBuf> {
             PathBuf::from(format!("{stem}-sincut.png"))
         }
     };
-    check_output_writable(&output)?;
+    crate::image::check_output(&output, &a.save)?;
     let (ck, nets) = load_model_checkpoint(&ck_path)?;
     let img = load_rgb(&input)?;
     let backend = open_backend(a.device, a.quiet)?;
@@ -124,25 +154,6 @@ pub fn render_command(a: &RenderArgs) -> Result<PathBuf> {
     )?;
     save_rgb(&output, &out, &a.save)?;
     Ok(output)
-}
-
-/// Fails early (before hours of work) when the output cannot be created.
-pub fn check_output_writable(output: &Path) -> Result<()> {
-    let dir = match output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    if !dir.is_dir() {
-        return Err(Error::at(output, "its directory does not exist"));
-    }
-    let probe = dir.join(format!(".sincut-write-test-{}", std::process::id()));
-    match std::fs::File::create(&probe) {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
-            Ok(())
-        }
-        Err(e) => Err(Error::at(output, format_args!("cannot write there: {e}"))),
-    }
 }
 
 /// `sincut info`: what a checkpoint (or a run directory's checkpoint) holds.

@@ -115,6 +115,38 @@ impl ModelConfig {
                 self.ndf, self.d_window
             ));
         }
+        // A NaN or negative rate or weight trains nonsense (and a NaN is written to run.json as
+        // null, which nothing can read back), so it is refused before anything is written.
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!("lr {} must be a finite number > 0", self.lr));
+        }
+        for (name, v) in [
+            ("lambda_GAN", self.lambda_gan),
+            ("lambda_NCE", self.lambda_nce),
+            ("lambda_R1", self.lambda_r1),
+            ("lambda_identity", self.lambda_idt),
+        ] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(format!(
+                    "loss weight {name} {v} must be a finite number ≥ 0"
+                ));
+            }
+        }
+        if !(self.nce_t.is_finite() && self.nce_t > 0.0) {
+            return Err(format!("nce_T {} must be a finite number > 0", self.nce_t));
+        }
+        if !((0.0..1.0).contains(&self.beta1) && (0.0..1.0).contains(&self.beta2)) {
+            return Err(format!(
+                "Adam betas ({}, {}) must lie in [0, 1)",
+                self.beta1, self.beta2
+            ));
+        }
+        if !(self.adam_eps.is_finite() && self.adam_eps > 0.0) {
+            return Err(format!(
+                "Adam eps {} must be a finite number > 0",
+                self.adam_eps
+            ));
+        }
         Ok(())
     }
 }
@@ -159,5 +191,56 @@ mod tests {
         };
         assert!(c.validate().unwrap_err().contains("negatives"));
         assert!(ModelConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn rejects_non_finite_or_negative_rates_and_weights() {
+        for (c, needle) in [
+            (
+                ModelConfig {
+                    lr: f64::NAN,
+                    ..Default::default()
+                },
+                "lr NaN",
+            ),
+            (
+                ModelConfig {
+                    lr: -0.1,
+                    ..Default::default()
+                },
+                "lr -0.1",
+            ),
+            (
+                ModelConfig {
+                    lr: f64::INFINITY,
+                    ..Default::default()
+                },
+                "lr inf",
+            ),
+            (
+                ModelConfig {
+                    lambda_nce: -1.0,
+                    ..Default::default()
+                },
+                "lambda_NCE -1",
+            ),
+            (
+                ModelConfig {
+                    lambda_gan: f64::NAN,
+                    ..Default::default()
+                },
+                "lambda_GAN NaN",
+            ),
+        ] {
+            let e = c.validate().unwrap_err();
+            assert!(e.contains(needle), "{e}");
+        }
+        // Zero weights switch a loss off, which is legitimate.
+        let c = ModelConfig {
+            lambda_idt: 0.0,
+            lambda_r1: 0.0,
+            ..Default::default()
+        };
+        assert!(c.validate().is_ok());
     }
 }

@@ -37,7 +37,9 @@ use std::time::Instant;
 /// What a run was asked to do; saved as `run.json` and read back on resume.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunConfig {
+    #[serde(with = "path_json")]
     pub source: PathBuf,
+    #[serde(with = "path_json")]
     pub target: PathBuf,
     pub model: ModelConfig,
     /// Total iterations (lr constant for the first half, then linear decay to 0).
@@ -57,6 +59,224 @@ pub struct RunConfig {
     /// The engine of the latest start or resume ("cpu", "cuda"); set by `fit`.
     #[serde(default)]
     pub device: Option<String>,
+    /// Options changed on resume, in order; each holds from its iteration on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<OptionChange>,
+}
+
+/// Picture paths in run.json, losslessly: a string when the path is UTF-8 (JSON text must be),
+/// else `{"unix_bytes": [...]}` with the path's bytes (a Unix path is any bytes but / and NUL).
+pub mod path_json {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::path::{Path, PathBuf};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Text(String),
+        Bytes { unix_bytes: Vec<u8> },
+    }
+
+    pub fn serialize<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+        match p.to_str() {
+            Some(t) => Repr::Text(t.to_string()),
+            None => Repr::Bytes {
+                unix_bytes: bytes_of(p),
+            },
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Text(t) => Ok(PathBuf::from(t)),
+            Repr::Bytes { unix_bytes } => from_bytes(unix_bytes).map_err(serde::de::Error::custom),
+        }
+    }
+
+    /// A run.json path value (either form) as a path; None for anything else.
+    pub fn from_value(v: &serde_json::Value) -> Option<PathBuf> {
+        Repr::deserialize(v).ok().and_then(|r| match r {
+            Repr::Text(t) => Some(PathBuf::from(t)),
+            Repr::Bytes { unix_bytes } => from_bytes(unix_bytes).ok(),
+        })
+    }
+
+    #[cfg(unix)]
+    fn bytes_of(p: &Path) -> Vec<u8> {
+        use std::os::unix::ffi::OsStrExt;
+        p.as_os_str().as_bytes().to_vec()
+    }
+
+    #[cfg(not(unix))]
+    fn bytes_of(p: &Path) -> Vec<u8> {
+        p.to_string_lossy().into_owned().into_bytes()
+    }
+
+    #[cfg(unix)]
+    fn from_bytes(b: Vec<u8>) -> Result<PathBuf, String> {
+        use std::os::unix::ffi::OsStringExt;
+        Ok(PathBuf::from(std::ffi::OsString::from_vec(b)))
+    }
+
+    #[cfg(not(unix))]
+    fn from_bytes(b: Vec<u8>) -> Result<PathBuf, String> {
+        String::from_utf8(b)
+            .map(PathBuf::from)
+            .map_err(|_| "a non-UTF-8 path recorded on Unix cannot be used here".into())
+    }
+}
+
+/// One option changed by a resume: from iteration `iter` on, the run uses `to`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OptionChange {
+    pub iter: u64,
+    pub option: String,
+    pub from: serde_json::Value,
+    pub to: serde_json::Value,
+}
+
+impl RunConfig {
+    /// The one check of a run's options, for fresh and resumed runs alike, before anything is
+    /// written or trained.
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate().map_err(Error::new)?;
+        crate::memory::check_training_fits(&self.model)?;
+        if self.iters == 0 {
+            return Err(Error::new("--iters must be at least 1"));
+        }
+        if self.checkpoint_every == 0 {
+            return Err(Error::new("--checkpoint-every must be at least 1"));
+        }
+        if self.preview_size < 16 {
+            return Err(Error::new(format!(
+                "--preview-size {} is too small (at least 16)",
+                self.preview_size
+            )));
+        }
+        crate::render::check_tile(self.tiles)
+    }
+}
+
+/// The options given on the command line together with `--resume` (None: not given).
+///
+/// What may change on resume: lr, iterations, the snapshot / checkpoint / eval intervals and
+/// the final render's tiles (recorded in run.json's `changes`). What may not: the pictures,
+/// the model (geometry and loss weights, which the checkpoint was trained with), the seed and
+/// the preview size (the run's randomness and its logged metrics would no longer continue).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ResumeOptions {
+    pub source: Option<PathBuf>,
+    pub target: Option<PathBuf>,
+    pub preset: Option<String>,
+    pub crop: Option<usize>,
+    pub batch: Option<usize>,
+    pub d_window: Option<usize>,
+    pub ngf: Option<usize>,
+    pub ndf: Option<usize>,
+    pub lambda_gan: Option<f64>,
+    pub lambda_nce: Option<f64>,
+    pub lambda_r1: Option<f64>,
+    pub lambda_idt: Option<f64>,
+    pub seed: Option<u64>,
+    pub preview_size: Option<usize>,
+    pub lr: Option<f64>,
+    pub iters: Option<u64>,
+    pub snapshot_every: Option<u64>,
+    pub checkpoint_every: Option<u64>,
+    pub eval_every: Option<u64>,
+    pub tiles: Option<usize>,
+}
+
+/// `run` with the options of `given` applied at iteration `at` (see [`ResumeOptions`]).
+pub fn resumed_config(mut run: RunConfig, given: &ResumeOptions, at: u64) -> Result<RunConfig> {
+    fn fixed<T: PartialEq + std::fmt::Display>(
+        flag: &str,
+        given: Option<T>,
+        have: T,
+    ) -> Result<()> {
+        match given {
+            Some(v) if v != have => Err(Error::new(format!(
+                "--resume: {flag} {v} differs from the run's {have}, and it is fixed for a run's life (start a new run with --out)"
+            ))),
+            _ => Ok(()),
+        }
+    }
+    let m = &run.model;
+    fixed("--crop", given.crop, m.crop)?;
+    fixed("--batch", given.batch, m.batch)?;
+    fixed("--d-window", given.d_window, m.d_window)?;
+    fixed("--ngf", given.ngf, m.ngf)?;
+    fixed("--ndf", given.ndf, m.ndf)?;
+    fixed("--lambda-gan", given.lambda_gan, m.lambda_gan)?;
+    fixed("--lambda-nce", given.lambda_nce, m.lambda_nce)?;
+    fixed("--lambda-r1", given.lambda_r1, m.lambda_r1)?;
+    fixed("--lambda-idt", given.lambda_idt, m.lambda_idt)?;
+    fixed("--seed", given.seed, run.seed)?;
+    fixed("--preview-size", given.preview_size, run.preview_size)?;
+    let stored_preset = run.preset.clone().unwrap_or_else(|| "none".into());
+    fixed("--preset", given.preset.clone(), stored_preset)?;
+    for (what, g, have) in [
+        ("SOURCE", &given.source, &run.source),
+        ("TARGET", &given.target, &run.target),
+    ] {
+        if let Some(p) = g {
+            // run.json holds canonical paths; a missing file cannot be the run's.
+            let same = std::fs::canonicalize(p).is_ok_and(|c| &c == have);
+            if !same {
+                return Err(Error::new(format!(
+                    "--resume: {what} {} is not the run's picture {} (a run keeps its pictures; start a new run with --out)",
+                    p.display(),
+                    have.display()
+                )));
+            }
+        }
+    }
+    if let Some(n) = given.iters
+        && n < at
+    {
+        return Err(Error::new(format!(
+            "--resume: --iters {n} is fewer than the {at} iterations the run has done"
+        )));
+    }
+    let mut changes = Vec::new();
+    let mut change = |option: &str, from: serde_json::Value, to: serde_json::Value| {
+        if from != to {
+            changes.push(OptionChange {
+                iter: at,
+                option: option.into(),
+                from,
+                to,
+            });
+        }
+    };
+    use serde_json::json;
+    if let Some(v) = given.lr {
+        change("lr", json!(run.model.lr), json!(v));
+        run.model.lr = v;
+    }
+    if let Some(v) = given.iters {
+        change("iters", json!(run.iters), json!(v));
+        run.iters = v;
+    }
+    if let Some(v) = given.snapshot_every {
+        change("snapshot_every", json!(run.snapshot_every), json!(v));
+        run.snapshot_every = v;
+    }
+    if let Some(v) = given.checkpoint_every {
+        change("checkpoint_every", json!(run.checkpoint_every), json!(v));
+        run.checkpoint_every = v;
+    }
+    if let Some(v) = given.eval_every {
+        change("eval_every", json!(run.eval_every), json!(v));
+        run.eval_every = v;
+    }
+    if let Some(v) = given.tiles {
+        change("tiles", json!(run.tiles), json!(v));
+        run.tiles = v;
+    }
+    run.changes.extend(changes);
+    Ok(run)
 }
 
 /// How much `fit` prints.
@@ -78,6 +298,8 @@ pub struct FitOptions {
     pub stop_at: Option<u64>,
     /// Skip the final full-resolution render.
     pub no_final_render: bool,
+    /// With `resume`: the options given again (see [`ResumeOptions`]); `run` is then unused.
+    pub resume_with: ResumeOptions,
 }
 
 /// How a `fit` call ended.
@@ -125,6 +347,10 @@ pub fn checkpoint_path(run_dir: &Path) -> PathBuf {
     run_dir.join("checkpoint.safetensors")
 }
 
+fn result_path(run_dir: &Path) -> PathBuf {
+    run_dir.join("result.png")
+}
+
 fn run_json_path(run_dir: &Path) -> PathBuf {
     run_dir.join("run.json")
 }
@@ -138,7 +364,8 @@ pub fn load_run_config(run_dir: &Path) -> Result<RunConfig> {
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).expect("plain data encodes");
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::at(path, format_args!("cannot encode: {e}")))?;
     crate::io::write_atomic(path, text.as_bytes())
 }
 
@@ -180,12 +407,34 @@ pub fn load_model_checkpoint(path: &Path) -> Result<(Checkpoint, Networks)> {
             format_args!("checkpoint does not fit its own configuration: {m}"),
         )
     })?;
+    // A NaN weight renders black and trains NaN without a word: refuse it where it is loaded
+    // (render, info, resume), naming the first bad tensor.
+    let moments = ck.adam.iter().flat_map(|a| {
+        let m = a.exp_avg.iter().map(|(n, v)| (format!("adam.m.{n}"), v));
+        m.chain(a.exp_avg_sq.iter().map(|(n, v)| (format!("adam.v.{n}"), v)))
+    });
+    let tensors = ck.params.iter().map(|(n, v)| (format!("param.{n}"), v));
+    for (name, v) in tensors.chain(moments) {
+        if let Some(x) = v.iter().find(|x| !x.is_finite()) {
+            return Err(Error::at(
+                path,
+                format_args!(
+                    "tensor '{name}' holds a non-finite value ({x}); the checkpoint cannot be used"
+                ),
+            ));
+        }
+    }
     Ok((ck, nets))
 }
 
 fn restore_state(path: &Path, run: &RunConfig) -> Result<(TrainState<f32>, u64)> {
     let (ck, _) = load_model_checkpoint(path)?;
-    if ck.config != run.model {
+    // The lr may change on resume; everything else in the model configuration may not.
+    let same_model = ModelConfig {
+        lr: run.model.lr,
+        ..ck.config.clone()
+    } == run.model;
+    if !same_model {
         return Err(Error::at(
             path,
             "checkpoint was trained with another model configuration than run.json describes",
@@ -384,6 +633,14 @@ struct MetricsLine {
 /// Trains (or resumes) a run; see the module documentation for what it writes.
 pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
     let run_dir = &opts.out;
+    // One process at a time per run directory, from before anything is read or written to the
+    // end (a new directory is locked as soon as it is created, below).
+    let early_lock = if run_dir.is_dir() {
+        Some(lock_run_dir(run_dir)?)
+    } else {
+        None
+    };
+    let mut resumed = None;
     let run = if opts.resume {
         let r = load_run_config(run_dir)?;
         if !checkpoint_path(run_dir).exists() {
@@ -392,6 +649,11 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
                 "has no checkpoint.safetensors to resume from",
             ));
         }
+        // The options given again are checked against the checkpoint's iteration, which also
+        // tells the iteration the changes take effect at.
+        let (state, start) = restore_state(&checkpoint_path(run_dir), &r)?;
+        let r = resumed_config(r, &opts.resume_with, start)?;
+        resumed = Some((state, start));
         r
     } else {
         if checkpoint_path(run_dir).exists() {
@@ -402,10 +664,7 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
         }
         opts.run.clone()
     };
-    run.model.validate().map_err(Error::new)?;
-    if run.iters == 0 {
-        return Err(Error::new("--iters must be at least 1"));
-    }
+    run.validate()?;
     // Pictures first: bad input fails before anything is written.
     let source = load_rgb(&run.source)?;
     let target = load_rgb(&run.target)?;
@@ -427,6 +686,29 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
             format_args!("cannot create the run directory: {e}"),
         )
     })?;
+    // A directory this run created is removed again if the run fails before its first
+    // checkpoint: no empty or half-made run is left behind. Armed only once locked, so a
+    // directory another fit created at the same moment is never touched.
+    let mut new_dir = None;
+    let _lock = match early_lock {
+        Some(l) => l,
+        None => {
+            let l = lock_run_dir(run_dir)?;
+            new_dir = Some(RemoveOnError(run_dir.clone()));
+            // Another fit may have created the run between the check above and our lock.
+            if checkpoint_path(run_dir).exists() {
+                return Err(Error::at(
+                    run_dir,
+                    "already holds a run; continue it with --resume or choose another --out",
+                ));
+            }
+            l
+        }
+    };
+    if !opts.no_final_render {
+        // Refused now rather than after the whole run (a directory named result.png, …).
+        crate::image::check_output(&result_path(run_dir), &SaveOptions::default())?;
+    }
     // Absolute picture paths, so that resume, render and report work from any directory
     // (the pictures loaded above, so they exist).
     let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
@@ -436,8 +718,7 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
         device: Some(backend.name()),
         ..run
     };
-    let (state, start) = if opts.resume {
-        let restored = restore_state(&checkpoint_path(run_dir), &run)?;
+    let (state, start) = if let Some(restored) = resumed {
         write_json(&run_json_path(run_dir), &run)?;
         restored
     } else {
@@ -446,6 +727,7 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
         let params = nets.init::<f32, _>(&mut rand::rngs::StdRng::from_rng(&mut rng));
         let st = TrainState::new(params);
         save_state(run_dir, &run.model, &st, 0)?;
+        std::mem::forget(new_dir.take()); // the run exists now: keep it
         (st, 0)
     };
     // The one dispatch point: iterations run on the CPU reference or on the device engine.
@@ -550,9 +832,9 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
     let result = if opts.no_final_render {
         None
     } else {
-        let out = run_dir.join("result.png");
+        let out = result_path(run_dir);
         progress.line("rendering the full-resolution result");
-        let img = trainer.render(
+        let img = trainer.render_until(
             &nets,
             sampler.source_image(),
             &RenderOptions {
@@ -560,7 +842,14 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
                 seed: run.seed,
             },
             &mut |_, _| {},
+            &|| INTERRUPTED.load(Ordering::SeqCst),
         )?;
+        // Ctrl-C: the checkpoint of the last iteration is saved; a resume renders.
+        let Some(img) = img else {
+            return Ok(FitOutcome::Stopped {
+                iteration: run.iters,
+            });
+        };
         save_rgb(&out, &img, &SaveOptions::default())?;
         Some(out)
     };
@@ -571,6 +860,24 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
         iteration: run.iters,
         result,
     })
+}
+
+/// Removes a directory when dropped (see its use in [`fit`]; forgotten on success).
+struct RemoveOnError(PathBuf);
+
+impl Drop for RemoveOnError {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Takes the run directory's lock (see `crate::lock`) and removes the temporary files that
+/// killed processes left in it.
+pub fn lock_run_dir(run_dir: &Path) -> Result<crate::lock::RunLock> {
+    let lock = crate::lock::RunLock::acquire(run_dir)?;
+    crate::io::remove_stale_temporaries(run_dir);
+    crate::io::remove_stale_temporaries(&run_dir.join("snapshots"));
+    Ok(lock)
 }
 
 /// Keeps only the metrics lines of iterations before `start` (quality lines, which count

@@ -31,6 +31,9 @@ impl Default for SaveOptions {
 pub const MAX_SIDE: u32 = 32_768;
 /// Most pixels a loaded picture may have (64 Mpx: 768 MiB once it is planar f32 RGB).
 pub const MAX_PIXELS: u64 = 1 << 26;
+/// The largest picture file read (the decoder's own allocation bound; no supported format
+/// compresses so badly that an acceptable picture needs a larger file).
+const MAX_PICTURE_FILE: u64 = MAX_DECODER_ALLOC;
 /// Most bytes the decoder may allocate (the decoded buffer included); a decompression bomb
 /// (a tiny file that claims a huge picture) is refused before anything big is allocated.
 const MAX_DECODER_ALLOC: u64 = 1 << 30;
@@ -54,7 +57,7 @@ pub fn load_rgb(path: &Path) -> Result<Array3<f32>> {
     }
     // The whole file is read up front (the JPEG decoder would do so anyway) so that its
     // framing can be checked before decoding.
-    let bytes = std::fs::read(path).map_err(|e| err(format!("cannot read: {e}")))?;
+    let bytes = crate::io::read_regular_file(path, MAX_PICTURE_FILE)?;
     if bytes.is_empty() {
         return Err(err("empty file, not a picture".into()));
     }
@@ -69,6 +72,17 @@ pub fn load_rgb(path: &Path) -> Result<Array3<f32>> {
     let format = reader
         .format()
         .ok_or_else(|| err("not a picture in a supported format (JPEG, PNG, TIFF, WebP)".into()))?;
+    // Recognised but not built in (GIF, BMP, …): say so by name rather than let the decoder
+    // fail with a generic message.
+    if !matches!(
+        format,
+        ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::Tiff | ImageFormat::WebP
+    ) {
+        return Err(err(format!(
+            "{} pictures are not supported (use JPEG, PNG, TIFF or WebP)",
+            format_name(format)
+        )));
+    }
     // The JPEG decoder fills a cut-off picture with gray instead of failing, so a truncated
     // file is caught here.
     if format == ImageFormat::Jpeg && jpeg_is_truncated(&bytes) {
@@ -173,13 +187,17 @@ fn describe(format: ImageFormat, e: ImageError) -> String {
     }
 }
 
-fn format_name(format: ImageFormat) -> &'static str {
+fn format_name(format: ImageFormat) -> String {
     match format {
-        ImageFormat::Jpeg => "JPEG",
-        ImageFormat::Png => "PNG",
-        ImageFormat::Tiff => "TIFF",
-        ImageFormat::WebP => "WebP",
-        _ => "picture",
+        ImageFormat::Jpeg => "JPEG".into(),
+        ImageFormat::Png => "PNG".into(),
+        ImageFormat::Tiff => "TIFF".into(),
+        ImageFormat::WebP => "WebP".into(),
+        // GIF, BMP, …: the first extension, in capitals.
+        f => f
+            .extensions_str()
+            .first()
+            .map_or_else(|| format!("{f:?}"), |e| e.to_ascii_uppercase()),
     }
 }
 
@@ -262,6 +280,36 @@ pub fn save_rgb(path: &Path, img: &Array3<f32>, opts: &SaveOptions) -> Result<()
             ));
         }
     };
+    let format = output_format(path, opts)?;
+
+    let mut bytes = Cursor::new(Vec::new());
+    let encoded = if opts.sixteen_bit {
+        let data = interleave(img, 65535.0, |v| v as u16);
+        let buf = image::ImageBuffer::<image::Rgb<u16>, _>::from_raw(wu, hu, data)
+            .expect("buffer size matches the dimensions");
+        DynamicImage::ImageRgb16(buf).write_to(&mut bytes, format)
+    } else {
+        let data = interleave(img, 255.0, |v| v as u8);
+        if format == ImageFormat::Jpeg {
+            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, opts.jpeg_quality)
+                .write_image(&data, wu, hu, image::ExtendedColorType::Rgb8)
+        } else {
+            let buf = image::ImageBuffer::<image::Rgb<u8>, _>::from_raw(wu, hu, data)
+                .expect("buffer size matches the dimensions");
+            DynamicImage::ImageRgb8(buf).write_to(&mut bytes, format)
+        }
+    };
+    encoded.map_err(|e| {
+        Error::at(
+            path,
+            one_line(&format!("cannot encode {}: {e}", format_name(format))),
+        )
+    })?;
+    crate::io::write_atomic(path, bytes.get_ref())
+}
+
+/// The format `save_rgb` writes for `path`, checked against `opts`.
+fn output_format(path: &Path, opts: &SaveOptions) -> Result<ImageFormat> {
     let ext = path
         .extension()
         .map(|e| e.to_string_lossy().to_ascii_lowercase())
@@ -292,31 +340,53 @@ pub fn save_rgb(path: &Path, img: &Array3<f32>, opts: &SaveOptions) -> Result<()
             format!("JPEG quality {} is not in 1..=100", opts.jpeg_quality),
         ));
     }
+    Ok(format)
+}
 
-    let mut bytes = Cursor::new(Vec::new());
-    let encoded = if opts.sixteen_bit {
-        let data = interleave(img, 65535.0, |v| v as u16);
-        let buf = image::ImageBuffer::<image::Rgb<u16>, _>::from_raw(wu, hu, data)
-            .expect("buffer size matches the dimensions");
-        DynamicImage::ImageRgb16(buf).write_to(&mut bytes, format)
-    } else {
-        let data = interleave(img, 255.0, |v| v as u8);
-        if format == ImageFormat::Jpeg {
-            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, opts.jpeg_quality)
-                .write_image(&data, wu, hu, image::ExtendedColorType::Rgb8)
-        } else {
-            let buf = image::ImageBuffer::<image::Rgb<u8>, _>::from_raw(wu, hu, data)
-                .expect("buffer size matches the dimensions");
-            DynamicImage::ImageRgb8(buf).write_to(&mut bytes, format)
+/// The one check of an output picture path, made before any work (render, fit's final
+/// render), so that what `save_rgb` would refuse after minutes of work is refused at once: the
+/// format (extension, 16 bits), a directory or special file (/dev/full) in the way, a name
+/// over 255 bytes, a missing or unwritable directory (probed with the very temporary file
+/// `save_rgb` writes).
+pub fn check_output(path: &Path, opts: &SaveOptions) -> Result<()> {
+    output_format(path, opts)?;
+    if let Ok(m) = std::fs::metadata(path) {
+        if m.is_dir() {
+            return Err(Error::at(path, "is a directory, not a picture file"));
         }
-    };
-    encoded.map_err(|e| {
-        Error::at(
+        if !m.is_file() {
+            return Err(Error::at(
+                path,
+                "is not a regular file (a device, FIFO or socket); give a file path",
+            ));
+        }
+    }
+    let name_len = path.file_name().map_or(0, |n| n.as_encoded_bytes().len());
+    if name_len > 255 {
+        return Err(Error::at(
             path,
-            one_line(&format!("cannot encode {}: {e}", format_name(format))),
-        )
-    })?;
-    crate::io::write_atomic(path, bytes.get_ref())
+            format!("file name is {name_len} bytes long (at most 255)"),
+        ));
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(Error::at(path, "its directory does not exist"));
+    }
+    let probe = crate::io::temp_path(path)?;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(Error::at(path, format_args!("cannot write there: {e}"))),
+    }
 }
 
 /// Planar [-1, 1] -> interleaved RGB integers in 0..=max.

@@ -12,6 +12,7 @@ pub mod fit;
 pub mod golden;
 pub mod image;
 pub mod io;
+pub mod lock;
 pub mod memory;
 pub mod nn;
 pub mod ops;

@@ -5,7 +5,9 @@ use clap::{Args, Parser, Subcommand};
 use sincut::commands::{Preset, RenderArgs, info_command, render_command};
 use sincut::device::Device;
 use sincut::error::Error;
-use sincut::fit::{FitOptions, FitOutcome, RunConfig, Verbosity, default_run_dir, fit};
+use sincut::fit::{
+    FitOptions, FitOutcome, ResumeOptions, RunConfig, Verbosity, default_run_dir, fit,
+};
 use sincut::golden::{CheckOptions, run_check_golden};
 use sincut::image::SaveOptions;
 use std::path::PathBuf;
@@ -34,9 +36,9 @@ struct FitArgs {
     /// Continue the run in this directory.
     #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
     resume: Option<PathBuf>,
-    /// Starting point for the options below.
-    #[arg(long, value_enum, default_value_t = Preset::Default)]
-    preset: Preset,
+    /// Starting point for the options below [default: default].
+    #[arg(long, value_enum)]
+    preset: Option<Preset>,
     /// Total iterations (lr constant for the first half, then linear decay to 0).
     #[arg(long)]
     iters: Option<u64>,
@@ -61,8 +63,9 @@ struct FitArgs {
     lambda_r1: Option<f64>,
     #[arg(long)]
     lambda_idt: Option<f64>,
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
+    /// [default: 0]
+    #[arg(long)]
+    seed: Option<u64>,
     /// Snapshot interval in iterations (0: none).
     #[arg(long)]
     snapshot_every: Option<u64>,
@@ -72,12 +75,13 @@ struct FitArgs {
     /// logged to metrics.jsonl (default: the snapshot interval; 0: none).
     #[arg(long)]
     eval_every: Option<u64>,
-    /// Long side of the preview snapshots (and of the pictures the logged metrics compare).
-    #[arg(long, default_value_t = 512)]
-    preview_size: usize,
-    /// Tile size of the final full-resolution render.
-    #[arg(long, default_value_t = 512)]
-    tiles: usize,
+    /// Long side of the preview snapshots (and of the pictures the logged metrics compare)
+    /// [default: 512].
+    #[arg(long)]
+    preview_size: Option<usize>,
+    /// Tile size of the final full-resolution render [default: 512].
+    #[arg(long)]
+    tiles: Option<usize>,
     /// Skip the final full-resolution render.
     #[arg(long)]
     no_render: bool,
@@ -200,7 +204,45 @@ fn fit_options(a: FitArgs) -> sincut::error::Result<FitOptions> {
     } else {
         Verbosity::Normal
     };
-    let (mut model, iters, snap, ckpt) = a.preset.settings();
+    // On resume only what was given counts (checked against the run in `fit`); defaults
+    // would otherwise silently replace the run's own values.
+    if let Some(out) = a.resume {
+        let resume_with = ResumeOptions {
+            source: a.source,
+            target: a.target,
+            preset: a.preset.map(|p| p.name().to_string()),
+            crop: a.crop,
+            batch: a.batch,
+            d_window: a.d_window,
+            ngf: a.ngf,
+            ndf: a.ndf,
+            lambda_gan: a.lambda_gan,
+            lambda_nce: a.lambda_nce,
+            lambda_r1: a.lambda_r1,
+            lambda_idt: a.lambda_idt,
+            seed: a.seed,
+            preview_size: a.preview_size,
+            lr: a.lr,
+            iters: a.iters,
+            snapshot_every: a.snapshot_every,
+            checkpoint_every: a.checkpoint_every,
+            eval_every: a.eval_every,
+            tiles: a.tiles,
+        };
+        return Ok(FitOptions {
+            run: RunConfig::from_preset(Preset::Default),
+            out,
+            resume: true,
+            device: a.device,
+            verbosity,
+            stop_at: None,
+            no_final_render: a.no_render,
+            resume_with,
+        });
+    }
+    let preset = a.preset.unwrap_or(Preset::Default);
+    let mut run = RunConfig::from_preset(preset);
+    let model = &mut run.model;
     let set = |dst: &mut usize, v: Option<usize>| v.into_iter().for_each(|v| *dst = v);
     set(&mut model.crop, a.crop);
     set(&mut model.batch, a.batch);
@@ -213,40 +255,34 @@ fn fit_options(a: FitArgs) -> sincut::error::Result<FitOptions> {
     setf(&mut model.lambda_nce, a.lambda_nce);
     setf(&mut model.lambda_r1, a.lambda_r1);
     setf(&mut model.lambda_idt, a.lambda_idt);
-    let (out, resume, source, target) = match a.resume {
-        Some(dir) => (dir, true, PathBuf::new(), PathBuf::new()),
-        None => {
-            let (Some(s), Some(t)) = (a.source, a.target) else {
-                return Err(Error::new(
-                    "fit needs a SOURCE and a TARGET picture (or --resume RUN_DIR)",
-                ));
-            };
-            let out = a.out.unwrap_or_else(|| default_run_dir(&s, &t));
-            (out, false, s, t)
-        }
+    let (Some(source), Some(target)) = (a.source, a.target) else {
+        return Err(Error::new(
+            "fit needs a SOURCE and a TARGET picture (or --resume RUN_DIR)",
+        ));
     };
-    let run = RunConfig {
-        source,
-        target,
-        model,
-        iters: a.iters.unwrap_or(iters),
-        seed: a.seed,
-        snapshot_every: a.snapshot_every.unwrap_or(snap),
-        checkpoint_every: a.checkpoint_every.unwrap_or(ckpt).max(1),
-        preview_size: a.preview_size.max(16),
-        tiles: a.tiles,
-        preset: Some(a.preset.name().to_string()),
-        eval_every: a.eval_every.unwrap_or(a.snapshot_every.unwrap_or(snap)),
-        device: None,
-    };
+    let out = a.out.unwrap_or_else(|| default_run_dir(&source, &target));
+    run.source = source;
+    run.target = target;
+    run.iters = a.iters.unwrap_or(run.iters);
+    run.seed = a.seed.unwrap_or(0);
+    // The eval interval follows the snapshot interval unless given.
+    run.eval_every = a
+        .eval_every
+        .or(a.snapshot_every)
+        .unwrap_or(run.snapshot_every);
+    run.snapshot_every = a.snapshot_every.unwrap_or(run.snapshot_every);
+    run.checkpoint_every = a.checkpoint_every.unwrap_or(run.checkpoint_every);
+    run.preview_size = a.preview_size.unwrap_or(run.preview_size);
+    run.tiles = a.tiles.unwrap_or(run.tiles);
     Ok(FitOptions {
         run,
         out,
-        resume,
+        resume: false,
         device: a.device,
         verbosity,
         stop_at: None,
         no_final_render: a.no_render,
+        resume_with: ResumeOptions::default(),
     })
 }
 
@@ -314,6 +350,11 @@ fn run(cli: Cli) -> sincut::error::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Report { run_dir } => {
+            // Not while a fit writes the run (it rewrites report.html itself at its end).
+            let _lock = match run_dir.is_dir() {
+                true => Some(sincut::fit::lock_run_dir(&run_dir)?),
+                false => None,
+            };
             let path = sincut::report::write_report(&run_dir)?;
             println!("{}", path.display());
             Ok(ExitCode::SUCCESS)
@@ -386,7 +427,8 @@ fn run(cli: Cli) -> sincut::error::Result<ExitCode> {
 
 fn main() -> ExitCode {
     sincut::memory::keep_freed_memory();
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    match sincut::parallel::check_env().and_then(|()| run(cli)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("sincut: error: {e}");

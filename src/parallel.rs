@@ -16,6 +16,33 @@ pub fn num_threads() -> usize {
     })
 }
 
+/// Refuses invalid `SINCUT_THREADS` / `SINCUT_GEMM` values (called by the command line before
+/// anything runs). An error rather than a warning: both are set on purpose, and a typo that
+/// silently runs on all cores or on another GEMM kernel spoils exactly the timing or
+/// bit-for-bit comparison they were set for. The library's own readers keep their fallback.
+pub fn check_env() -> crate::error::Result<()> {
+    use crate::error::Error;
+    if let Some(v) = std::env::var_os("SINCUT_THREADS") {
+        let ok = v
+            .to_str()
+            .and_then(|s| s.parse::<usize>().ok())
+            .is_some_and(|n| n > 0);
+        if !ok {
+            return Err(Error::new(format!(
+                "SINCUT_THREADS={v:?} is not a whole number ≥ 1 (unset it to use all cores)"
+            )));
+        }
+    }
+    if let Some(v) = std::env::var_os("SINCUT_GEMM")
+        && v != "portable"
+    {
+        return Err(Error::new(format!(
+            "SINCUT_GEMM={v:?} is not understood (the one value is \"portable\"; unset it for the fastest kernel)"
+        )));
+    }
+    Ok(())
+}
+
 /// Runs `f(i, item)` for every item of `items`, split in contiguous chunks over the worker threads.
 pub fn par_for_each<I: Send, F: Fn(usize, I) + Sync>(items: Vec<I>, f: F) {
     let n = items.len();

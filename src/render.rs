@@ -193,6 +193,20 @@ pub struct RenderOptions {
     pub seed: u64,
 }
 
+/// The smallest tile side `render` and `fit` accept: below it the halo dwarfs the tile and a
+/// render takes many times longer than it should (0 would not render at all).
+pub const MIN_TILE: usize = 16;
+
+/// The one check of a tile size, shared by `render` and `fit` (before any work).
+pub fn check_tile(tile: usize) -> crate::error::Result<()> {
+    if tile < MIN_TILE {
+        return Err(crate::error::Error::new(format!(
+            "--tiles {tile} is too small (at least {MIN_TILE})"
+        )));
+    }
+    Ok(())
+}
+
 /// The half-open window [y0, y1) × [x0, x1) of the padded image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Rect {
@@ -254,7 +268,7 @@ fn run_window<T: Real, E>(
 }
 
 /// The CPU reference's window runner.
-fn cpu_runner<'a, T: Real>(
+pub(crate) fn cpu_runner<'a, T: Real>(
     g: &'a Generator,
     p: &'a ParamMap<T>,
 ) -> impl FnMut(&Array4<T>, &Array4<T>) -> Result<Array4<T>, std::convert::Infallible> + 'a {

@@ -734,11 +734,10 @@ pub fn spread(n: usize, max: usize) -> Vec<usize> {
     v
 }
 
-fn file_name(p: &str) -> String {
-    Path::new(p)
-        .file_name()
+fn file_name(p: &Path) -> String {
+    p.file_name()
         .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_else(|| p.to_string())
+        .unwrap_or_else(|| p.display().to_string())
 }
 
 /// run.json flattened to (dotted key, value text) rows.
@@ -867,9 +866,9 @@ footer{margin-top:40px;color:var(--muted);font-size:12px}
 /// Where an input recorded in run.json is now: as recorded (absolute, or relative to the
 /// current directory), else a relative path is tried against the run directory's ancestors
 /// (`fit` records paths relative to where it ran, usually two levels above `runs/<name>`).
-pub fn locate_input(run_dir: &Path, recorded: &str) -> Option<PathBuf> {
-    let p = Path::new(recorded);
-    if recorded.is_empty() {
+pub fn locate_input(run_dir: &Path, recorded: &Path) -> Option<PathBuf> {
+    let p = recorded;
+    if recorded.as_os_str().is_empty() {
         return None;
     }
     if p.is_file() {
@@ -883,13 +882,13 @@ pub fn locate_input(run_dir: &Path, recorded: &str) -> Option<PathBuf> {
 }
 
 /// A loaded input, or why it is missing.
-fn load_input(run_dir: &Path, recorded: &str) -> std::result::Result<Array3<f32>, String> {
-    if recorded.is_empty() {
+fn load_input(run_dir: &Path, recorded: &Path) -> std::result::Result<Array3<f32>, String> {
+    if recorded.as_os_str().is_empty() {
         return Err("no path recorded in run.json".into());
     }
     match locate_input(run_dir, recorded) {
         Some(p) => load_rgb(&p).map_err(|e| e.to_string()),
-        None => Err(format!("{recorded}: not found")),
+        None => Err(format!("{}: not found", recorded.display())),
     }
 }
 
@@ -909,21 +908,23 @@ pub fn write_report(run_dir: &Path) -> Result<PathBuf> {
     let run: Value = serde_json::from_str(&text)
         .map_err(|e| Error::at(&run_json, format_args!("not a sincut run description: {e}")))?;
     let (Some(source), Some(target)) = (
-        run.get("source").and_then(Value::as_str),
-        run.get("target").and_then(Value::as_str),
+        run.get("source")
+            .and_then(crate::fit::path_json::from_value),
+        run.get("target")
+            .and_then(crate::fit::path_json::from_value),
     ) else {
         return Err(Error::at(
             &run_json,
             "not a sincut run description (no source and target)",
         ));
     };
-    let html = render_page(run_dir, &run, source, target);
+    let html = render_page(run_dir, &run, &source, &target);
     let out = run_dir.join("report.html");
     write_atomic(&out, html.as_bytes())?;
     Ok(out)
 }
 
-fn render_page(run_dir: &Path, run: &Value, source: &str, target: &str) -> String {
+fn render_page(run_dir: &Path, run: &Value, source: &Path, target: &Path) -> String {
     let preview_size = run
         .get("preview_size")
         .and_then(Value::as_u64)
@@ -990,7 +991,7 @@ fn render_page(run_dir: &Path, run: &Value, source: &str, target: &str) -> Strin
                     b,
                     "<figure>{}<figcaption><b>{role}</b> {}</figcaption></figure>",
                     note(&format!("picture not available: {e}")),
-                    escape(path)
+                    escape(&path.display().to_string())
                 );
             }
         }

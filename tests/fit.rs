@@ -141,7 +141,7 @@ fn bad_training_input_is_refused_before_anything_is_written() {
     save_rgb(&small, &picture(20, 40, 0.0), &SaveOptions::default()).unwrap();
     let cases: Vec<(&str, Box<dyn Fn(&mut FitOptions)>)> = vec![
         (
-            "No such file",
+            "file not found",
             Box::new(|o| o.run.source = PathBuf::from("/nonexistent/x.png")),
         ),
         (
@@ -413,4 +413,734 @@ fn disk_full_keeps_the_previous_checkpoint() {
         entries.iter().all(|e| !e.contains("tmp")),
         "temporary file left behind: {entries:?}"
     );
+}
+
+/// The tiny model's options on the command line (as `common::tiny_model`, CPU, quiet).
+fn tiny_cli() -> Vec<String> {
+    [
+        "--crop",
+        "32",
+        "--batch",
+        "2",
+        "--ngf",
+        "1",
+        "--ndf",
+        "1",
+        "--d-window",
+        "16",
+        "--device",
+        "cpu",
+        "-q",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+fn s(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+/// Runs the binary; (exit code, stderr). Asserts the no-panic, one-line error contract.
+fn sincut_cli(args: &[String], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_sincut"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    if !o.status.success() {
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("sincut: error: "), "{args:?}: {err}");
+    }
+    (o.status.code(), err)
+}
+
+/// Issue 13, items 2 and 6: `--tiles`, rates and weights are checked before anything is
+/// trained or written (fit once trained the whole run and then panicked on --tiles 0).
+#[test]
+fn cli_fit_options_are_checked_before_anything_is_written() {
+    let dir = tmpdir("cliopts");
+    let (a, b) = pair(&dir);
+    for (i, (flag, needle)) in [
+        ("--tiles=0", "--tiles 0 is too small"),
+        ("--tiles=1", "--tiles 1 is too small"),
+        ("--lr=nan", "lr NaN"),
+        ("--lr=-0.5", "lr -0.5"),
+        ("--lambda-nce=-1", "lambda_NCE -1"),
+        ("--lambda-gan=inf", "lambda_GAN inf"),
+        ("--checkpoint-every=0", "--checkpoint-every"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = dir.join(format!("run{i}"));
+        let mut args = vec!["fit".into(), s(&a), s(&b), "--out".into(), s(&out)];
+        args.extend(tiny_cli());
+        args.extend(["--iters".into(), "2".into(), flag.into()]);
+        let (code, err) = sincut_cli(&args, &[]);
+        assert_eq!(code, Some(2), "{flag}: {err}");
+        assert!(err.contains(needle), "{flag}: {err}");
+        assert!(!out.exists(), "{flag}: a run directory was created");
+    }
+}
+
+/// Issue 13, items 2 and 6: on resume, lr, iterations, intervals and tiles may change (the
+/// run uses the new values and run.json records each change with its iteration); the model,
+/// the pictures and the seed may not, and such a resume is refused without touching the run.
+#[test]
+fn cli_resume_uses_changed_options_and_refuses_fixed_ones() {
+    let dir = tmpdir("cliresume");
+    let (a, b) = pair(&dir);
+    let out = dir.join("run");
+    let mut o = options(&a, &b, &out, 4);
+    o.stop_at = Some(2);
+    o.no_final_render = true;
+    assert_eq!(fit(&o).unwrap(), FitOutcome::Stopped { iteration: 2 });
+    let run_json = || std::fs::read_to_string(out.join("run.json")).unwrap();
+    let before = run_json();
+    let resume = |extra: &[&str]| {
+        let mut args = vec!["fit".to_string(), "--resume".into(), s(&out)];
+        args.extend(["--device", "cpu", "-q"].map(String::from));
+        args.extend(extra.iter().map(|x| x.to_string()));
+        sincut_cli(&args, &[])
+    };
+    let (sa, sb) = (s(&a), s(&b));
+    for (extra, needle) in [
+        (vec!["--crop", "64"], "--crop 64 differs"),
+        (vec!["--ngf", "2"], "--ngf 2 differs"),
+        (vec!["--seed", "5"], "--seed 5 differs"),
+        (vec!["--lambda-nce", "2"], "--lambda-nce 2 differs"),
+        (vec!["--preset", "quick"], "--preset quick differs"),
+        (vec![&sb, &sa], "is not the run's picture"),
+        (vec!["--iters", "1"], "fewer than the 2 iterations"),
+        (vec!["--tiles", "0"], "--tiles 0 is too small"),
+        (vec!["--lr", "nan"], "lr NaN"),
+    ] {
+        let (code, err) = resume(&extra);
+        assert_eq!(code, Some(2), "{extra:?}: {err}");
+        assert!(err.contains(needle), "{extra:?}: {err}");
+        assert_eq!(run_json(), before, "{extra:?} changed run.json");
+    }
+    // The same pictures and geometry given again are fine; lr, iters and tiles change.
+    let (code, err) = resume(&[
+        &s(&a),
+        &s(&b),
+        "--crop",
+        "32",
+        "--lr",
+        "0.001",
+        "--iters",
+        "6",
+        "--tiles",
+        "32",
+        "--snapshot-every",
+        "0",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let (losses, _) = metrics_lines(&out);
+    let lrs: Vec<(u64, f64)> = losses
+        .iter()
+        .map(|v| (v["iter"].as_u64().unwrap(), v["lr"].as_f64().unwrap()))
+        .collect();
+    let want: Vec<(u64, f64)> = (0..6)
+        .map(|i| {
+            let lr = if i < 2 {
+                sincut::fit::lr_at(0.002, i, 4)
+            } else {
+                sincut::fit::lr_at(0.001, i, 6)
+            };
+            (i, lr)
+        })
+        .collect();
+    assert_eq!(
+        lrs, want,
+        "the resumed run must use the new lr and iterations"
+    );
+    let run: serde_json::Value = serde_json::from_str(&run_json()).unwrap();
+    assert_eq!(run["model"]["lr"], 0.001);
+    assert_eq!(
+        (run["iters"].as_u64(), run["tiles"].as_u64()),
+        (Some(6), Some(32))
+    );
+    let changes: Vec<(u64, &str)> = run["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["iter"].as_u64().unwrap(), c["option"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        changes,
+        [(2, "lr"), (2, "iters"), (2, "snapshot_every"), (2, "tiles")]
+    );
+    assert_eq!(run["changes"][0]["from"], 0.002);
+    assert_eq!(load_checkpoint(checkpoint_path(&out)).unwrap().iteration, 6);
+    assert_eq!(
+        load_rgb(&out.join("result.png")).unwrap().dim(),
+        (3, 70, 90)
+    );
+}
+
+/// Issue 13, item 13: SINCUT_THREADS / SINCUT_GEMM values that mean nothing are an error
+/// (they used to be ignored silently).
+#[test]
+fn cli_invalid_thread_and_gemm_settings_are_refused() {
+    let dir = tmpdir("env");
+    let (a, b) = pair(&dir);
+    let out = dir.join("run");
+    let mut o = options(&a, &b, &out, 1);
+    o.no_final_render = true;
+    fit(&o).unwrap();
+    let info = vec!["info".to_string(), s(&out)];
+    for (k, v) in [
+        ("SINCUT_THREADS", "abc"),
+        ("SINCUT_THREADS", "0"),
+        ("SINCUT_GEMM", "fast"),
+    ] {
+        let (code, err) = sincut_cli(&info, &[(k, v)]);
+        assert_eq!(code, Some(2), "{k}={v}: {err}");
+        assert!(err.contains(&format!("{k}=\"{v}\"")), "{k}={v}: {err}");
+    }
+    for (k, v) in [("SINCUT_THREADS", "1"), ("SINCUT_GEMM", "portable")] {
+        assert_eq!(sincut_cli(&info, &[(k, v)]).0, Some(0), "{k}={v}");
+    }
+}
+
+/// Waits for `child` at most `secs` seconds (killing it then): its exit code and stderr.
+fn wait_for(mut child: std::process::Child, secs: u64) -> (Option<i32>, String) {
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                std::io::Read::read_to_string(&mut e, &mut err).unwrap();
+            }
+            return (status.code(), err);
+        }
+        if t0.elapsed().as_secs() > secs {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// `sincut fit` of the tiny model on a and b into `out` (stderr piped), with `extra` options.
+fn spawn_fit(a: &Path, b: &Path, out: &Path, extra: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_sincut"))
+        .args(["fit".to_string(), s(a), s(b), "--out".into(), s(out)])
+        .args(tiny_cli())
+        .args(extra)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Issue 13, item 5: one process at a time writes a run directory. While a fit runs, a second
+/// fit, a resume and a report of its directory are refused naming the holder; of two fits
+/// started at once into one directory exactly one runs.
+#[test]
+fn cli_one_process_at_a_time_per_run_directory() {
+    let dir = tmpdir("lock");
+    let (a, b) = pair(&dir);
+    let out = dir.join("run");
+    let long = ["--iters", "100000", "--checkpoint-every", "100000"];
+    // Killed if the test fails before it ends (no run left training for hours).
+    struct KillOnDrop(u32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            if self.0 != 0 {
+                let _ = Command::new("kill").arg(self.0.to_string()).status();
+            }
+        }
+    }
+    let holder = spawn_fit(&a, &b, &out, &long);
+    let mut kill = KillOnDrop(holder.id());
+    let metrics = out.join("metrics.jsonl");
+    let t0 = std::time::Instant::now();
+    while std::fs::metadata(&metrics).map_or(true, |m| m.len() == 0) {
+        assert!(t0.elapsed().as_secs() < 120, "fit did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let busy = format!("in use by sincut process {}", holder.id());
+    let exe = env!("CARGO_BIN_EXE_sincut");
+    let others = [
+        spawn_fit(&a, &b, &out, &["--iters", "3"]),
+        Command::new(exe)
+            .args([
+                "fit",
+                "--resume",
+                &s(&out),
+                "--iters",
+                "3",
+                "--device",
+                "cpu",
+                "-q",
+            ])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+        Command::new(exe)
+            .args(["report", &s(&out)])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ];
+    for (i, child) in others.into_iter().enumerate() {
+        let (code, err) = wait_for(child, 60);
+        assert_eq!(code, Some(2), "case {i}: {err}");
+        assert!(err.contains(&busy), "case {i}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "case {i}: {err}");
+    }
+    Command::new("kill")
+        .args(["-INT", &holder.id().to_string()])
+        .status()
+        .unwrap();
+    assert_eq!(wait_for(holder, 60).0, Some(130));
+    kill.0 = 0; // reaped: its pid may be reused
+    assert!(!out.join(".sincut.lock").exists(), "lock file left behind");
+
+    // Two fits started at once into one new directory: one runs, the other is refused.
+    let twin = dir.join("twin");
+    let short = ["--iters", "8", "--no-render"];
+    let (x, y) = (
+        spawn_fit(&a, &b, &twin, &short),
+        spawn_fit(&a, &b, &twin, &short),
+    );
+    let results = [wait_for(x, 120), wait_for(y, 120)];
+    let ok = results.iter().filter(|(c, _)| *c == Some(0)).count();
+    assert_eq!(ok, 1, "{results:?}");
+    for (code, err) in &results {
+        assert!(
+            *code == Some(0)
+                || err.contains("in use by sincut process")
+                || err.contains("already holds a run"),
+            "{err}"
+        );
+    }
+    let (losses, _) = metrics_lines(&twin);
+    assert_eq!(losses.len(), 8, "metrics of two runs interleaved");
+}
+
+/// Issue 13, items 5 and 7: a lock file and temporary checkpoint files left by a process that
+/// was killed are taken over and removed by the next run; a live process's file is kept.
+#[test]
+fn cli_stale_lock_and_temporary_files_are_taken_over() {
+    let dir = tmpdir("stale");
+    let (a, b) = pair(&dir);
+    let out = dir.join("run");
+    let mut o = options(&a, &b, &out, 3);
+    o.stop_at = Some(2);
+    o.no_final_render = true;
+    fit(&o).unwrap();
+    // A pid that certainly belongs to no process: a child that has ended and been reaped.
+    let mut done = Command::new("true").spawn().unwrap();
+    let dead = done.id();
+    done.wait().unwrap();
+    std::fs::write(out.join(".sincut.lock"), format!("{dead}\n")).unwrap();
+    let stale = out.join(format!(".checkpoint.safetensors.tmp.{dead}"));
+    std::fs::write(&stale, vec![0u8; 4096]).unwrap();
+    let stale_snap = out.join(format!("snapshots/.iter0000003-preview.png.tmp.{dead}"));
+    std::fs::create_dir_all(stale_snap.parent().unwrap()).unwrap();
+    std::fs::write(&stale_snap, b"partial").unwrap();
+    let live = out.join(format!(
+        ".checkpoint.safetensors.tmp.{}",
+        std::process::id()
+    ));
+    std::fs::write(&live, b"being written").unwrap();
+    let args = [
+        "fit",
+        "--resume",
+        &s(&out),
+        "--device",
+        "cpu",
+        "-q",
+        "--no-render",
+    ];
+    let (code, err) = sincut_cli(&args.map(String::from), &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(load_checkpoint(checkpoint_path(&out)).unwrap().iteration, 3);
+    assert!(!stale.exists(), "stale temporary checkpoint left behind");
+    assert!(!stale_snap.exists(), "stale temporary snapshot left behind");
+    assert!(live.exists(), "a live process's temporary file was removed");
+    assert!(!out.join(".sincut.lock").exists(), "lock file left behind");
+}
+
+/// Issue 13, item 1: a picture path that is not UTF-8 is stored losslessly in run.json (it
+/// used to panic and leave an empty run folder); resume, info and report read it back.
+#[cfg(unix)]
+#[test]
+fn cli_non_utf8_picture_paths_are_kept_losslessly() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tmpdir("nonutf8");
+    let (a, b) = pair(&dir);
+    let odd = dir.join(OsStr::from_bytes(b"a\xff.png"));
+    std::fs::copy(&a, &odd).unwrap();
+    let out = dir.join("run");
+    let exe = env!("CARGO_BIN_EXE_sincut");
+    let o = Command::new(exe)
+        .arg("fit")
+        .arg(&odd)
+        .arg(&b)
+        .arg("--out")
+        .arg(&out)
+        .args(tiny_cli())
+        .args(["--iters", "2", "--tiles", "32"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let run = sincut::fit::load_run_config(&out).unwrap();
+    assert_eq!(run.source, std::fs::canonicalize(&odd).unwrap());
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert!(
+        json["source"]["unix_bytes"].is_array(),
+        "{}",
+        json["source"]
+    );
+    assert_eq!(
+        load_rgb(&out.join("result.png")).unwrap().dim(),
+        (3, 70, 90)
+    );
+    for args in [
+        vec!["info".to_string(), s(&out)],
+        vec!["report".to_string(), s(&out)],
+        vec![
+            "fit".into(),
+            "--resume".into(),
+            s(&out),
+            "--iters".into(),
+            "3".into(),
+        ]
+        .into_iter()
+        .chain(["--device", "cpu", "-q", "--no-render"].map(String::from))
+        .collect(),
+    ] {
+        let (code, err) = sincut_cli(&args, &[]);
+        assert_eq!(code, Some(0), "{args:?}: {err}");
+    }
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        !report.contains("picture not available"),
+        "the report lost the source"
+    );
+}
+
+/// Issue 13, item 8: the output of `render` (and of fit's final render) is checked before any
+/// work: format, 16 bits, a directory or device in the way. The checkpoint here does not even
+/// exist, so an error about it means the output was not checked first. A legal 250-byte name
+/// works (its temporary name used to pass 255 bytes).
+#[cfg(unix)]
+#[test]
+fn cli_output_is_checked_before_any_work() {
+    let dir = tmpdir("output");
+    let (a, b) = pair(&dir);
+    let folder = dir.join("folder.png");
+    std::fs::create_dir_all(&folder).unwrap();
+    // /dev/full under a picture name: a rename over it would replace the device.
+    std::os::unix::fs::symlink("/dev/full", dir.join("full.png")).unwrap();
+    let render = |output: &Path, extra: &[&str]| {
+        let mut args = vec!["render".to_string(), "--checkpoint".into()];
+        args.extend([s(&dir.join("missing.safetensors")), "--input".into(), s(&a)]);
+        args.extend([
+            "--output".into(),
+            s(output),
+            "--device".into(),
+            "cpu".into(),
+        ]);
+        args.extend(extra.iter().map(|x| x.to_string()));
+        sincut_cli(&args, &[])
+    };
+    for (output, extra, needle) in [
+        (
+            dir.join("x.bmp"),
+            vec![],
+            "unknown picture extension \"bmp\"",
+        ),
+        (
+            dir.join("x.webp"),
+            vec![],
+            "unknown picture extension \"webp\"",
+        ),
+        (folder.clone(), vec![], "is a directory"),
+        (dir.join("full.png"), vec![], "is not a regular file"),
+        (dir.join("x.jpg"), vec!["--sixteen-bit"], "16 bits"),
+        (
+            dir.join(format!("{}.png", "n".repeat(260))),
+            vec![],
+            "at most 255",
+        ),
+    ] {
+        let (code, err) = render(&output, &extra);
+        assert_eq!(code, Some(2), "{}: {err}", output.display());
+        assert!(err.contains(needle), "{}: {err}", output.display());
+    }
+    // A device is never replaced by a rename (as root /dev is writable).
+    let (_, err) = render(Path::new("/dev/full"), &[]);
+    assert!(err.contains("unknown picture extension"), "{err}");
+
+    // fit: a directory where result.png goes is refused before training.
+    let out = dir.join("run");
+    std::fs::create_dir_all(out.join("result.png")).unwrap();
+    let mut args = vec!["fit".into(), s(&a), s(&b), "--out".into(), s(&out)];
+    args.extend(tiny_cli());
+    args.extend(["--iters".into(), "2".into()]);
+    let (code, err) = sincut_cli(&args, &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("result.png: is a directory"), "{err}");
+    assert!(
+        !checkpoint_path(&out).exists(),
+        "trained before checking the output"
+    );
+
+    // A 250-byte name renders.
+    let run = dir.join("ok");
+    let mut o = options(&a, &b, &run, 1);
+    o.no_final_render = true;
+    fit(&o).unwrap();
+    let long = dir.join(format!("{}.png", "l".repeat(246)));
+    let args = [
+        "render",
+        &s(&run),
+        "--output",
+        &s(&long),
+        "--tiles",
+        "32",
+        "--device",
+        "cpu",
+        "-q",
+    ];
+    let (code, err) = sincut_cli(&args.map(String::from), &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(load_rgb(&long).unwrap().dim(), (3, 70, 90));
+}
+
+/// Issue 13, item 9: Ctrl-C during fit's final render stops it (exit 130, no result.png, the
+/// last checkpoint intact) instead of rendering to the end and exiting 0; a resume renders.
+#[test]
+fn cli_interrupt_during_the_final_render_exits_130() {
+    use std::io::BufRead;
+    let dir = tmpdir("sigint-render");
+    let (_, b) = pair(&dir);
+    // A large source in small tiles: thousands of tiles, seconds of rendering at least.
+    let big = dir.join("big.png");
+    save_rgb(&big, &picture(1600, 1200, 0.4), &SaveOptions::default()).unwrap();
+    let out = dir.join("run");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sincut"))
+        .args(["fit".to_string(), s(&big), s(&b), "--out".into(), s(&out)])
+        .args(tiny_cli().into_iter().filter(|a| a != "-q"))
+        .args([
+            "--iters",
+            "2",
+            "--tiles",
+            "16",
+            "--snapshot-every",
+            "0",
+            "--eval-every",
+            "0",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    // The hook: fit announces the render once training is over.
+    for line in lines.by_ref() {
+        if line
+            .unwrap()
+            .contains("rendering the full-resolution result")
+        {
+            break;
+        }
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("stopped at iteration 2")),
+        "{rest:?}"
+    );
+    assert!(!out.join("result.png").exists(), "rendered to the end");
+    assert_eq!(load_checkpoint(checkpoint_path(&out)).unwrap().iteration, 2);
+}
+
+/// Issue 13, item 10: a checkpoint whose weights are not finite is refused where it is loaded
+/// (render, info, resume) naming the tensor; it used to render an all-black picture silently.
+#[test]
+fn non_finite_weights_are_refused_on_load() {
+    let dir = tmpdir("nanweights");
+    let (a, b) = pair(&dir);
+    let run = dir.join("run");
+    let mut o = options(&a, &b, &run, 1);
+    o.no_final_render = true;
+    fit(&o).unwrap();
+    let mut ck = load_checkpoint(checkpoint_path(&run)).unwrap();
+    let name = ck
+        .params
+        .keys()
+        .find(|k| k.starts_with("G."))
+        .unwrap()
+        .clone();
+    ck.params.get_mut(&name).unwrap()[[0, 0, 0, 0]] = f32::NAN;
+    sincut::io::save_checkpoint(checkpoint_path(&run), &ck).unwrap();
+    let needle = format!("tensor 'param.{name}' holds a non-finite value (NaN)");
+    let render = vec![
+        "render".to_string(),
+        s(&run),
+        "--output".into(),
+        s(&dir.join("black.png")),
+        "--device".into(),
+        "cpu".into(),
+    ];
+    let info = vec!["info".to_string(), s(&run)];
+    let resume = [
+        "fit",
+        "--resume",
+        &s(&run),
+        "--iters",
+        "2",
+        "--device",
+        "cpu",
+        "-q",
+    ]
+    .map(String::from)
+    .to_vec();
+    for args in [render, info, resume] {
+        let (code, err) = sincut_cli(&args, &[]);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(&needle), "{args:?}: {err}");
+    }
+    assert!(!dir.join("black.png").exists());
+}
+
+/// Issue 13, item 13: a checkpoint with a foreign `format` value says which; `render RUN
+/// --checkpoint OTHER` (one run's source and seed with another's weights) is refused.
+#[test]
+fn foreign_checkpoints_and_mixed_runs_are_refused() {
+    let dir = tmpdir("foreign");
+    let (a, b) = pair(&dir);
+    let foreign = dir.join("foreign.safetensors");
+    let meta = [("format".to_string(), "other-tool".to_string())].into();
+    let tensors = [("w".to_string(), ndarray::ArrayD::<f32>::zeros(vec![2]))].into();
+    sincut::io::save_tensors(&foreign, &tensors, Some(&meta)).unwrap();
+    let (code, err) = sincut_cli(&["info".to_string(), s(&foreign)], &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("metadata 'format' is \"other-tool\", not \"sincut-checkpoint\""),
+        "{err}"
+    );
+
+    let (one, two) = (dir.join("one"), dir.join("two"));
+    for run in [&one, &two] {
+        let mut o = options(&a, &b, run, 1);
+        o.no_final_render = true;
+        fit(&o).unwrap();
+    }
+    let render = |ck: &Path| {
+        let args = ["render", &s(&one), "--checkpoint", &s(ck), "--output"];
+        let mut args: Vec<String> = args.map(String::from).to_vec();
+        args.extend([s(&dir.join("mix.png")), "--tiles".into(), "32".into()]);
+        args.extend(["--device", "cpu", "-q"].map(String::from));
+        sincut_cli(&args, &[])
+    };
+    let (code, err) = render(&checkpoint_path(&two));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("is not the checkpoint of run"), "{err}");
+    assert!(!dir.join("mix.png").exists());
+    // The run's own checkpoint named explicitly is fine.
+    let (code, err) = render(&checkpoint_path(&one));
+    assert_eq!(code, Some(0), "{err}");
+}
+
+/// Issue 13, item 11: pictures and checkpoints are read only from regular files: a FIFO named
+/// x.png used to block forever, /dev/zero to be read until memory ran out.
+#[cfg(unix)]
+#[test]
+fn cli_special_files_are_refused_as_input() {
+    let dir = tmpdir("special");
+    let (a, b) = pair(&dir);
+    let fifo = dir.join("x.png");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let fifo_ck = dir.join("x.safetensors");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo_ck)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let run = |args: Vec<String>| {
+        let child = Command::new(env!("CARGO_BIN_EXE_sincut"))
+            .args(&args)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (code, err) = wait_for(child, 60);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("is not a regular file"), "{args:?}: {err}");
+    };
+    let out = dir.join("run");
+    let mut fit_args = vec!["fit".into(), s(&fifo), s(&b), "--out".into(), s(&out)];
+    fit_args.extend(tiny_cli());
+    run(fit_args);
+    assert!(!out.exists());
+    let render = |ck: &str, input: &str| {
+        ["render", "--checkpoint", ck, "--input", input, "--output"]
+            .map(String::from)
+            .into_iter()
+            .chain([s(&dir.join("o.png")), "--device".into(), "cpu".into()])
+            .collect::<Vec<String>>()
+    };
+    run(render(&s(&fifo_ck), &s(&a)));
+    run(render("/dev/zero", &s(&a)));
+    run(["info", "/dev/zero"].map(String::from).to_vec());
+    // A good checkpoint with /dev/zero as the picture.
+    let ok = dir.join("ok");
+    let mut o = options(&a, &b, &ok, 1);
+    o.no_final_render = true;
+    fit(&o).unwrap();
+    run(render(&s(&checkpoint_path(&ok)), "/dev/zero"));
+}
+
+/// Issue 13, item 3: absurd model sizes are refused before anything is allocated or written,
+/// with the estimate and the machine's memory (they aborted in the allocator, or panicked on
+/// an overflow for --batch 2^64-1).
+#[test]
+fn cli_absurd_model_sizes_are_refused_with_the_memory_figures() {
+    let dir = tmpdir("absurd");
+    let (a, b) = pair(&dir);
+    for (i, flag) in [
+        "--batch=18446744073709551615",
+        "--batch=1000000",
+        "--ngf=100000",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let out = dir.join(format!("run{i}"));
+        let mut args = vec!["fit".into(), s(&a), s(&b), "--out".into(), s(&out)];
+        let small = ["--crop", "32", "--d-window", "16", "--device", "cpu", "-q"];
+        args.extend(small.map(String::from));
+        args.extend(["--iters".into(), "1".into(), flag.into()]);
+        let (code, err) = sincut_cli(&args, &[]);
+        assert_eq!(code, Some(2), "{flag}: {err}");
+        assert!(
+            err.contains("GiB for one training iteration; this machine has"),
+            "{flag}: {err}"
+        );
+        assert!(!out.exists(), "{flag}: a run directory was created");
+    }
 }

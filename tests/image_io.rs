@@ -531,3 +531,28 @@ fn default_data_pictures_load() {
         assert!(var > 0.01, "{name}: variance {var}");
     }
 }
+
+/// Issue 13, item 13: GIF and BMP (recognised, not built in) are named in the error; they
+/// were reported as "unsupported picture picture".
+#[test]
+fn unsupported_formats_are_named() {
+    let dir = TempDir::new("unsupported");
+    // Headers enough for the format to be recognised by its magic bytes.
+    let gif = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;".to_vec();
+    let mut bmp = b"BM".to_vec();
+    bmp.extend_from_slice(&[0u8; 60]);
+    for (name, bytes, want) in [("x.gif", gif, "GIF"), ("x.bmp", bmp, "BMP")] {
+        let p = dir.path(name);
+        std::fs::write(&p, bytes).unwrap();
+        let e = load_rgb(&p).unwrap_err();
+        assert_error_names(&e, &p);
+        let msg = e.message();
+        assert!(
+            msg.contains(&format!(
+                "{want} pictures are not supported (use JPEG, PNG, TIFF or WebP)"
+            )),
+            "{msg}"
+        );
+        assert!(!msg.contains("picture picture"), "{msg}");
+    }
+}

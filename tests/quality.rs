@@ -75,6 +75,7 @@ fn short_run(reference: &Value, out: &Path) -> Vec<Value> {
             preset: Some("quick".into()),
             eval_every: num("eval_every"),
             device: None,
+            changes: Vec::new(),
         },
         out: out.to_path_buf(),
         resume: false,
@@ -82,6 +83,7 @@ fn short_run(reference: &Value, out: &Path) -> Vec<Value> {
         verbosity: Verbosity::Quiet,
         stop_at: None,
         no_final_render: true,
+        resume_with: Default::default(),
     };
     fit(&opts).unwrap();
     let log = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();

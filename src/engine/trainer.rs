@@ -103,6 +103,49 @@ impl Trainer {
     }
 }
 
+impl Trainer {
+    /// [`Trainer::render`] that gives up between two tiles once `stop()` says so (then None):
+    /// Ctrl-C during fit's final render stops it instead of rendering to the end.
+    pub fn render_until(
+        &self,
+        nets: &Networks,
+        img: &Array3<f32>,
+        opts: &RenderOptions,
+        progress: &mut dyn FnMut(usize, usize),
+        stop: &dyn Fn() -> bool,
+    ) -> Result<Option<Array3<f32>>> {
+        let stopped = std::cell::Cell::new(false);
+        let check = || {
+            if stop() {
+                stopped.set(true);
+                return Err(crate::error::Error::new("stopped"));
+            }
+            Ok(())
+        };
+        let out = match self {
+            Trainer::Cpu(state) => {
+                let mut cpu = crate::render::cpu_runner(&nets.g, &state.params);
+                render_with(&nets.g, img, opts, progress, &mut |x, noise| {
+                    check()?;
+                    Ok(cpu(x, noise).unwrap_or_else(|e| match e {}))
+                })
+            }
+            Trainer::Cuda(t) => render_with(&nets.g, img, opts, progress, &mut |x, noise| {
+                check()?;
+                g_infer(&*t.engine, nets, &t.state.params, x, noise)
+            }),
+            Trainer::CpuEngine(t) => render_with(&nets.g, img, opts, progress, &mut |x, noise| {
+                check()?;
+                g_infer(&*t.engine, nets, &t.state.params, x, noise)
+            }),
+        };
+        match out {
+            Err(_) if stopped.get() => Ok(None),
+            other => other.map(Some),
+        }
+    }
+}
+
 /// The tiled render of `crate::render` (same tiles, windows and noise) with G run on an engine.
 pub fn render_engine<E: Engine>(
     e: &E,

@@ -87,7 +87,12 @@ fn parse_checkpoint(file: TensorFile) -> std::result::Result<Checkpoint, String>
     let meta = &file.metadata;
     match meta.get("format").map(String::as_str) {
         Some(FORMAT) => {}
-        _ => return Err("not a sincut checkpoint (metadata 'format' is missing)".into()),
+        Some(other) => {
+            return Err(format!(
+                "not a sincut checkpoint (metadata 'format' is {other:?}, not {FORMAT:?})"
+            ));
+        }
+        None => return Err("not a sincut checkpoint (metadata 'format' is missing)".into()),
     }
     match meta.get("version").map(String::as_str) {
         Some(VERSION) => {}

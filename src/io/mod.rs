@@ -9,4 +9,7 @@ pub use checkpoint::{
     AdamState, Checkpoint, load_checkpoint, load_network_params, load_params, normalise_param_name,
     save_checkpoint,
 };
-pub use tensors::{TensorFile, load_i64_tensors, load_tensors, save_tensors, write_atomic};
+pub use tensors::{
+    MAX_TENSOR_FILE, TensorFile, load_i64_tensors, load_tensors, read_regular_file,
+    remove_stale_temporaries, save_tensors, temp_path, write_atomic,
+};

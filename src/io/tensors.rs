@@ -25,10 +25,7 @@ impl TensorFile {
     /// Reads a file; errors name the file and say what is wrong (missing, truncated, not
     /// safetensors, unsupported dtype).
     pub fn read(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::at(path, "file not found"),
-            _ => Error::at(path, format_args!("cannot read: {e}")),
-        })?;
+        let bytes = read_regular_file(path, MAX_TENSOR_FILE)?;
         Self::from_bytes(&bytes).map_err(|msg| Error::at(path, msg))
     }
 
@@ -155,16 +152,17 @@ pub fn save_tensors(
 /// a temporary file in the same directory (same filesystem, so the rename is atomic), fsync,
 /// rename over the target, then fsync the directory so the rename itself survives a crash.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    // Renaming over a device (/dev/full) or a directory would replace it, not write to it.
+    if let Ok(m) = std::fs::metadata(path)
+        && !m.is_file()
+    {
+        return Err(Error::at(path, "is not a regular file; cannot write there"));
+    }
+    let tmp = temp_path(path)?;
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| Error::at(path, "not a file path"))?
-        .to_string_lossy()
-        .into_owned();
-    let tmp = dir.join(format!(".{file_name}.tmp.{}", std::process::id()));
     let result = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -181,6 +179,115 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
         Error::at(path, format_args!("cannot write: {e}"))
     })
+}
+
+/// The largest safetensors file read (16 GiB, far above any checkpoint of this model): a bound
+/// for what is read into memory whatever the file claims.
+pub const MAX_TENSOR_FILE: u64 = 16 << 30;
+
+/// The one reader of input files (pictures, checkpoints): a regular file only, so that a FIFO
+/// cannot block forever and /dev/zero cannot be read until memory runs out, and at most
+/// `limit` bytes. Errors are one line naming the file.
+pub fn read_regular_file(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::at(path, "file not found"),
+        _ => Error::at(path, format_args!("cannot read: {e}")),
+    };
+    let kind = |m: &std::fs::Metadata| -> Result<()> {
+        if m.is_dir() {
+            return Err(Error::at(path, "is a directory, not a file"));
+        }
+        if !m.is_file() {
+            return Err(Error::at(
+                path,
+                "is not a regular file (a device, FIFO or socket)",
+            ));
+        }
+        if m.len() > limit {
+            return Err(Error::at(
+                path,
+                format_args!(
+                    "file too large ({} bytes; at most {limit} are read)",
+                    m.len()
+                ),
+            ));
+        }
+        Ok(())
+    };
+    // Checked before opening: opening a FIFO for reading blocks until a writer comes.
+    kind(&std::fs::metadata(path).map_err(cannot)?)?;
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    // And again on what was opened, in case the name was swapped in between.
+    kind(&file.metadata().map_err(cannot)?)?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > limit {
+        return Err(Error::at(
+            path,
+            format_args!("file grew past {limit} bytes while read"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The temporary file [`write_atomic`] writes before renaming it to `path`:
+/// `.<name>.tmp.<pid>` beside it, the name cut so that the whole stays within 255 bytes (the
+/// usual limit of a file name, which a legal 250-byte `<name>` would otherwise exceed).
+pub fn temp_path(path: &Path) -> Result<PathBuf> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| Error::at(path, "not a file path"))?;
+    let suffix = format!(".tmp.{}", std::process::id());
+    let room = 255 - 1 - suffix.len();
+    #[cfg(unix)]
+    let stem = {
+        // A Unix name is any bytes, so it may be cut anywhere.
+        use std::os::unix::ffi::OsStrExt;
+        let b = name.as_bytes();
+        std::ffi::OsStr::from_bytes(&b[..b.len().min(room)]).to_os_string()
+    };
+    #[cfg(not(unix))]
+    let stem = {
+        let t = name.to_string_lossy();
+        let mut end = t.len().min(room);
+        while !t.is_char_boundary(end) {
+            end -= 1;
+        }
+        std::ffi::OsString::from(&t[..end])
+    };
+    let mut tmp = std::ffi::OsString::from(".");
+    tmp.push(stem);
+    tmp.push(suffix);
+    Ok(path.with_file_name(tmp))
+}
+
+/// Removes the temporary files of [`write_atomic`] (`.<name>.tmp.<pid>`) in `dir` whose process
+/// is gone (killed while writing: SIGKILL, SIGTERM, a second Ctrl-C); a live process's are
+/// kept. Call it holding the directory's lock. Returns how many were removed.
+pub fn remove_stale_temporaries(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let owner = name
+            .strip_prefix('.')
+            .and_then(|n| n.rsplit_once(".tmp."))
+            .and_then(|(_, pid)| pid.parse::<u32>().ok());
+        let is_file = e.file_type().is_ok_and(|t| t.is_file());
+        if let Some(pid) = owner
+            && is_file
+            && !crate::lock::process_alive(pid)
+            && std::fs::remove_file(e.path()).is_ok()
+        {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 /// Checks the 8-byte header length against the file size first, so that a truncated file is

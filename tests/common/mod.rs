@@ -62,6 +62,7 @@ pub fn tiny_fit_options(src: &Path, tgt: &Path, out: &Path, iters: u64) -> FitOp
             preset: None,
             eval_every: 3,
             device: None,
+            changes: Vec::new(),
         },
         out: out.to_path_buf(),
         resume: false,
@@ -69,5 +70,6 @@ pub fn tiny_fit_options(src: &Path, tgt: &Path, out: &Path, iters: u64) -> FitOp
         verbosity: Verbosity::Quiet,
         stop_at: None,
         no_final_render: false,
+        resume_with: Default::default(),
     }
 }
