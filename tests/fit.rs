@@ -264,25 +264,8 @@ fn cli_interrupt_saves_a_checkpoint_that_info_reports() {
             "--out",
             out.to_str().unwrap(),
         ])
-        .args([
-            "--crop",
-            "32",
-            "--batch",
-            "2",
-            "--ngf",
-            "1",
-            "--ndf",
-            "1",
-            "--d-window",
-            "16",
-            "--iters",
-            "100000",
-            "--checkpoint-every",
-            "100000",
-            "--device",
-            "cpu",
-            "-q",
-        ])
+        .args(tiny_cli())
+        .args(["--iters", "100000", "--checkpoint-every", "100000"])
         .spawn()
         .unwrap();
     // Wait for the run to start iterating (its first checkpoint is written at iteration 0).
