@@ -1127,3 +1127,113 @@ fn cli_absurd_model_sizes_are_refused_with_the_memory_figures() {
         assert!(!out.exists(), "{flag}: a run directory was created");
     }
 }
+
+/// Issue 13, item 12: an incomplete libcuda (a stub built here exporting only `cuInit`, and
+/// one with every entry point but `cuDevicePrimaryCtxRetain`) made cudarc panic ("Missing
+/// symbol ..."), even under `--device auto`. Now `auto` falls back to the CPU with one line and
+/// `cuda` fails with one line, without panic text.
+#[test]
+fn cli_incomplete_libcuda_falls_back_or_fails_in_one_line() {
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    if Command::new(&cc).arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "no C compiler ({cc})"
+        );
+        eprintln!("skipped: no C compiler ({cc})");
+        return;
+    }
+    let dir = tmpdir("stubcuda");
+    let (a, b) = pair(&dir);
+    let all = [
+        "cuInit",
+        "cuDriverGetVersion",
+        "cuGetErrorName",
+        "cuGetErrorString",
+        "cuDeviceGetCount",
+        "cuDeviceGet",
+        "cuDeviceGetAttribute",
+        "cuDeviceGetName",
+        "cuDeviceTotalMem_v2",
+        "cuDevicePrimaryCtxRelease_v2",
+        "cuCtxSetCurrent",
+        "cuCtxGetCurrent",
+        "cuStreamCreate",
+        "cuStreamSynchronize",
+        "cuMemAllocAsync",
+        "cuMemFreeAsync",
+        "cuMemcpyHtoDAsync_v2",
+        "cuMemcpyDtoHAsync_v2",
+        "cuMemsetD8Async",
+        "cuModuleLoadData",
+        "cuModuleGetFunction",
+        "cuLaunchKernel",
+        "cuDeviceGetDefaultMemPool",
+        "cuMemPoolSetAttribute",
+        "cuMemPoolGetAttribute",
+    ];
+    // Every stub function succeeds and reports one device, so cudarc goes on to the next call.
+    for (name, symbols) in [("only-init", &all[..1]), ("no-ctx-retain", &all[..])] {
+        let lib_dir = dir.join(name);
+        std::fs::create_dir_all(&lib_dir).unwrap();
+        let src: String = symbols
+            .iter()
+            .map(|s| format!("int {s}(int *p) {{ if (p) *p = 1; return 0; }}\n"))
+            .collect();
+        std::fs::write(lib_dir.join("stub.c"), src).unwrap();
+        let built = Command::new(&cc)
+            .args(["-shared", "-fPIC", "-w", "-o"])
+            .arg(lib_dir.join("libcuda.so.1"))
+            .arg(lib_dir.join("stub.c"))
+            .status()
+            .unwrap();
+        assert!(built.success());
+        std::os::unix::fs::symlink("libcuda.so.1", lib_dir.join("libcuda.so")).unwrap();
+        let env = [("LD_LIBRARY_PATH", lib_dir.to_str().unwrap())];
+        let fit_args = |device: &str, out: &str| -> Vec<String> {
+            let mut v = vec![
+                "fit".into(),
+                s(&a),
+                s(&b),
+                "--out".into(),
+                s(&dir.join(out)),
+                "--iters".into(),
+                "1".into(),
+                "--no-render".into(),
+            ];
+            v.extend(tiny_cli());
+            v.retain(|x| x != "cpu" && x != "--device");
+            v.extend(["--device".into(), device.into()]);
+            v
+        };
+        let (code, err) = sincut_cli(&fit_args("cuda", &format!("{name}-cuda")), &env);
+        assert_eq!(code, Some(2), "{name}: {err}");
+        assert!(
+            err.contains("incomplete or not NVIDIA's driver"),
+            "{name}: {err}"
+        );
+        let (code, err) = sincut_cli(&fit_args("auto", &format!("{name}-auto")), &env);
+        // Quiet (-q): at most the one fallback line, and the run trained on the CPU.
+        assert_eq!(code, Some(0), "{name}: {err}");
+        assert!(err.trim_end().lines().count() <= 1, "{name}: {err}");
+        assert!(
+            dir.join(format!("{name}-auto/checkpoint.safetensors"))
+                .is_file()
+        );
+        // The doctor reports it (a failure, on stdout like the rest of its report).
+        let o = Command::new(env!("CARGO_BIN_EXE_sincut"))
+            .arg("doctor")
+            .envs(env)
+            .output()
+            .unwrap();
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+        );
+        assert!(!err.contains("panicked"), "{name}: {err}");
+        assert!(
+            out.contains("incomplete or not NVIDIA's driver"),
+            "{name}: {out}"
+        );
+    }
+}

@@ -24,9 +24,7 @@ fn driver_version() -> Option<String> {
 
 /// (name, arch, memory in GiB) of every GPU; Err when there is none or no driver.
 fn gpus() -> Result<Vec<(String, String, f64)>, CudaError> {
-    if !driver_present() {
-        return Err(CudaError::NoDriver("libcuda not found".into()));
-    }
+    super::driver_check().map_err(CudaError::NoDriver)?;
     let count = guarded("cuDeviceGetCount", CudaContext::device_count)
         .map_err(CudaError::NoDriver)?
         .map_err(|e| CudaError::driver("counting GPUs", e))?;

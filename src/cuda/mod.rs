@@ -52,22 +52,90 @@ pub(crate) fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Result<R, String>
     })
 }
 
-/// Whether libcuda can be loaded at all (no panic).
+/// The driver entry points sincut's CUDA paths call through cudarc. cudarc resolves each on
+/// first use and panics when one is missing, so a partial or foreign libcuda is checked for all
+/// of them up front (present in every driver since CUDA 11.2).
+const DRIVER_SYMBOLS: &[&str] = &[
+    "cuInit",
+    "cuDriverGetVersion",
+    "cuGetErrorName",
+    "cuGetErrorString",
+    "cuDeviceGetCount",
+    "cuDeviceGet",
+    "cuDeviceGetAttribute",
+    "cuDeviceGetName",
+    "cuDeviceTotalMem_v2",
+    "cuDevicePrimaryCtxRetain",
+    "cuDevicePrimaryCtxRelease_v2",
+    "cuCtxSetCurrent",
+    "cuCtxGetCurrent",
+    "cuStreamCreate",
+    "cuStreamSynchronize",
+    "cuMemAllocAsync",
+    "cuMemFreeAsync",
+    "cuMemcpyHtoDAsync_v2",
+    "cuMemcpyDtoHAsync_v2",
+    "cuMemsetD8Async",
+    "cuModuleLoadData",
+    "cuModuleGetFunction",
+    "cuLaunchKernel",
+    "cuDeviceGetDefaultMemPool",
+    "cuMemPoolSetAttribute",
+    "cuMemPoolGetAttribute",
+];
+
+/// Whether a complete libcuda loads (the names cudarc opens it by); Err says why not, in one
+/// line, without cudarc's panic.
+pub fn driver_check() -> Result<(), String> {
+    static CHECK: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    CHECK
+        .get_or_init(|| {
+            let names = ["libcuda.so", "libcuda.so.1"];
+            // SAFETY: loading the driver library runs its initialisers, as cudarc would.
+            let lib = names
+                .iter()
+                .find_map(|n| unsafe { libloading::Library::new(*n) }.ok())
+                .ok_or_else(|| "libcuda is not installed or not on the loader path".to_string())?;
+            let missing: Vec<&str> = DRIVER_SYMBOLS
+                .iter()
+                .copied()
+                // SAFETY: only looks the symbol up; it is never called through this handle.
+                .filter(|s| unsafe { lib.get::<*const ()>(s.as_bytes()) }.is_err())
+                .collect();
+            if missing.is_empty() {
+                Ok(())
+            } else {
+                let file = nvrtc::loaded_library("libcuda")
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "libcuda".into());
+                let shown = missing
+                    .iter()
+                    .take(3)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                Err(format!(
+                    "{file} is incomplete or not NVIDIA's driver (it lacks {shown}{})",
+                    if missing.len() > 3 {
+                        format!(" and {} more entry points", missing.len() - 3)
+                    } else {
+                        String::new()
+                    }
+                ))
+            }
+        })
+        .clone()
+}
+
+/// Whether a complete libcuda can be loaded (no panic).
 pub fn driver_present() -> bool {
-    guarded("loading libcuda", || unsafe {
-        cudarc::driver::sys::is_culib_present()
-    })
-    .unwrap_or(false)
+    driver_check().is_ok()
 }
 
 impl Gpu {
     /// Opens GPU `ordinal`. Errors (never panics): no driver, no device, context failure.
     pub fn open(ordinal: usize) -> Result<Gpu, CudaError> {
-        if !driver_present() {
-            return Err(CudaError::NoDriver(
-                "libcuda is not installed or not on the loader path".into(),
-            ));
-        }
+        driver_check().map_err(CudaError::NoDriver)?;
         let ctx = guarded("creating the CUDA context", || CudaContext::new(ordinal))
             .map_err(CudaError::NoDriver)?
             .map_err(|e| CudaError::driver(&format!("opening GPU {ordinal}"), e))?;
