@@ -1145,33 +1145,12 @@ fn cli_incomplete_libcuda_falls_back_or_fails_in_one_line() {
     }
     let dir = tmpdir("stubcuda");
     let (a, b) = pair(&dir);
-    let all = [
-        "cuInit",
-        "cuDriverGetVersion",
-        "cuGetErrorName",
-        "cuGetErrorString",
-        "cuDeviceGetCount",
-        "cuDeviceGet",
-        "cuDeviceGetAttribute",
-        "cuDeviceGetName",
-        "cuDeviceTotalMem_v2",
-        "cuDevicePrimaryCtxRelease_v2",
-        "cuCtxSetCurrent",
-        "cuCtxGetCurrent",
-        "cuStreamCreate",
-        "cuStreamSynchronize",
-        "cuMemAllocAsync",
-        "cuMemFreeAsync",
-        "cuMemcpyHtoDAsync_v2",
-        "cuMemcpyDtoHAsync_v2",
-        "cuMemsetD8Async",
-        "cuModuleLoadData",
-        "cuModuleGetFunction",
-        "cuLaunchKernel",
-        "cuDeviceGetDefaultMemPool",
-        "cuMemPoolSetAttribute",
-        "cuMemPoolGetAttribute",
-    ];
+    // Every entry point sincut checks for, minus cuDevicePrimaryCtxRetain for the second stub.
+    let all: Vec<&str> = sincut::cuda::DRIVER_SYMBOLS
+        .iter()
+        .copied()
+        .filter(|s| *s != "cuDevicePrimaryCtxRetain")
+        .collect();
     // Every stub function succeeds and reports one device, so cudarc goes on to the next call.
     for (name, symbols) in [("only-init", &all[..1]), ("no-ctx-retain", &all[..])] {
         let lib_dir = dir.join(name);

@@ -55,7 +55,7 @@ pub(crate) fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Result<R, String>
 /// The driver entry points sincut's CUDA paths call through cudarc. cudarc resolves each on
 /// first use and panics when one is missing, so a partial or foreign libcuda is checked for all
 /// of them up front (present in every driver since CUDA 11.2).
-const DRIVER_SYMBOLS: &[&str] = &[
+pub const DRIVER_SYMBOLS: &[&str] = &[
     "cuInit",
     "cuDriverGetVersion",
     "cuGetErrorName",
