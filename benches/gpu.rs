@@ -15,11 +15,11 @@
 use ndarray::{Array3, Array4};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use sincut::config::ModelConfig;
-use sincut::engine::cuda::CudaEngine;
-use sincut::engine::profile::Profiled;
-use sincut::engine::step::{EngineInputs, EngineState, train_iteration};
-use sincut::engine::trainer::render_engine;
-use sincut::engine::upload_params;
+use sincut::backend::cuda::CudaBackend;
+use sincut::backend::profile::Profiled;
+use sincut::train::step::{BackendInputs, BackendState, train_iteration};
+use sincut::render::render as render_tiled;
+use sincut::backend::upload_params;
 use sincut::nn::Networks;
 use sincut::render::RenderOptions;
 use sincut::train::{StepInputs, TrainState};
@@ -33,7 +33,7 @@ fn inputs(rng: &mut StdRng, n: usize, crop: usize) -> StepInputs<f32> {
 }
 
 /// The memory pool's high-water mark in MiB (NaN where the driver does not report it).
-fn peak_mib(e: &CudaEngine) -> f64 {
+fn peak_mib(e: &CudaBackend) -> f64 {
     e.gpu
         .peak_pool_bytes()
         .map_or(f64::NAN, |b| b as f64 / (1024.0 * 1024.0))
@@ -102,15 +102,15 @@ impl Bench {
 }
 
 /// Times `b.iters` iterations after two warm-up ones; returns (median ms, peak MiB).
-fn train(e: &CudaEngine, b: &Bench, crop: usize) -> sincut::error::Result<(f64, f64)> {
+fn train(e: &CudaBackend, b: &Bench, crop: usize) -> sincut::error::Result<(f64, f64)> {
     let (iters, profile) = (b.iters, b.profile);
     let cfg = b.model(crop);
     let nets = Networks::new(&cfg);
     let mut rng = StdRng::seed_from_u64(7);
     let _ = e.gpu.reset_peak_pool_bytes();
-    let mut state = EngineState::upload(e, &TrainState::new(nets.init::<f32, _>(&mut rng)))?;
+    let mut state = BackendState::upload(e, &TrainState::new(nets.init::<f32, _>(&mut rng)))?;
     for _ in 0..2 {
-        let inp = EngineInputs::upload(e, &inputs(&mut rng, cfg.batch, crop))?;
+        let inp = BackendInputs::upload(e, &inputs(&mut rng, cfg.batch, crop))?;
         train_iteration(e, &cfg, &nets, &mut state, &inp, cfg.lr)?;
     }
     let mut times = Vec::new();
@@ -119,7 +119,7 @@ fn train(e: &CudaEngine, b: &Bench, crop: usize) -> sincut::error::Result<(f64, 
         let t = Instant::now();
         // Upload included: it is part of every iteration of `fit`. Reading the losses at the
         // end synchronises, so the time covers all the iteration's GPU work.
-        let inp = EngineInputs::upload(e, &host)?;
+        let inp = BackendInputs::upload(e, &host)?;
         let l = train_iteration(e, &cfg, &nets, &mut state, &inp, cfg.lr)?;
         times.push(t.elapsed().as_secs_f64() * 1e3);
         if !l.is_finite() {
@@ -141,8 +141,8 @@ fn train(e: &CudaEngine, b: &Bench, crop: usize) -> sincut::error::Result<(f64, 
     );
     if profile {
         let p = Profiled::new(e);
-        let inp = EngineInputs::upload(&p, &inputs(&mut rng, cfg.batch, crop))?;
-        let mut st = EngineState {
+        let inp = BackendInputs::upload(&p, &inputs(&mut rng, cfg.batch, crop))?;
+        let mut st = BackendState {
             params: state.params,
             exp_avg: state.exp_avg,
             exp_avg_sq: state.exp_avg_sq,
@@ -155,7 +155,7 @@ fn train(e: &CudaEngine, b: &Bench, crop: usize) -> sincut::error::Result<(f64, 
     Ok((median, peak))
 }
 
-fn render(e: &CudaEngine, b: &Bench) -> sincut::error::Result<f64> {
+fn render(e: &CudaBackend, b: &Bench) -> sincut::error::Result<f64> {
     let side = b.render_side;
     let cfg = b.model(ModelConfig::default().crop);
     let nets = Networks::new(&cfg);
@@ -165,10 +165,10 @@ fn render(e: &CudaEngine, b: &Bench) -> sincut::error::Result<f64> {
     let opts = RenderOptions { tile: 512, seed: 1 };
     // Warm-up on a small image (kernel loading), then the timed render.
     let small = Array3::from_shape_simple_fn((3, 300, 200), || 0.1f32);
-    render_engine(e, &nets, &p, &small, &opts, &mut |_, _| {})?;
+    render_tiled(e, &nets, &p, &small, &opts, &mut |_, _| {})?;
     let _ = e.gpu.reset_peak_pool_bytes();
     let t = Instant::now();
-    let out = render_engine(e, &nets, &p, &img, &opts, &mut |_, _| {})?;
+    let out = render_tiled(e, &nets, &p, &img, &opts, &mut |_, _| {})?;
     let secs = t.elapsed().as_secs_f64();
     if out.iter().any(|v| !v.is_finite()) {
         return Err(sincut::error::Error::new("render: output not finite"));
@@ -190,7 +190,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let e = match CudaEngine::open(0) {
+    let e = match CudaBackend::open(0) {
         Ok(e) => e,
         Err(err) => {
             println!("skipped: no CUDA device ({err})");

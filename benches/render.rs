@@ -8,6 +8,8 @@
 //!   cargo bench --bench render -- --size 1200x968 --whole
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
+use sincut::backend::cpu::CpuBackend;
+use sincut::backend::upload_params;
 use sincut::config::ModelConfig;
 use sincut::nn::{Networks, normal};
 use sincut::ops::flops;
@@ -67,6 +69,8 @@ fn run_one(w: usize, h: usize, tile: Option<usize>) {
             v.mapv_inplace(|_| c(0.1 * normal(&mut rng)));
         }
     }
+    let e = CpuBackend::<f32>::new();
+    let p = upload_params(&e, &p).unwrap();
     let img = smooth_image(w, h, &mut rng);
     // Input + output, both (3, H, W) f32.
     let io_mib = 2.0 * (3 * w * h * 4) as f64 / (1024.0 * 1024.0);
@@ -78,7 +82,7 @@ fn run_one(w: usize, h: usize, tile: Option<usize>) {
         Some(tile) => {
             let opts = RenderOptions { tile, seed: 1 };
             (
-                render(&nets.g, &p, &img, &opts, &mut |done, total| {
+                render(&e, &nets, &p, &img, &opts, &mut |done, total| {
                     // Progress with the running rate and peak, so a long case can be read early.
                     if done % 8 == 0 || done == total {
                         eprintln!(
@@ -87,12 +91,13 @@ fn run_one(w: usize, h: usize, tile: Option<usize>) {
                             status_mib("VmHWM:")
                         );
                     }
-                }),
+                })
+                .unwrap(),
                 format!("tiles {tile} (halo {})", receptive_field(&nets.g)),
             )
         }
         None => (
-            render_whole(&nets.g, &p, &img, 1),
+            render_whole(&e, &nets, &p, &img, 1).unwrap(),
             "whole image".to_string(),
         ),
     };

@@ -10,7 +10,9 @@ use rand::{RngExt, SeedableRng, rngs::StdRng};
 use sincut::config::ModelConfig;
 use sincut::nn::Networks;
 use sincut::ops::flops;
-use sincut::train::{StepInputs, TrainState, train_iteration};
+use sincut::backend::cpu::CpuBackend;
+use sincut::train::step::{BackendInputs, BackendState, train_iteration};
+use sincut::train::{StepInputs, TrainState};
 use std::process::Command;
 use std::time::Instant;
 
@@ -29,7 +31,8 @@ fn run_one(crop: usize, iters: usize) {
     };
     let nets = Networks::new(&cfg);
     let mut rng = StdRng::seed_from_u64(7);
-    let mut state = TrainState::new(nets.init::<f32, _>(&mut rng));
+    let e = CpuBackend::<f32>::new();
+    let mut state = BackendState::upload(&e, &TrainState::new(nets.init::<f32, _>(&mut rng))).unwrap();
     let n = cfg.batch;
     let mut inputs = || {
         let img = |rng: &mut StdRng| {
@@ -42,15 +45,18 @@ fn run_one(crop: usize, iters: usize) {
         StepInputs::with_crops(real_a, real_b, &mut rng)
     };
     // One warm-up iteration (first-touch page faults, thread start-up).
-    let inp = inputs();
-    train_iteration(&cfg, &nets, &mut state, &inp, cfg.lr);
+    let mut iteration = |inp: &StepInputs<f32>| {
+        let inp = BackendInputs::upload(&e, inp).unwrap();
+        train_iteration(&e, &cfg, &nets, &mut state, &inp, cfg.lr).unwrap()
+    };
+    iteration(&inputs());
     let mut times = Vec::new();
     let mut conv_flops = 0u64;
     for _ in 0..iters {
         let inp = inputs();
         flops::reset();
         let t = Instant::now();
-        let l = train_iteration(&cfg, &nets, &mut state, &inp, cfg.lr);
+        let l = iteration(&inp);
         times.push(t.elapsed().as_secs_f64());
         conv_flops = flops::get();
         assert!(l.is_finite());

@@ -1,7 +1,7 @@
 //! The user-facing commands besides `fit` itself: presets, `render`, `info`.
 
 use crate::config::ModelConfig;
-use crate::device::{Device, open_backend};
+use crate::backend::device::{Device, open_backend};
 use crate::error::{Error, Result};
 use crate::fit::{RunConfig, checkpoint_path, load_model_checkpoint, load_run_config};
 use crate::image::{SaveOptions, load_rgb, save_rgb};
@@ -141,17 +141,16 @@ pub fn render_command(a: &RenderArgs) -> Result<PathBuf> {
             eprintln!("rendered {w}×{h} in {total} tiles");
         }
     };
-    let out = crate::engine::trainer::render_on(
-        &backend,
-        &nets,
-        &ck.params,
-        &img,
-        &RenderOptions {
+    let out = backend.run(crate::render::RenderJob {
+        nets: &nets,
+        params: &ck.params,
+        img: &img,
+        opts: RenderOptions {
             tile: a.tiles,
             seed,
         },
-        &mut report,
-    )?;
+        progress: &mut report,
+    })?;
     save_rgb(&output, &out, &a.save)?;
     Ok(output)
 }

@@ -16,16 +16,16 @@
 
 use crate::config::ModelConfig;
 use crate::data::Sampler;
-use crate::device::{Device, open_backend};
-use crate::engine::trainer::Trainer;
+use crate::backend::device::{Device, OnBackend, open_backend};
+use crate::train::step::{BackendInputs, BackendState, g_infer, train_iteration};
+use crate::backend::{Backend, Params};
 use crate::error::{Error, Result};
 use crate::image::{SaveOptions, load_rgb, resize_bilinear, save_rgb};
 use crate::io::{AdamState, Checkpoint, load_checkpoint, save_checkpoint};
 use crate::nn::Networks;
-use crate::nn::generator::act;
-use crate::render::RenderOptions;
+use crate::render::{RenderOptions, render, render_until};
 use crate::train::TrainState;
-use crate::train::step::Losses;
+use crate::train::Losses;
 use ndarray::{Array3, Axis, concatenate, s};
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -541,28 +541,28 @@ fn preview_of(src: &Array3<f32>, size: usize) -> Array3<f32> {
 }
 
 /// The preview translated in one piece (the preview is small; noise as the final render's).
-fn translate_preview(
+fn translate_preview<E: Backend<Elem = f32>>(
+    e: &E,
     nets: &Networks,
-    trainer: &Trainer,
+    p: &Params<E>,
     preview: &Array3<f32>,
     seed: u64,
 ) -> Result<Array3<f32>> {
     let tile = preview.dim().1.max(preview.dim().2);
-    trainer.render(nets, preview, &RenderOptions { tile, seed }, &mut |_, _| {})
+    render(e, nets, p, preview, &RenderOptions { tile, seed }, &mut |_, _| {})
 }
 
-fn snapshot(
+fn snapshot<E: Backend<Elem = f32>>(
+    e: &E,
     run_dir: &Path,
     nets: &Networks,
-    trainer: &Trainer,
+    p: &Params<E>,
     translated: &Array3<f32>,
     inp: &crate::train::StepInputs<f32>,
     iteration: u64,
 ) -> Result<()> {
     let dir = run_dir.join("snapshots");
     std::fs::create_dir_all(&dir).map_err(|e| Error::at(&dir, e))?;
-    let host = trainer.host_state(nets)?;
-    let p = &host.params;
     save_rgb(
         &dir.join(format!("iter{iteration:07}-preview.png")),
         translated,
@@ -573,9 +573,9 @@ fn snapshot(
     let a = inp.real_a.slice(s![0..k, .., .., ..]).to_owned();
     let b = inp.real_b.slice(s![0..k, .., .., ..]).to_owned();
     let noise = inp.noise.slice(s![0..k, .., .., ..]).to_owned();
-    let fa = nets.g.infer(p, &act(a.clone()), Some(&act(noise.clone())));
-    let fb = nets.g.infer(p, &act(b.clone()), Some(&act(noise)));
-    let rows: Vec<Array3<f32>> = [&a, &*fa, &b, &*fb]
+    let fa = g_infer(e, nets, p, &a, &noise)?;
+    let fb = g_infer(e, nets, p, &b, &noise)?;
+    let rows: Vec<Array3<f32>> = [&a, &fa, &b, &fb]
         .iter()
         .map(|t| {
             let cols: Vec<_> = (0..k).map(|i| t.index_axis(Axis(0), i)).collect();
@@ -730,136 +730,179 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
         std::mem::forget(new_dir.take()); // the run exists now: keep it
         (st, 0)
     };
-    // The one dispatch point: iterations run on the CPU reference or on the device engine.
-    let mut trainer = Trainer::new(backend, state)?;
-    let metrics_path = run_dir.join("metrics.jsonl");
-    if opts.resume {
-        drop_metrics_from(&metrics_path, start)?;
-    }
-    let mut metrics = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&metrics_path)
-        .map_err(|e| Error::at(&metrics_path, e))?;
-    let end = opts.stop_at.map_or(run.iters, |s| s.min(run.iters));
-    let progress = Progress::new(opts.verbosity, start, run.iters);
-    if start > 0 {
-        progress.line(&format!(
-            "resuming {} at iteration {start}",
-            run_dir.display()
-        ));
-    }
-    install_interrupt_handler();
-    let t0 = Instant::now();
-    let mut last_saved = start;
-    for it in start..end {
-        if INTERRUPTED.load(Ordering::SeqCst) {
-            progress.finish();
-            if last_saved != it {
-                save_state(run_dir, &run.model, &*trainer.host_state(&nets)?, it)?;
-            }
-            return Ok(FitOutcome::Stopped { iteration: it });
-        }
-        let inp = sampler.draw(it);
-        let lr = lr_at(run.model.lr, it, run.iters);
-        let losses = trainer.iteration(&run.model, &nets, &inp, lr)?;
-        if !losses.is_finite() {
-            progress.finish();
-            let bad: Vec<&str> = losses
-                .named()
-                .iter()
-                .filter(|(_, v)| !v.is_finite())
-                .map(|(n, _)| *n)
-                .collect();
-            return Err(Error::new(format!(
-                "training diverged at iteration {it}: loss {} is not finite; the checkpoint of iteration {last_saved} in {} is intact (resume it with a lower --lr)",
-                bad.join(", "),
-                run_dir.display()
-            )));
-        }
-        let elapsed = t0.elapsed().as_secs_f64();
-        let done = (it + 1 - start) as f64;
-        let it_per_s = done / elapsed;
-        let line = MetricsLine {
-            iter: it,
-            lr,
-            losses,
-            it_per_s,
-            elapsed_s: elapsed,
-        };
-        writeln!(metrics, "{}", serde_json::to_string(&line).unwrap())
-            .map_err(|e| Error::at(&metrics_path, e))?;
-        progress.iteration(
-            it,
-            run.iters,
-            &losses,
-            it_per_s,
-            (end - it - 1) as f64 / it_per_s,
-        );
-        let next = it + 1;
-        if next % run.checkpoint_every == 0 || next == end {
-            save_state(run_dir, &run.model, &*trainer.host_state(&nets)?, next)?;
-            last_saved = next;
-        }
-        let due = |every: u64| every > 0 && (next % every == 0 || next == run.iters);
-        let eval_due = due(run.eval_every) && eval_pictures.is_some();
-        if due(run.snapshot_every) || eval_due {
-            let t_eval = Instant::now();
-            let translated = translate_preview(&nets, &trainer, &preview, run.seed)?;
-            if let (true, Some(pics)) = (eval_due, &eval_pictures) {
-                let m = crate::eval::evaluate(&translated, &pics.source, &pics.target);
-                let line = EvalLine {
-                    iter: next,
-                    eval: &m,
-                    eval_s: t_eval.elapsed().as_secs_f64(),
-                };
-                writeln!(metrics, "{}", serde_json::to_string(&line).unwrap())
-                    .map_err(|e| Error::at(&metrics_path, e))?;
-                progress.line(&format!(
-                    "iter {next}: SWD {:.1} (texture {:.1})  SSIM {:.3}  Lab W1 {:.2}",
-                    m.swd.mean, m.swd.texture, m.ssim, m.lab_w1_sum
-                ));
-            }
-            if due(run.snapshot_every) {
-                snapshot(run_dir, &nets, &trainer, &translated, &inp, next)?;
-            }
-        }
-    }
-    progress.finish();
-    if end < run.iters {
-        return Ok(FitOutcome::Stopped { iteration: end });
-    }
-    let result = if opts.no_final_render {
-        None
-    } else {
-        let out = result_path(run_dir);
-        progress.line("rendering the full-resolution result");
-        let img = trainer.render_until(
-            &nets,
-            sampler.source_image(),
-            &RenderOptions {
-                tile: run.tiles,
-                seed: run.seed,
-            },
-            &mut |_, _| {},
-            &|| INTERRUPTED.load(Ordering::SeqCst),
-        )?;
-        // Ctrl-C: the checkpoint of the last iteration is saved; a resume renders.
-        let Some(img) = img else {
-            return Ok(FitOutcome::Stopped {
-                iteration: run.iters,
-            });
-        };
-        save_rgb(&out, &img, &SaveOptions::default())?;
-        Some(out)
-    };
-    if let Err(e) = crate::report::write_report(run_dir) {
-        eprintln!("sincut: warning: no report.html: {e}");
-    }
-    Ok(FitOutcome::Finished {
-        iteration: run.iters,
-        result,
+    backend.run(TrainingLoop {
+        opts,
+        run: &run,
+        nets: &nets,
+        sampler: &mut sampler,
+        preview: &preview,
+        eval_pictures: eval_pictures.as_ref(),
+        state,
+        start,
     })
+}
+
+/// The iterations of [`fit`] from `start` to the end or a stop, and the final render, on the
+/// backend the run opened.
+struct TrainingLoop<'a> {
+    opts: &'a FitOptions,
+    run: &'a RunConfig,
+    nets: &'a Networks,
+    sampler: &'a mut Sampler,
+    preview: &'a Array3<f32>,
+    eval_pictures: Option<&'a EvalPictures>,
+    state: TrainState<f32>,
+    start: u64,
+}
+
+impl OnBackend for TrainingLoop<'_> {
+    type Output = FitOutcome;
+
+    fn run<E: Backend<Elem = f32>>(self, e: &E) -> Result<FitOutcome> {
+        let TrainingLoop {
+            opts,
+            run,
+            nets,
+            sampler,
+            preview,
+            eval_pictures,
+            state,
+            start,
+        } = self;
+        let run_dir = &opts.out;
+        let mut state = BackendState::upload(e, &state)?;
+        let metrics_path = run_dir.join("metrics.jsonl");
+        if opts.resume {
+            drop_metrics_from(&metrics_path, start)?;
+        }
+        let mut metrics = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&metrics_path)
+            .map_err(|e| Error::at(&metrics_path, e))?;
+        let end = opts.stop_at.map_or(run.iters, |s| s.min(run.iters));
+        let progress = Progress::new(opts.verbosity, start, run.iters);
+        if start > 0 {
+            progress.line(&format!(
+                "resuming {} at iteration {start}",
+                run_dir.display()
+            ));
+        }
+        install_interrupt_handler();
+        let t0 = Instant::now();
+        let mut last_saved = start;
+        for it in start..end {
+            if INTERRUPTED.load(Ordering::SeqCst) {
+                progress.finish();
+                if last_saved != it {
+                    save_state(run_dir, &run.model, &state.download(e, nets)?, it)?;
+                }
+                return Ok(FitOutcome::Stopped { iteration: it });
+            }
+            let inp = sampler.draw(it);
+            let lr = lr_at(run.model.lr, it, run.iters);
+            let inputs = BackendInputs::upload(e, &inp)?;
+            let losses = train_iteration(e, &run.model, nets, &mut state, &inputs, lr)?;
+            if !losses.is_finite() {
+                progress.finish();
+                let bad: Vec<&str> = losses
+                    .named()
+                    .iter()
+                    .filter(|(_, v)| !v.is_finite())
+                    .map(|(n, _)| *n)
+                    .collect();
+                return Err(Error::new(format!(
+                    "training diverged at iteration {it}: loss {} is not finite; the checkpoint of iteration {last_saved} in {} is intact (resume it with a lower --lr)",
+                    bad.join(", "),
+                    run_dir.display()
+                )));
+            }
+            let elapsed = t0.elapsed().as_secs_f64();
+            let done = (it + 1 - start) as f64;
+            let it_per_s = done / elapsed;
+            let line = MetricsLine {
+                iter: it,
+                lr,
+                losses,
+                it_per_s,
+                elapsed_s: elapsed,
+            };
+            writeln!(metrics, "{}", serde_json::to_string(&line).unwrap())
+                .map_err(|e| Error::at(&metrics_path, e))?;
+            progress.iteration(
+                it,
+                run.iters,
+                &losses,
+                it_per_s,
+                (end - it - 1) as f64 / it_per_s,
+            );
+            let next = it + 1;
+            if next % run.checkpoint_every == 0 || next == end {
+                save_state(run_dir, &run.model, &state.download(e, nets)?, next)?;
+                last_saved = next;
+            }
+            let due = |every: u64| every > 0 && (next % every == 0 || next == run.iters);
+            let eval_due = due(run.eval_every) && eval_pictures.is_some();
+            if due(run.snapshot_every) || eval_due {
+                let t_eval = Instant::now();
+                let translated = translate_preview(e, nets, &state.params, preview, run.seed)?;
+                if let (true, Some(pics)) = (eval_due, eval_pictures) {
+                    let m = crate::eval::evaluate(&translated, &pics.source, &pics.target);
+                    let line = EvalLine {
+                        iter: next,
+                        eval: &m,
+                        eval_s: t_eval.elapsed().as_secs_f64(),
+                    };
+                    writeln!(metrics, "{}", serde_json::to_string(&line).unwrap())
+                        .map_err(|e| Error::at(&metrics_path, e))?;
+                    progress.line(&format!(
+                        "iter {next}: SWD {:.1} (texture {:.1})  SSIM {:.3}  Lab W1 {:.2}",
+                        m.swd.mean, m.swd.texture, m.ssim, m.lab_w1_sum
+                    ));
+                }
+                if due(run.snapshot_every) {
+                    snapshot(e, run_dir, nets, &state.params, &translated, &inp, next)?;
+                }
+            }
+        }
+        progress.finish();
+        if end < run.iters {
+            return Ok(FitOutcome::Stopped { iteration: end });
+        }
+        let result = if opts.no_final_render {
+            None
+        } else {
+            let out = result_path(run_dir);
+            progress.line("rendering the full-resolution result");
+            let img = render_until(
+                e,
+                nets,
+                &state.params,
+                sampler.source_image(),
+                &RenderOptions {
+                    tile: run.tiles,
+                    seed: run.seed,
+                },
+                &mut |_, _| {},
+                &|| INTERRUPTED.load(Ordering::SeqCst),
+            )?;
+            // Ctrl-C: the checkpoint of the last iteration is saved; a resume renders.
+            let Some(img) = img else {
+                return Ok(FitOutcome::Stopped {
+                    iteration: run.iters,
+                });
+            };
+            save_rgb(&out, &img, &SaveOptions::default())?;
+            Some(out)
+        };
+        if let Err(e) = crate::report::write_report(run_dir) {
+            eprintln!("sincut: warning: no report.html: {e}");
+        }
+        Ok(FitOutcome::Finished {
+            iteration: run.iters,
+            result,
+        })
+    }
 }
 
 /// Removes a directory when dropped (see its use in [`fit`]; forgotten on success).

@@ -8,12 +8,13 @@
 //! format can be checked, not only the shipped ones.
 
 use crate::config::{ModelConfig, NCE_LAYERS};
-use crate::device::{Backend, Device, open_backend};
-use crate::engine::Engine;
+use crate::backend::device::{Device, OnBackend, open_backend};
+use crate::backend::cpu::CpuBackend;
+use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::io::TensorFile;
 use crate::nn::ParamMap;
-use crate::train::{self, StepInputs};
+use crate::train::StepInputs;
 use ndarray::{Array4, ArrayD, Ix4};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -613,24 +614,22 @@ pub struct CheckOptions {
     pub worst_n: usize,
 }
 
-/// Replays a fixture's step and trajectory on the CPU reference engine (f32) and compares.
+/// Replays a fixture's step and trajectory on the CPU backend (f32) and compares.
 pub fn check_fixture(dir: impl AsRef<Path>, opts: &CheckOptions) -> Result<FixtureReport> {
-    let fx = Fixture::load(dir)?;
-    let ours_step = train::replay_step(&fx.config, &fx.params, &fx.step);
-    let ours_traj = train::replay_trajectory(&fx.config, &fx.params, &fx.traj);
-    finish_check(&fx, ours_step, ours_traj, opts)
+    check_fixture_on(&CpuBackend::<f32>::new(), dir, opts)
 }
 
-/// Replays a fixture's step and trajectory on a device engine (`crate::engine`) and compares.
-pub fn check_fixture_on<E: Engine>(
+/// Replays a fixture's step and trajectory on backend `engine` (always f32, as the official
+/// code) and compares.
+pub fn check_fixture_on<E: Backend<Elem = f32>>(
     engine: &E,
     dir: impl AsRef<Path>,
     opts: &CheckOptions,
 ) -> Result<FixtureReport> {
     let fx = Fixture::load(dir)?;
-    let ours_step = crate::engine::step::replay_step(engine, &fx.config, &fx.params, &fx.step)?;
+    let ours_step = crate::train::step::replay_step(engine, &fx.config, &fx.params, &fx.step)?;
     let ours_traj =
-        crate::engine::step::replay_trajectory(engine, &fx.config, &fx.params, &fx.traj)?;
+        crate::train::step::replay_trajectory(engine, &fx.config, &fx.params, &fx.traj)?;
     finish_check(&fx, ours_step, ours_traj, opts)
 }
 
@@ -664,6 +663,19 @@ fn dump(
     meta.insert("fixture".to_string(), fx.dir.display().to_string());
     crate::io::save_tensors(dir.join("step.safetensors"), step, Some(&meta))?;
     crate::io::save_tensors(dir.join("traj.safetensors"), traj, Some(&meta))
+}
+
+/// [`check_fixture_on`] as work for the opened backend.
+struct CheckFixture<'a> {
+    dir: &'a Path,
+    opts: &'a CheckOptions,
+}
+
+impl OnBackend for CheckFixture<'_> {
+    type Output = FixtureReport;
+    fn run<E: Backend<Elem = f32>>(self, e: &E) -> Result<FixtureReport> {
+        check_fixture_on(e, self.dir, self.opts)
+    }
 }
 
 /// The fixture folders under `dir`: `dir` itself when it holds `meta.json`, else its
@@ -706,11 +718,7 @@ pub fn run_check_golden(
     let worst_n = if opts.worst_n == 0 { 10 } else { opts.worst_n };
     let mut passed = 0;
     for f in &fixtures {
-        let checked = match &backend {
-            Backend::Cpu => check_fixture(f, opts),
-            Backend::Cuda(engine) => check_fixture_on(&**engine, f, opts),
-            Backend::CpuEngine => check_fixture_on(&crate::engine::cpu::CpuEngine, f, opts),
-        };
+        let checked = backend.run(CheckFixture { dir: f, opts });
         let line = match checked {
             Ok(report) => {
                 passed += usize::from(report.passed());

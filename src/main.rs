@@ -3,7 +3,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use sincut::commands::{Preset, RenderArgs, info_command, render_command};
-use sincut::device::Device;
+use sincut::backend::device::Device;
 use sincut::error::Error;
 use sincut::fit::{
     FitOptions, FitOutcome, ResumeOptions, RunConfig, Verbosity, default_run_dir, fit,

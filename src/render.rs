@@ -16,13 +16,16 @@
 //! on the fly (clamped coordinates), never materialised, and the noise of the padded pixels
 //! comes from their global coordinates like any other pixel's.
 
-use crate::nn::ParamMap;
+use crate::train::step::g_infer;
+use crate::backend::device::OnBackend;
+use crate::backend::{Backend, Params, upload_params};
+use crate::error::{Error, Result};
 use crate::nn::generator::Generator;
+use crate::nn::{Networks, ParamMap};
 use crate::nn::layers::{ConvLayer, ResBlock};
 use crate::ops::blur::Blur;
 use crate::tensor::{Real, c};
 use ndarray::{Array3, Array4};
-use std::sync::Arc;
 
 // ---------------------------------------------------------------------------------------------
 // Position-keyed noise.
@@ -246,17 +249,16 @@ fn window_inputs<T: Real>(img: &Array3<T>, win: Rect, seed: u64) -> (Array4<T>, 
     (x, noise)
 }
 
-/// Runs G on one window's input and noise, returning (1, 3, h, w): the CPU reference's
-/// `Generator::infer`, or an engine's (see `crate::engine::render_on`).
-pub type WindowRunner<'a, T, E> = dyn FnMut(&Array4<T>, &Array4<T>) -> Result<Array4<T>, E> + 'a;
+/// Runs G on one window's input and noise, returning (1, 3, h, w).
+pub type WindowRunner<'a, T> = dyn FnMut(&Array4<T>, &Array4<T>) -> Result<Array4<T>> + 'a;
 
 /// Runs G on the window `win` (see [`window_inputs`]) with `run`.
-fn run_window<T: Real, E>(
+fn run_window<T: Real>(
     img: &Array3<T>,
     win: Rect,
     seed: u64,
-    run: &mut WindowRunner<'_, T, E>,
-) -> Result<Array4<T>, E> {
+    run: &mut WindowRunner<'_, T>,
+) -> Result<Array4<T>> {
     let (x, noise) = window_inputs(img, win, seed);
     let y = run(&x, &noise)?;
     assert_eq!(
@@ -267,22 +269,13 @@ fn run_window<T: Real, E>(
     Ok(y)
 }
 
-/// The CPU reference's window runner.
-pub(crate) fn cpu_runner<'a, T: Real>(
-    g: &'a Generator,
-    p: &'a ParamMap<T>,
-) -> impl FnMut(&Array4<T>, &Array4<T>) -> Result<Array4<T>, std::convert::Infallible> + 'a {
-    move |x, noise| {
-        let y = g.infer(p, &Arc::new(x.clone()), Some(&Arc::new(noise.clone())));
-        Ok(Arc::try_unwrap(y).unwrap_or_else(|a| (*a).clone()))
-    }
-}
-
-fn infallible<T>(r: Result<T, std::convert::Infallible>) -> T {
-    match r {
-        Ok(v) => v,
-        Err(e) => match e {},
-    }
+/// G's inference on backend `e` as a window runner.
+fn backend_runner<'a, E: Backend>(
+    e: &'a E,
+    nets: &'a Networks,
+    p: &'a Params<E>,
+) -> impl FnMut(&Array4<E::Elem>, &Array4<E::Elem>) -> Result<Array4<E::Elem>> + 'a {
+    move |x, noise| g_infer(e, nets, p, x, noise)
 }
 
 /// Copies the part `tile` (global coordinates, clipped to the real image) of a window's output
@@ -312,40 +305,84 @@ fn check_image<T: Real>(img: &Array3<T>) {
     );
 }
 
-/// Translates a (3, H, W) image with G tile by tile; equal to [`render_whole`] up to float
-/// rounding, with memory bounded by one window's activations (plus the input and output).
-/// `progress(done, total)` is called after each tile.
-pub fn render<T: Real>(
-    g: &Generator,
-    p: &ParamMap<T>,
-    img: &Array3<T>,
+/// Translates a (3, H, W) image with G on backend `e` tile by tile; equal to [`render_whole`]
+/// up to float rounding, with memory bounded by one window's activations (plus the input and
+/// output). `progress(done, total)` is called after each tile.
+pub fn render<E: Backend>(
+    e: &E,
+    nets: &Networks,
+    p: &Params<E>,
+    img: &Array3<E::Elem>,
     opts: &RenderOptions,
     progress: &mut dyn FnMut(usize, usize),
-) -> Array3<T> {
-    infallible(render_with(g, img, opts, progress, &mut cpu_runner(g, p)))
+) -> Result<Array3<E::Elem>> {
+    render_with(&nets.g, img, opts, progress, &mut backend_runner(e, nets, p))
 }
 
-/// [`render`] with G run by `run` (an engine's inference): the same tiles, windows and noise.
-pub fn render_with<T: Real, E>(
+/// [`render`] that gives up between two tiles once `stop()` says so (then None): Ctrl-C during
+/// fit's final render stops it instead of rendering to the end.
+pub fn render_until<E: Backend>(
+    e: &E,
+    nets: &Networks,
+    p: &Params<E>,
+    img: &Array3<E::Elem>,
+    opts: &RenderOptions,
+    progress: &mut dyn FnMut(usize, usize),
+    stop: &dyn Fn() -> bool,
+) -> Result<Option<Array3<E::Elem>>> {
+    let stopped = std::cell::Cell::new(false);
+    let mut run = backend_runner(e, nets, p);
+    let out = render_with(&nets.g, img, opts, progress, &mut |x, noise| {
+        if stop() {
+            stopped.set(true);
+            return Err(Error::new("stopped"));
+        }
+        run(x, noise)
+    });
+    match out {
+        Err(_) if stopped.get() => Ok(None),
+        other => other.map(Some),
+    }
+}
+
+/// `sincut render`'s work: uploads the parameters and renders on the opened backend.
+pub struct RenderJob<'a> {
+    pub nets: &'a Networks,
+    pub params: &'a ParamMap<f32>,
+    pub img: &'a Array3<f32>,
+    pub opts: RenderOptions,
+    pub progress: &'a mut dyn FnMut(usize, usize),
+}
+
+impl OnBackend for RenderJob<'_> {
+    type Output = Array3<f32>;
+    fn run<E: Backend<Elem = f32>>(self, e: &E) -> Result<Array3<f32>> {
+        let p = upload_params(e, self.params)?;
+        render(e, self.nets, &p, self.img, &self.opts, self.progress)
+    }
+}
+
+/// The tiling of [`render`] with G run by `run`: the same tiles, windows and noise.
+pub fn render_with<T: Real>(
     g: &Generator,
     img: &Array3<T>,
     opts: &RenderOptions,
     progress: &mut dyn FnMut(usize, usize),
-    run: &mut WindowRunner<'_, T, E>,
-) -> Result<Array3<T>, E> {
+    run: &mut WindowRunner<'_, T>,
+) -> Result<Array3<T>> {
     render_with_halo(g, img, opts, receptive_field(g), progress, run)
 }
 
 /// [`render_with`] with a given halo (tests show that less than the receptive field breaks
 /// equality).
-fn render_with_halo<T: Real, E>(
+fn render_with_halo<T: Real>(
     g: &Generator,
     img: &Array3<T>,
     opts: &RenderOptions,
     halo: usize,
     progress: &mut dyn FnMut(usize, usize),
-    run: &mut WindowRunner<'_, T, E>,
-) -> Result<Array3<T>, E> {
+    run: &mut WindowRunner<'_, T>,
+) -> Result<Array3<T>> {
     check_image(img);
     assert!(opts.tile > 0, "render: tile size must be positive");
     let (_, h, w) = img.dim();
@@ -382,32 +419,37 @@ fn render_with_halo<T: Real, E>(
 
 /// The reference: one pass of G over the whole image (padded to a multiple of the downsampling
 /// factor as [`render`] does), with the same position-keyed noise.
-pub fn render_whole<T: Real>(
-    g: &Generator,
-    p: &ParamMap<T>,
-    img: &Array3<T>,
+pub fn render_whole<E: Backend>(
+    e: &E,
+    nets: &Networks,
+    p: &Params<E>,
+    img: &Array3<E::Elem>,
     seed: u64,
-) -> Array3<T> {
+) -> Result<Array3<E::Elem>> {
     check_image(img);
     let (_, h, w) = img.dim();
-    let f = down_factor(g);
+    let f = down_factor(&nets.g);
     let all = Rect {
         y0: 0,
         y1: align_up(h, f),
         x0: 0,
         x1: align_up(w, f),
     };
-    let y = infallible(run_window(img, all, seed, &mut cpu_runner(g, p)));
-    let mut out = Array3::<T>::zeros((3, h, w));
+    let y = run_window(img, all, seed, &mut backend_runner(e, nets, p))?;
+    let mut out = Array3::zeros((3, h, w));
     write_tile(&mut out, &y, all, all);
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::ModelConfig;
-    use crate::nn::{Networks, normal};
+    use crate::backend::cpu::CpuBackend;
+    use crate::backend::upload_params;
+    use crate::nn::generator;
+    use crate::nn::normal;
+    use std::rc::Rc;
     use rand::{RngExt, SeedableRng, rngs::StdRng};
 
     #[test]
@@ -465,8 +507,10 @@ mod tests {
         assert_ne!(noise_at(3, 12345, 678), noise_at(4, 12345, 678));
     }
 
-    /// A small G with random weights, non-zero biases and noise weight.
-    fn small<T: Real>(ngf: usize, seed: u64) -> (Generator, ParamMap<T>) {
+    type Cpu<T> = CpuBackend<T>;
+
+    /// A small G with random weights, non-zero biases and noise weight, on the CPU backend.
+    fn small<T: Real>(ngf: usize, seed: u64) -> (Networks, Params<Cpu<T>>) {
         let cfg = ModelConfig {
             ngf,
             ..Default::default()
@@ -480,7 +524,13 @@ mod tests {
                 v.mapv_inplace(|_| c(0.3 * normal(&mut rng)));
             }
         }
-        (nets.g, p)
+        let p = upload_params(&Cpu::<T>::new(), &p).unwrap();
+        (nets, p)
+    }
+
+    /// G on a whole batch without noise.
+    fn infer<T: Real>(nets: &Networks, p: &Params<Cpu<T>>, x: &Array4<T>) -> Array4<T> {
+        generator::g_infer(&Cpu::<T>::new(), &nets.g, p, &Rc::new(x.clone()), None).unwrap()
     }
 
     fn rand_image<T: Real>(h: usize, w: usize, seed: u64) -> Array3<T> {
@@ -501,11 +551,11 @@ mod tests {
     /// couple of pixels short of it.
     #[test]
     fn receptive_field_is_tight() {
-        let (g, p) = small::<f64>(2, 1);
-        let r = receptive_field(&g);
+        let (nets, p) = small::<f64>(2, 1);
+        let r = receptive_field(&nets.g);
         let n = 2 * r + 40;
         let x = rand_image::<f64>(n, n, 2).insert_axis(ndarray::Axis(0));
-        let y0 = g.infer(&p, &Arc::new(x.clone()), None);
+        let y0 = infer(&nets, &p, &x);
         let c0 = n / 2;
         // Both phases of the stride-2 grid, per axis.
         for (py, px) in [(c0, c0), (c0 + 1, c0 + 1), (c0, c0 + 1)] {
@@ -513,7 +563,7 @@ mod tests {
             for ch in 0..3 {
                 xp[[0, ch, py, px]] += 1.0;
             }
-            let y1 = g.infer(&p, &Arc::new(xp), None);
+            let y1 = infer(&nets, &p, &xp);
             let (mut dy, mut dx) = (0usize, 0usize);
             // Exact comparison: an unaffected pixel is computed from identical inputs.
             for ((_, ch, i, j), v) in y1.indexed_iter() {
@@ -543,22 +593,24 @@ mod tests {
     /// Renders with each tile size and compares with the whole-image pass: the largest absolute
     /// difference and the number of 8-bit levels that differ (asserting none by more than one).
     fn compare<T: Real>(
-        g: &Generator,
-        p: &ParamMap<T>,
+        nets: &Networks,
+        p: &Params<Cpu<T>>,
         img: &Array3<T>,
         tiles: &[usize],
         tol: f64,
     ) -> Vec<(usize, f64, usize)> {
-        let whole = render_whole(g, p, img, 11);
+        let e = Cpu::<T>::new();
+        let whole = render_whole(&e, nets, p, img, 11).unwrap();
         assert_eq!(whole.dim(), img.dim());
         let (_, h, w) = img.dim();
         tiles
             .iter()
             .map(|&tile| {
                 let mut calls = Vec::new();
-                let out = render(g, p, img, &RenderOptions { tile, seed: 11 }, &mut |d, t| {
+                let out = render(&e, nets, p, img, &RenderOptions { tile, seed: 11 }, &mut |d, t| {
                     calls.push((d, t))
-                });
+                })
+                .unwrap();
                 let n = h.div_ceil(tile) * w.div_ceil(tile);
                 assert_eq!(calls.len(), n);
                 assert_eq!(calls.last(), Some(&(n, n)));
@@ -583,10 +635,10 @@ mod tests {
 
     #[test]
     fn tiled_equals_whole_f32() {
-        let (g, p) = small::<f32>(3, 3);
+        let (nets, p) = small::<f32>(3, 3);
         // 301 wide, 233 high: both odd, so the edge-replicated padding is exercised too.
         let img = rand_image::<f32>(233, 301, 4);
-        let res = compare(&g, &p, &img, &[512, 256, 200, 72], 1e-4);
+        let res = compare(&nets, &p, &img, &[512, 256, 200, 72], 1e-4);
         for (tile, max, off) in res {
             eprintln!("f32 tile {tile}: max |diff| {max:e}, 8-bit levels off by one: {off}");
             // Rounding-level differences move a handful of values across a level boundary.
@@ -596,34 +648,36 @@ mod tests {
 
     #[test]
     fn tiled_equals_whole_f64() {
-        let (g, p) = small::<f64>(2, 5);
+        let (nets, p) = small::<f64>(2, 5);
         let img = rand_image::<f64>(233, 301, 6);
-        for (tile, max, off) in compare(&g, &p, &img, &[512, 256, 200, 72], 1e-10) {
+        for (tile, max, off) in compare(&nets, &p, &img, &[512, 256, 200, 72], 1e-10) {
             eprintln!("f64 tile {tile}: max |diff| {max:e}");
             assert_eq!(off, 0);
         }
         // Tiny odd image, tiles smaller than the halo.
         let img = rand_image::<f64>(13, 9, 7);
-        compare(&g, &p, &img, &[4, 5], 1e-10);
+        compare(&nets, &p, &img, &[4, 5], 1e-10);
     }
 
     /// The test above can fail: a halo short of the receptive field changes the output.
     #[test]
     fn short_halo_is_not_exact() {
-        let (g, p) = small::<f64>(2, 5);
+        let (nets, p) = small::<f64>(2, 5);
         let img = rand_image::<f64>(120, 130, 8);
-        let whole = render_whole(&g, &p, &img, 11);
-        let r = receptive_field(&g);
+        let e = Cpu::<f64>::new();
+        let whole = render_whole(&e, &nets, &p, &img, 11).unwrap();
+        let r = receptive_field(&nets.g);
         let opts = RenderOptions { tile: 40, seed: 11 };
         let max_diff = |halo| {
-            let out = infallible(render_with_halo(
-                &g,
+            let out = render_with_halo(
+                &nets.g,
                 &img,
                 &opts,
                 halo,
                 &mut |_, _| {},
-                &mut cpu_runner(&g, &p),
-            ));
+                &mut backend_runner(&e, &nets, &p),
+            )
+            .unwrap();
             out.iter()
                 .zip(&whole)
                 .map(|(a, b)| (a - b).abs())

@@ -925,11 +925,11 @@ fn sum_squares_matches_cpu() {
 #[test]
 fn cuda_engine_matches_cpu_engine() {
     use sincut::config::ModelConfig;
-    use sincut::engine::cpu::CpuEngine;
-    use sincut::engine::cuda::CudaEngine;
-    use sincut::engine::step::{replay_step, replay_trajectory};
+    use sincut::backend::cpu::CpuBackend;
+    use sincut::backend::cuda::CudaBackend;
+    use sincut::train::step::{replay_step, replay_trajectory};
     use sincut::train::StepInputs;
-    let Ok(e) = CudaEngine::open(0) else {
+    let Ok(e) = CudaBackend::open(0) else {
         skip("no CUDA device");
         return;
     };
@@ -971,9 +971,9 @@ fn cuda_engine_matches_cpu_engine() {
                 nce_ids_y: [s * s - 1 - i, 11 * i, 3],
             })
             .collect();
-        let want = replay_step(&CpuEngine, &cfg, &p, &inputs[0]).unwrap();
+        let want = replay_step(&CpuBackend::<f32>::new(), &cfg, &p, &inputs[0]).unwrap();
         let got = replay_step(&e, &cfg, &p, &inputs[0]).unwrap();
-        let mut want_t = replay_trajectory(&CpuEngine, &cfg, &p, &inputs).unwrap();
+        let mut want_t = replay_trajectory(&CpuBackend::<f32>::new(), &cfg, &p, &inputs).unwrap();
         want_t.extend(want);
         let mut got_t = replay_trajectory(&e, &cfg, &p, &inputs).unwrap();
         got_t.extend(got);

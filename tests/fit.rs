@@ -2,7 +2,7 @@
 //! divergence, and bad input (one-line errors, non-zero exit, nothing half-written).
 
 use sincut::commands::{RenderArgs, render_command};
-use sincut::device::Device;
+use sincut::backend::device::Device;
 use sincut::fit::{FitOptions, FitOutcome, checkpoint_path, fit};
 use sincut::image::{SaveOptions, load_rgb, save_rgb};
 use sincut::io::load_checkpoint;

@@ -197,3 +197,43 @@ fn dump_writes_the_fixture_layout() {
     assert_eq!(traj, fx.traj_expected);
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// `check-golden --device cuda` without a GPU: one line, no panic (with one: all pass).
+#[test]
+fn check_golden_on_cuda_errors_in_one_line_without_a_gpu() {
+    let opts = CheckOptions {
+        device: sincut::backend::device::Device::Cuda,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    match sincut::golden::run_check_golden(&[golden_root()], &opts, &mut out) {
+        Ok(passed) => {
+            assert!(sincut::cuda::Gpu::open(0).is_ok(), "ran without a GPU");
+            assert!(passed, "{}", String::from_utf8_lossy(&out));
+        }
+        Err(e) => {
+            let e = e.to_string();
+            assert!(sincut::cuda::Gpu::open(0).is_err(), "a GPU opens but: {e}");
+            assert!(e.starts_with("--device cuda:") && !e.contains('\n'), "{e}");
+            assert!(out.is_empty());
+        }
+    }
+}
+
+/// The same through the command line: exit status 1 and one `sincut: error:` line.
+#[test]
+fn cli_check_golden_on_cuda_without_a_gpu() {
+    if sincut::cuda::Gpu::open(0).is_ok() {
+        println!("a GPU opens: the refusal cannot be shown here");
+        return;
+    }
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_sincut"))
+        .args(["check-golden", "--device", "cuda"])
+        .arg(golden_root())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.starts_with("sincut: error: --device cuda: "), "{err}");
+}

@@ -18,7 +18,7 @@
 
 use serde_json::Value;
 use sincut::commands::Preset;
-use sincut::device::Device;
+use sincut::backend::device::Device;
 use sincut::fit::{FitOptions, RunConfig, Verbosity, fit};
 use std::path::{Path, PathBuf};
 

@@ -1,11 +1,14 @@
-//! D: the official StyleGAN2 discriminator built for one window size (no minibatch stddev).
+//! D: the official StyleGAN2 discriminator built for one window size (no minibatch stddev),
+//! and its passes over [`Backend`].
 
-use super::ParamMap;
-use super::layers::{Act, Backprop, ConvCache, ConvLayer, R1Pairing, ResBlock, ResCache};
+use super::layers::{
+    Act, Backprop, ConvCache, ConvLayer, R1Pairing, ResBlock, ResCache, conv_backward, conv_forward,
+    conv_tangent, need, res_backward, res_forward, res_tangent,
+};
+use crate::backend::{Backend, Params};
 use crate::config::ModelConfig;
-use crate::tensor::Real;
-use ndarray::Array4;
-use std::sync::Arc;
+use crate::error::Result;
+use std::rc::Rc;
 
 #[derive(Clone, Debug)]
 pub struct Discriminator {
@@ -16,15 +19,6 @@ pub struct Discriminator {
     pub linear2: ConvLayer,
     /// Channels of the last 4×4 feature map.
     c4: usize,
-}
-
-pub struct DiscCache<T> {
-    stem: ConvCache<T>,
-    blocks: Vec<ResCache<T>>,
-    final_conv: ConvCache<T>,
-    l1: ConvCache<T>,
-    l2: ConvCache<T>,
-    n: usize,
 }
 
 impl Discriminator {
@@ -62,83 +56,98 @@ impl Discriminator {
         v.extend(self.linear2.param_shapes(true));
         v
     }
+}
 
-    fn flatten<T: Real>(&self, x: &Array4<T>) -> Array4<T> {
-        let n = x.shape()[0];
-        x.as_standard_layout()
-            .to_owned()
-            .into_shape_with_order((n, self.c4 * 16, 1, 1))
-            .unwrap()
-    }
+pub struct DiscCache<E: Backend> {
+    stem: ConvCache<E>,
+    blocks: Vec<ResCache<E>>,
+    final_conv: ConvCache<E>,
+    l1: ConvCache<E>,
+    l2: ConvCache<E>,
+    n: usize,
+}
 
-    /// Windows (N,3,S,S) → one logit each (N).
-    pub fn forward<T: Real>(&self, p: &ParamMap<T>, x: &Act<T>) -> (Vec<T>, DiscCache<T>) {
-        let n = x.shape()[0];
-        let (mut h, stem) = self.stem.forward(p, x);
-        let mut blocks = Vec::new();
-        for b in &self.blocks {
-            let (o, c) = b.forward(p, &h);
-            h = o;
-            blocks.push(c);
-        }
-        let (h, final_conv) = self.final_conv.forward(p, &h);
-        let flat = Arc::new(self.flatten(&h));
-        drop(h);
-        let (h, l1) = self.linear1.forward(p, &flat);
-        let (y, l2) = self.linear2.forward(p, &h);
-        let logits = y.iter().copied().collect();
-        (
-            logits,
-            DiscCache {
-                stem,
-                blocks,
-                final_conv,
-                l1,
-                l2,
-                n,
-            },
-        )
+/// Windows (N,3,S,S) → logits (N,1,1,1) and the cache.
+pub fn d_forward<E: Backend>(
+    e: &E,
+    d: &Discriminator,
+    p: &Params<E>,
+    x: &Act<E>,
+) -> Result<(E::Tensor, DiscCache<E>)> {
+    let n = e.shape(x)[0];
+    let (mut h, stem) = conv_forward(e, &d.stem, p, x)?;
+    let mut blocks = Vec::new();
+    for b in &d.blocks {
+        let (o, c) = res_forward(e, b, p, &h)?;
+        h = o;
+        blocks.push(c);
     }
+    let (h, final_conv) = conv_forward(e, &d.final_conv, p, &h)?;
+    // The final conv's cache keeps its output for the slope: flatten a copy.
+    let flat = Rc::new(e.reshape(e.copy(&h)?, [n, d.linear1.cin, 1, 1])?);
+    drop(h);
+    let (h, l1) = conv_forward(e, &d.linear1, p, &flat)?;
+    let (y, l2) = conv_forward(e, &d.linear2, p, &h)?;
+    drop(h);
+    let logits = Rc::try_unwrap(y).or_else(|y| e.copy(&y))?;
+    Ok((
+        logits,
+        DiscCache {
+            stem,
+            blocks,
+            final_conv,
+            l1,
+            l2,
+            n,
+        },
+    ))
+}
 
-    /// Backward from d(loss)/d(logit) per window; returns the gradient w.r.t. the windows.
-    pub fn backward<T: Real>(
-        &self,
-        p: &ParamMap<T>,
-        cache: &DiscCache<T>,
-        dlogits: &[T],
-        bp: &mut Backprop<T>,
-        need_dx: bool,
-    ) -> Option<Array4<T>> {
-        let dy = Array4::from_shape_vec((cache.n, 1, 1, 1), dlogits.to_vec()).unwrap();
-        let d = self.linear2.backward(p, &cache.l2, dy, bp, true).unwrap();
-        let d = self.linear1.backward(p, &cache.l1, d, bp, true).unwrap();
-        let d = d.into_shape_with_order((cache.n, self.c4, 4, 4)).unwrap();
-        let mut d = self
-            .final_conv
-            .backward(p, &cache.final_conv, d, bp, true)
-            .unwrap();
-        for (b, c) in self.blocks.iter().zip(&cache.blocks).rev() {
-            d = b.backward(p, c, d, bp, true).unwrap();
-        }
-        self.stem.backward(p, &cache.stem, d, bp, need_dx)
+/// Backward from d(loss)/d(logit) (N values); returns the gradient w.r.t. the windows.
+pub fn d_backward<E: Backend>(
+    e: &E,
+    d: &Discriminator,
+    p: &Params<E>,
+    cache: &DiscCache<E>,
+    dlogits: E::Tensor,
+    bp: &mut Backprop<E>,
+    need_dx: bool,
+) -> Result<Option<E::Tensor>> {
+    let dy = e.reshape(dlogits, [cache.n, 1, 1, 1])?;
+    let g = need(conv_backward(e, &d.linear2, p, &cache.l2, dy, bp, true)?)?;
+    let g = need(conv_backward(e, &d.linear1, p, &cache.l1, g, bp, true)?)?;
+    let g = e.reshape(g, [cache.n, d.c4, 4, 4])?;
+    let mut g = need(conv_backward(
+        e,
+        &d.final_conv,
+        p,
+        &cache.final_conv,
+        g,
+        bp,
+        true,
+    )?)?;
+    for (b, c) in d.blocks.iter().zip(&cache.blocks).rev() {
+        g = need(res_backward(e, b, p, c, g, bp, true)?)?;
     }
+    conv_backward(e, &d.stem, p, &cache.stem, g, bp, need_dx)
+}
 
-    /// Tangent pass of the input direction `t` through the primal's slopes, pairing each conv's
-    /// tangent input with its recorded backward signal (R1's weight gradients).
-    pub fn tangent<T: Real>(
-        &self,
-        p: &ParamMap<T>,
-        cache: &DiscCache<T>,
-        t: &Array4<T>,
-        r1: &mut R1Pairing<T>,
-    ) {
-        let mut h = self.stem.tangent(p, &cache.stem, t, r1);
-        for (b, c) in self.blocks.iter().zip(&cache.blocks) {
-            h = b.tangent(p, c, &h, r1);
-        }
-        let h = self.final_conv.tangent(p, &cache.final_conv, &h, r1);
-        let flat = self.flatten(&h);
-        let h = self.linear1.tangent(p, &cache.l1, &flat, r1);
-        self.linear2.tangent(p, &cache.l2, &h, r1);
+/// Tangent pass of the input direction `t` through the primal's slopes (R1's weight gradients).
+pub fn d_tangent<E: Backend>(
+    e: &E,
+    d: &Discriminator,
+    p: &Params<E>,
+    cache: &DiscCache<E>,
+    t: &E::Tensor,
+    r1: &mut R1Pairing<E>,
+) -> Result<()> {
+    let mut h = conv_tangent(e, &d.stem, p, &cache.stem, t, r1)?;
+    for (b, c) in d.blocks.iter().zip(&cache.blocks) {
+        h = res_tangent(e, b, p, c, &h, r1)?;
     }
+    let h = conv_tangent(e, &d.final_conv, p, &cache.final_conv, &h, r1)?;
+    let flat = e.reshape(h, [cache.n, d.linear1.cin, 1, 1])?;
+    let h = conv_tangent(e, &d.linear1, p, &cache.l1, &flat, r1)?;
+    conv_tangent(e, &d.linear2, p, &cache.l2, &h, r1)?;
+    Ok(())
 }

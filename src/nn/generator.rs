@@ -1,13 +1,15 @@
-//! G: the official StyleGAN2-style encoder/decoder (one downsampling, 3 + 3 ResBlocks).
+//! G: the official StyleGAN2-style encoder/decoder (one downsampling, 3 + 3 ResBlocks), and
+//! its passes over [`Backend`].
 
-use super::ParamMap;
 use super::layers::{
     Act, Backprop, ConvCache, ConvLayer, ResBlock, ResCache, StyledCache, StyledConvUp,
+    conv_backward, conv_forward, need, res_backward, res_forward, styled_backward,
+    styled_forward,
 };
+use crate::backend::{Backend, Params};
 use crate::config::ModelConfig;
-use crate::tensor::Real;
-use ndarray::Array4;
-use std::sync::Arc;
+use crate::error::{Error, Result};
+use std::rc::Rc;
 
 /// The generator's layers. Encoder index i is official `encoder.convs.i` (0 is the identity).
 #[derive(Clone, Debug)]
@@ -17,21 +19,6 @@ pub struct Generator {
     pub dec_blocks: Vec<ResBlock>,
     pub up: StyledConvUp,
     pub to_rgb: ConvLayer,
-}
-
-/// What a full forward keeps for its backward.
-pub struct GenCache<T> {
-    stem: ConvCache<T>,
-    enc: Vec<ResCache<T>>,
-    dec: Vec<ResCache<T>>,
-    up: StyledCache<T>,
-    rgb: ConvCache<T>,
-}
-
-/// What an encoder-only forward (up to the deepest NCE layer) keeps.
-pub struct EncCache<T> {
-    stem: ConvCache<T>,
-    enc: Vec<ResCache<T>>,
 }
 
 impl Generator {
@@ -72,120 +59,165 @@ impl Generator {
         v.extend(self.to_rgb.param_shapes(false));
         v
     }
-
-    /// Full forward: image (N,3,H,W) → output (N,3,H,W); also the encoder features of layers
-    /// 0, 2, 4 (the NCE keys), and the cache for backward. `noise` (N,1,H,W).
-    pub fn forward<T: Real>(
-        &self,
-        p: &ParamMap<T>,
-        x: &Act<T>,
-        noise: Option<&Act<T>>,
-    ) -> (Act<T>, [Act<T>; 3], GenCache<T>) {
-        let (h, stem) = self.stem.forward(p, x);
-        let mut feats = vec![x.clone()];
-        let mut h = h;
-        let mut enc = Vec::new();
-        for (i, b) in self.enc_blocks.iter().enumerate() {
-            let (o, c) = b.forward(p, &h);
-            h = o;
-            enc.push(c);
-            if i + 2 == 2 || i + 2 == 4 {
-                feats.push(h.clone());
-            }
-        }
-        let mut dec = Vec::new();
-        for b in &self.dec_blocks {
-            let (o, c) = b.forward(p, &h);
-            h = o;
-            dec.push(c);
-        }
-        let (h, up) = self.up.forward(p, &h, noise);
-        let (y, rgb) = self.to_rgb.forward(p, &h);
-        let feats: [Act<T>; 3] = feats.try_into().ok().unwrap();
-        (
-            y,
-            feats,
-            GenCache {
-                stem,
-                enc,
-                dec,
-                up,
-                rgb,
-            },
-        )
-    }
-
-    /// Forward only (no caches kept beyond each layer).
-    pub fn infer<T: Real>(&self, p: &ParamMap<T>, x: &Act<T>, noise: Option<&Act<T>>) -> Act<T> {
-        let mut h = self.stem.infer(p, x);
-        for b in self.enc_blocks.iter().chain(&self.dec_blocks) {
-            h = b.forward(p, &h).0;
-        }
-        let h = self.up.forward(p, &h, noise).0;
-        self.to_rgb.infer(p, &h)
-    }
-
-    /// Encoder up to layer 4: the features of layers 0, 2, 4 and the cache for `encoder_backward`.
-    pub fn encode<T: Real>(&self, p: &ParamMap<T>, x: &Act<T>) -> ([Act<T>; 3], EncCache<T>) {
-        let (h1, stem) = self.stem.forward(p, x);
-        let (h2, c2) = self.enc_blocks[0].forward(p, &h1);
-        let (h3, c3) = self.enc_blocks[1].forward(p, &h2);
-        let (h4, c4) = self.enc_blocks[2].forward(p, &h3);
-        (
-            [x.clone(), h2, h4],
-            EncCache {
-                stem,
-                enc: vec![c2, c3, c4],
-            },
-        )
-    }
-
-    /// Backward of `encode` from gradients at the features of layers 2 and 4 (None = zero);
-    /// returns the gradient w.r.t. the image (the layer-0 feature's gradient is the caller's).
-    pub fn encoder_backward<T: Real>(
-        &self,
-        p: &ParamMap<T>,
-        cache: &EncCache<T>,
-        d2: Array4<T>,
-        d4: Array4<T>,
-        bp: &mut Backprop<T>,
-    ) -> Array4<T> {
-        let d = self.enc_blocks[2]
-            .backward(p, &cache.enc[2], d4, bp, true)
-            .unwrap();
-        let mut d = self.enc_blocks[1]
-            .backward(p, &cache.enc[1], d, bp, true)
-            .unwrap();
-        d += &d2;
-        let d = self.enc_blocks[0]
-            .backward(p, &cache.enc[0], d, bp, true)
-            .unwrap();
-        self.stem.backward(p, &cache.stem, d, bp, true).unwrap()
-    }
-
-    /// Backward of `forward` from the output gradient; returns the gradient w.r.t. the image
-    /// when `need_dx`.
-    pub fn backward<T: Real>(
-        &self,
-        p: &ParamMap<T>,
-        cache: &GenCache<T>,
-        dy: Array4<T>,
-        bp: &mut Backprop<T>,
-        need_dx: bool,
-    ) -> Option<Array4<T>> {
-        let d = self.to_rgb.backward(p, &cache.rgb, dy, bp, true).unwrap();
-        let mut d = self.up.backward(p, &cache.up, d, bp, true).unwrap();
-        for (b, c) in self.dec_blocks.iter().zip(&cache.dec).rev() {
-            d = b.backward(p, c, d, bp, true).unwrap();
-        }
-        for (b, c) in self.enc_blocks.iter().zip(&cache.enc).rev() {
-            d = b.backward(p, c, d, bp, true).unwrap();
-        }
-        self.stem.backward(p, &cache.stem, d, bp, need_dx)
-    }
 }
 
-/// Convenience: wrap an owned array as an activation.
-pub fn act<T: Real>(a: Array4<T>) -> Act<T> {
-    Arc::new(a)
+/// What a full forward of G keeps for its backward.
+pub struct GenCache<E: Backend> {
+    stem: ConvCache<E>,
+    enc: Vec<ResCache<E>>,
+    dec: Vec<ResCache<E>>,
+    up: StyledCache<E>,
+    rgb: ConvCache<E>,
+}
+
+/// What an encoder-only forward (up to the deepest NCE layer) keeps.
+pub struct EncCache<E: Backend> {
+    stem: ConvCache<E>,
+    enc: Vec<ResCache<E>>,
+}
+
+/// G's full forward: output, the NCE features of layers 0, 2, 4, and the cache.
+#[allow(clippy::type_complexity)]
+pub fn g_forward<E: Backend>(
+    e: &E,
+    g: &Generator,
+    p: &Params<E>,
+    x: &Act<E>,
+    noise: Option<&Act<E>>,
+) -> Result<(Act<E>, [Act<E>; 3], GenCache<E>)> {
+    let (mut h, stem) = conv_forward(e, &g.stem, p, x)?;
+    let mut feats = vec![x.clone()];
+    let mut enc = Vec::new();
+    for (i, b) in g.enc_blocks.iter().enumerate() {
+        let (o, c) = res_forward(e, b, p, &h)?;
+        h = o;
+        enc.push(c);
+        // Encoder block i is official layer i + 2; NCE takes layers 2 and 4.
+        if i + 2 == 2 || i + 2 == 4 {
+            feats.push(h.clone());
+        }
+    }
+    let mut dec = Vec::new();
+    for b in &g.dec_blocks {
+        let (o, c) = res_forward(e, b, p, &h)?;
+        h = o;
+        dec.push(c);
+    }
+    let (h, up) = styled_forward(e, &g.up, p, &h, noise)?;
+    let (y, rgb) = conv_forward(e, &g.to_rgb, p, &h)?;
+    let feats: [Act<E>; 3] = feats
+        .try_into()
+        .map_err(|_| Error::new("G: expected three NCE features"))?;
+    Ok((
+        y,
+        feats,
+        GenCache {
+            stem,
+            enc,
+            dec,
+            up,
+            rgb,
+        },
+    ))
+}
+
+/// G's forward without keeping anything (render).
+pub fn g_infer<E: Backend>(
+    e: &E,
+    g: &Generator,
+    p: &Params<E>,
+    x: &Act<E>,
+    noise: Option<&Act<E>>,
+) -> Result<E::Tensor> {
+    let mut h = conv_forward(e, &g.stem, p, x)?.0;
+    for b in g.enc_blocks.iter().chain(&g.dec_blocks) {
+        h = res_forward(e, b, p, &h)?.0;
+    }
+    let h = styled_forward(e, &g.up, p, &h, noise)?.0;
+    let y = conv_forward(e, &g.to_rgb, p, &h)?.0;
+    drop(h);
+    Rc::try_unwrap(y).or_else(|y| e.copy(&y))
+}
+
+/// The encoder up to layer 4: the features of layers 0, 2, 4 and the cache.
+pub fn g_encode<E: Backend>(
+    e: &E,
+    g: &Generator,
+    p: &Params<E>,
+    x: &Act<E>,
+) -> Result<([Act<E>; 3], EncCache<E>)> {
+    let (h1, stem) = conv_forward(e, &g.stem, p, x)?;
+    let (h2, c2) = res_forward(e, &g.enc_blocks[0], p, &h1)?;
+    let (h3, c3) = res_forward(e, &g.enc_blocks[1], p, &h2)?;
+    let (h4, c4) = res_forward(e, &g.enc_blocks[2], p, &h3)?;
+    Ok((
+        [x.clone(), h2, h4],
+        EncCache {
+            stem,
+            enc: vec![c2, c3, c4],
+        },
+    ))
+}
+
+/// Backward of `g_encode` from the gradients at the features of layers 2 and 4; returns the
+/// gradient w.r.t. the image (the layer-0 feature's gradient is the caller's).
+pub fn g_encoder_backward<E: Backend>(
+    e: &E,
+    g: &Generator,
+    p: &Params<E>,
+    cache: &EncCache<E>,
+    d2: &E::Tensor,
+    d4: E::Tensor,
+    bp: &mut Backprop<E>,
+) -> Result<E::Tensor> {
+    let d = need(res_backward(
+        e,
+        &g.enc_blocks[2],
+        p,
+        &cache.enc[2],
+        d4,
+        bp,
+        true,
+    )?)?;
+    let mut d = need(res_backward(
+        e,
+        &g.enc_blocks[1],
+        p,
+        &cache.enc[1],
+        d,
+        bp,
+        true,
+    )?)?;
+    e.add_into(&mut d, 0, d2)?;
+    let d = need(res_backward(
+        e,
+        &g.enc_blocks[0],
+        p,
+        &cache.enc[0],
+        d,
+        bp,
+        true,
+    )?)?;
+    need(conv_backward(e, &g.stem, p, &cache.stem, d, bp, true)?)
+}
+
+/// Backward of `g_forward` from the output gradient.
+pub fn g_backward<E: Backend>(
+    e: &E,
+    g: &Generator,
+    p: &Params<E>,
+    cache: &GenCache<E>,
+    dy: E::Tensor,
+    bp: &mut Backprop<E>,
+    need_dx: bool,
+) -> Result<Option<E::Tensor>> {
+    let d = need(conv_backward(e, &g.to_rgb, p, &cache.rgb, dy, bp, true)?)?;
+    let mut d = need(styled_backward(e, &g.up, p, &cache.up, d, bp, true)?)?;
+    for (b, c) in g.dec_blocks.iter().zip(&cache.dec).rev() {
+        d = need(res_backward(e, b, p, c, d, bp, true)?)?;
+    }
+    for (b, c) in g.enc_blocks.iter().zip(&cache.enc).rev() {
+        d = need(res_backward(e, b, p, c, d, bp, true)?)?;
+    }
+    conv_backward(e, &g.stem, p, &cache.stem, d, bp, need_dx)
 }

@@ -1,35 +1,51 @@
-//! The official layers (rosinality-style StyleGAN2 blocks as the CUT repository uses them), each
-//! with forward, backward and, for the R1 path through D, a tangent (JVP) pass.
+//! The official layers (rosinality-style StyleGAN2 blocks as the CUT repository uses them):
+//! each layer's description (official parameter names, shapes, scale) and its passes, written
+//! once over [`Backend`]: forward, backward and, for the R1 path through D, the tangent (JVP).
 
-use super::ParamMap;
+use crate::backend::{Backend, Params};
+use crate::error::{Error, Result};
 use crate::ops::blur::Blur;
-use crate::ops::conv2d::{
-    conv_transpose2d_backward_input, conv_transpose2d_backward_weight, conv_transpose2d_forward,
-    conv2d_backward_input, conv2d_backward_weight, conv2d_forward,
-};
-use crate::ops::demod::{demod_backward, demod_forward};
-use crate::ops::fused_lrelu::{fused_lrelu_backward, fused_lrelu_forward, fused_lrelu_tangent};
-use crate::ops::noise::{noise_backward_weight, noise_forward};
-use crate::ops::residual::{residual_backward, residual_forward};
-use crate::tensor::{Real, c};
-use ndarray::{Array4, ArrayView4};
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 /// An activation shared between the layer that made it and the caches that keep it.
-pub type Act<T> = Arc<Array4<T>>;
+pub type Act<E> = Rc<<E as Backend>::Tensor>;
 
-/// What a backward pass does besides propagating the input gradient.
-pub struct Backprop<'a, T> {
-    /// Accumulate parameter gradients here (None: the network is frozen).
-    pub grads: Option<&'a mut ParamMap<T>>,
-    /// Keep each conv's output-side gradient (after its activation's slope) by weight name:
-    /// the "backward signal" the R1 weight gradient pairs with the tangent.
-    pub record: Option<&'a mut HashMap<String, Array4<T>>>,
+/// A parameter by name (a missing one is an error, not a panic: parameters may come from files).
+pub fn param<'p, T>(p: &'p BTreeMap<String, T>, name: &str) -> Result<&'p T> {
+    p.get(name)
+        .ok_or_else(|| Error::new(format!("missing parameter {name}")))
 }
 
-impl<'a, T> Backprop<'a, T> {
-    pub fn grads(grads: &'a mut ParamMap<T>) -> Self {
+/// Adds `g` to the gradient named `name`, shaped as the parameter (the first contribution is
+/// moved in: 0 + g = g exactly, as the reference's zero-initialised accumulation).
+pub fn accumulate<E: Backend>(
+    e: &E,
+    p: &Params<E>,
+    grads: &mut Params<E>,
+    name: &str,
+    g: E::Tensor,
+) -> Result<()> {
+    match grads.get_mut(name) {
+        Some(dst) => e.add_into(dst, 0, &g),
+        None => {
+            let shape = e.shape(param(p, name)?);
+            grads.insert(name.to_string(), e.reshape(g, shape)?);
+            Ok(())
+        }
+    }
+}
+
+/// What a backward pass does besides propagating the input gradient (as `nn::layers::Backprop`).
+pub struct Backprop<'a, E: Backend> {
+    /// Accumulate parameter gradients here (None: the network is frozen).
+    pub grads: Option<&'a mut Params<E>>,
+    /// Keep each conv's output-side gradient by weight name (R1's backward signals).
+    pub record: Option<&'a mut HashMap<String, E::Tensor>>,
+}
+
+impl<'a, E: Backend> Backprop<'a, E> {
+    pub fn grads(grads: &'a mut Params<E>) -> Self {
         Backprop {
             grads: Some(grads),
             record: None,
@@ -43,24 +59,10 @@ impl<'a, T> Backprop<'a, T> {
     }
 }
 
-/// Adds `g` (any shape with the parameter's element count) to the gradient named `name`.
-pub fn accumulate<T: Real>(grads: &mut ParamMap<T>, name: &str, g: &[T]) {
-    let dst = grads
-        .get_mut(name)
-        .unwrap_or_else(|| panic!("no gradient slot for {name}"));
-    let dst = dst.as_slice_mut().expect("standard layout");
-    assert_eq!(dst.len(), g.len(), "gradient size of {name}");
-    for (d, s) in dst.iter_mut().zip(g) {
-        *d = *d + *s;
-    }
-}
-
-/// A parameter as a flat slice.
-pub fn param<'p, T: Real>(p: &'p ParamMap<T>, name: &str) -> &'p [T] {
-    p.get(name)
-        .unwrap_or_else(|| panic!("missing parameter {name}"))
-        .as_slice()
-        .expect("standard layout")
+/// Pairs the tangent pass with the recorded backward signals to form R1's weight gradients.
+pub struct R1Pairing<'a, E: Backend> {
+    pub signals: &'a HashMap<String, E::Tensor>,
+    pub grads: &'a mut Params<E>,
 }
 
 /// The bias after a convolution.
@@ -83,14 +85,6 @@ pub struct ConvLayer {
     pub cout: usize,
     pub k: usize,
     pub down: bool,
-}
-
-pub struct ConvCache<T> {
-    /// The layer's input (before the blur when downsampling: the backward pass recomputes the
-    /// blur, which is cheaper than keeping its larger output alive).
-    x: Act<T>,
-    /// The output after the activation (its sign gives the slope).
-    y: Option<Act<T>>,
 }
 
 impl ConvLayer {
@@ -150,15 +144,6 @@ impl ConvLayer {
         }
     }
 
-    /// The weight as used: raw·scale, (Cout, Cin, k, k).
-    pub fn weight_eff<T: Real>(&self, p: &ParamMap<T>) -> Array4<T> {
-        let w = param(p, &self.weight);
-        let s: T = c(self.scale());
-        ArrayView4::from_shape((self.cout, self.cin, self.k, self.k), w)
-            .expect("weight shape")
-            .mapv(|v| v * s)
-    }
-
     /// The parameters' names and official shapes.
     pub fn param_shapes(&self, linear: bool) -> Vec<(String, Vec<usize>)> {
         let mut v = vec![(
@@ -176,124 +161,138 @@ impl ConvLayer {
         }
         v
     }
-
-    pub fn forward<T: Real>(&self, p: &ParamMap<T>, x: &Act<T>) -> (Act<T>, ConvCache<T>) {
-        let w = self.weight_eff(p);
-        let mut y = if self.down {
-            conv2d_forward(&self.blur().forward(x), w.view(), self.stride(), self.pad())
-        } else {
-            conv2d_forward(x, w.view(), self.stride(), self.pad())
-        };
-        match &self.bias {
-            Bias::Act(b) => fused_lrelu_forward(&mut y, param(p, b)),
-            Bias::Plain(b) => crate::ops::bias::add_bias(&mut y, param(p, b)),
-            Bias::None => {}
-        }
-        let y = Arc::new(y);
-        let keep_y = matches!(self.bias, Bias::Act(_)).then(|| y.clone());
-        (
-            y,
-            ConvCache {
-                x: x.clone(),
-                y: keep_y,
-            },
-        )
-    }
-
-    /// Forward without keeping anything for a backward pass.
-    pub fn infer<T: Real>(&self, p: &ParamMap<T>, x: &Act<T>) -> Act<T> {
-        self.forward(p, x).0
-    }
-
-    /// Gradient w.r.t. the layer input (when `need_dx`), accumulating parameter gradients.
-    pub fn backward<T: Real>(
-        &self,
-        p: &ParamMap<T>,
-        cache: &ConvCache<T>,
-        mut dy: Array4<T>,
-        bp: &mut Backprop<T>,
-        need_dx: bool,
-    ) -> Option<Array4<T>> {
-        match &self.bias {
-            Bias::Act(b) => {
-                let db = fused_lrelu_backward(cache.y.as_ref().unwrap(), &mut dy);
-                if let Some(g) = bp.grads.as_deref_mut() {
-                    accumulate(g, b, &db);
-                }
-            }
-            Bias::Plain(b) => {
-                if let Some(g) = bp.grads.as_deref_mut() {
-                    accumulate(g, b, &crate::ops::bias::bias_grad(&dy));
-                }
-            }
-            Bias::None => {}
-        }
-        if let Some(g) = bp.grads.as_deref_mut() {
-            let xin = if self.down {
-                Arc::new(self.blur().forward(&cache.x))
-            } else {
-                cache.x.clone()
-            };
-            let dw = conv2d_backward_weight(&xin, &dy, self.k, self.stride(), self.pad());
-            let s: T = c(self.scale());
-            let dw: Vec<T> = dw.iter().map(|&v| v * s).collect();
-            accumulate(g, &self.weight, &dw);
-        }
-        let dx = need_dx.then(|| {
-            let w = self.weight_eff(p);
-            let in_hw = (cache.x.shape()[2], cache.x.shape()[3]);
-            let blur = self.blur();
-            let hw = if self.down {
-                (blur.out_len(in_hw.0), blur.out_len(in_hw.1))
-            } else {
-                in_hw
-            };
-            let dxin = conv2d_backward_input(&dy, w.view(), self.stride(), self.pad(), hw);
-            if self.down {
-                blur.backward(&dxin, in_hw)
-            } else {
-                dxin
-            }
-        });
-        if let Some(r) = bp.record.as_deref_mut() {
-            r.insert(self.weight.clone(), dy);
-        }
-        dx
-    }
-
-    /// Tangent pass (no bias, primal slopes). With `r1` = (recorded backward signals, gradient
-    /// map, the R1 gradient of this weight is accumulated: weight_grad(tangent input, signal).
-    pub fn tangent<T: Real>(
-        &self,
-        p: &ParamMap<T>,
-        cache: &ConvCache<T>,
-        t: &Array4<T>,
-        r1: &mut R1Pairing<T>,
-    ) -> Array4<T> {
-        let tin = if self.down {
-            self.blur().forward(t)
-        } else {
-            t.clone()
-        };
-        let w = self.weight_eff(p);
-        let mut out = conv2d_forward(&tin, w.view(), self.stride(), self.pad());
-        if let Bias::Act(_) = self.bias {
-            fused_lrelu_tangent(cache.y.as_ref().unwrap(), &mut out);
-        }
-        if let Some(u) = r1.signals.get(&self.weight) {
-            let dw = conv2d_backward_weight(&tin, u, self.k, self.stride(), self.pad());
-            let s: T = c(self.scale());
-            let dw: Vec<T> = dw.iter().map(|&v| v * s).collect();
-            accumulate(r1.grads, &self.weight, &dw);
-        }
-        out
-    }
 }
 
-/// Pairs the tangent pass with the recorded backward signals to form R1's weight gradients.
-pub struct R1Pairing<'a, T> {
-    pub signals: &'a HashMap<String, Array4<T>>,
-    pub grads: &'a mut ParamMap<T>,
+pub struct ConvCache<E: Backend> {
+    /// The input (before the blur when downsampling; backward recomputes the blur).
+    x: Act<E>,
+    /// The output after the activation (its sign gives the slope).
+    y: Option<Act<E>>,
+}
+
+/// The weight as used: raw·scale, (Cout, Cin, k, k).
+fn weight_eff<E: Backend>(e: &E, l: &ConvLayer, p: &Params<E>) -> Result<E::Tensor> {
+    e.scale(param(p, &l.weight)?, l.scale())
+}
+
+pub fn conv_forward<E: Backend>(
+    e: &E,
+    l: &ConvLayer,
+    p: &Params<E>,
+    x: &Act<E>,
+) -> Result<(Act<E>, ConvCache<E>)> {
+    let w = weight_eff(e, l, p)?;
+    let mut y = if l.down {
+        e.conv2d(&e.blur(&l.blur(), x)?, &w, l.stride(), l.pad())?
+    } else {
+        e.conv2d(x, &w, l.stride(), l.pad())?
+    };
+    match &l.bias {
+        Bias::Act(b) => e.fused_lrelu(&mut y, param(p, b)?)?,
+        Bias::Plain(b) => e.add_bias(&mut y, param(p, b)?)?,
+        Bias::None => {}
+    }
+    let y = Rc::new(y);
+    let keep_y = matches!(l.bias, Bias::Act(_)).then(|| y.clone());
+    Ok((
+        y,
+        ConvCache {
+            x: x.clone(),
+            y: keep_y,
+        },
+    ))
+}
+
+fn slope_y<E: Backend>(c: &ConvCache<E>) -> Result<&E::Tensor> {
+    c.y.as_deref()
+        .ok_or_else(|| Error::new("conv cache lacks the activation output"))
+}
+
+pub fn conv_backward<E: Backend>(
+    e: &E,
+    l: &ConvLayer,
+    p: &Params<E>,
+    cache: &ConvCache<E>,
+    mut dy: E::Tensor,
+    bp: &mut Backprop<E>,
+    need_dx: bool,
+) -> Result<Option<E::Tensor>> {
+    match &l.bias {
+        Bias::Act(b) => {
+            let db = e.fused_lrelu_backward(slope_y(cache)?, &mut dy)?;
+            if let Some(g) = bp.grads.as_deref_mut() {
+                accumulate(e, p, g, b, db)?;
+            }
+        }
+        Bias::Plain(b) => {
+            if let Some(g) = bp.grads.as_deref_mut() {
+                accumulate(e, p, g, b, e.bias_grad(&dy)?)?;
+            }
+        }
+        Bias::None => {}
+    }
+    if let Some(g) = bp.grads.as_deref_mut() {
+        let blurred;
+        let xin: &E::Tensor = if l.down {
+            blurred = e.blur(&l.blur(), &cache.x)?;
+            &blurred
+        } else {
+            &cache.x
+        };
+        let dw = e.conv2d_backward_weight(xin, &dy, l.k, l.stride(), l.pad())?;
+        accumulate(e, p, g, &l.weight, e.scale(&dw, l.scale())?)?;
+    }
+    let dx = if need_dx {
+        let w = weight_eff(e, l, p)?;
+        let [_, _, h, wd] = e.shape(&cache.x);
+        let blur = l.blur();
+        let hw = if l.down {
+            (blur.out_len(h), blur.out_len(wd))
+        } else {
+            (h, wd)
+        };
+        let dxin = e.conv2d_backward_input(&dy, &w, l.stride(), l.pad(), hw)?;
+        Some(if l.down {
+            e.blur_backward(&blur, &dxin, (h, wd))?
+        } else {
+            dxin
+        })
+    } else {
+        None
+    };
+    if let Some(r) = bp.record.as_deref_mut() {
+        r.insert(l.weight.clone(), dy);
+    }
+    Ok(dx)
+}
+
+/// Tangent pass (no bias, primal slopes), accumulating R1's weight gradient where a backward
+/// signal was recorded for this weight.
+pub fn conv_tangent<E: Backend>(
+    e: &E,
+    l: &ConvLayer,
+    p: &Params<E>,
+    cache: &ConvCache<E>,
+    t: &E::Tensor,
+    r1: &mut R1Pairing<E>,
+) -> Result<E::Tensor> {
+    let blurred;
+    let tin: &E::Tensor = if l.down {
+        blurred = e.blur(&l.blur(), t)?;
+        &blurred
+    } else {
+        t
+    };
+    let w = weight_eff(e, l, p)?;
+    let mut out = e.conv2d(tin, &w, l.stride(), l.pad())?;
+    if let Bias::Act(_) = l.bias {
+        e.fused_lrelu_tangent(slope_y(cache)?, &mut out)?;
+    }
+    if let Some(u) = r1.signals.get(&l.weight) {
+        let dw = e.conv2d_backward_weight(tin, u, l.k, l.stride(), l.pad())?;
+        accumulate(e, p, r1.grads, &l.weight, e.scale(&dw, l.scale())?)?;
+    }
+    Ok(out)
 }
 
 /// ResBlock: conv1 (3×3), conv2 (3×3, maybe down), skip (1×1 no bias, maybe down, or identity);
@@ -303,12 +302,6 @@ pub struct ResBlock {
     pub conv1: ConvLayer,
     pub conv2: ConvLayer,
     pub skip: Option<ConvLayer>,
-}
-
-pub struct ResCache<T> {
-    c1: ConvCache<T>,
-    c2: ConvCache<T>,
-    skip: Option<ConvCache<T>>,
 }
 
 impl ResBlock {
@@ -330,64 +323,84 @@ impl ResBlock {
         }
         v
     }
+}
 
-    pub fn forward<T: Real>(&self, p: &ParamMap<T>, x: &Act<T>) -> (Act<T>, ResCache<T>) {
-        let (h1, c1) = self.conv1.forward(p, x);
-        let (h2, c2) = self.conv2.forward(p, &h1);
-        drop(h1);
-        let (s, cs) = match &self.skip {
-            Some(sk) => {
-                let (s, cs) = sk.forward(p, x);
-                (s, Some(cs))
-            }
-            None => (x.clone(), None),
-        };
-        // conv2's output is also kept by its cache (for the slope), so sum into a copy.
-        let mut out = (*h2).clone();
-        residual_forward(&mut out, &s);
-        (Arc::new(out), ResCache { c1, c2, skip: cs })
-    }
+pub struct ResCache<E: Backend> {
+    c1: ConvCache<E>,
+    c2: ConvCache<E>,
+    skip: Option<ConvCache<E>>,
+}
 
-    pub fn backward<T: Real>(
-        &self,
-        p: &ParamMap<T>,
-        cache: &ResCache<T>,
-        mut dy: Array4<T>,
-        bp: &mut Backprop<T>,
-        need_dx: bool,
-    ) -> Option<Array4<T>> {
-        residual_backward(&mut dy);
-        let dskip = match (&self.skip, &cache.skip) {
-            (Some(sk), Some(cs)) => sk.backward(p, cs, dy.clone(), bp, need_dx),
-            _ => need_dx.then(|| dy.clone()),
-        };
-        let dh1 = self.conv2.backward(p, &cache.c2, dy, bp, true).unwrap();
-        let dx = self.conv1.backward(p, &cache.c1, dh1, bp, need_dx);
-        match (dx, dskip) {
-            (Some(mut a), Some(b)) => {
-                a += &b;
-                Some(a)
-            }
-            _ => None,
+pub fn res_forward<E: Backend>(
+    e: &E,
+    b: &ResBlock,
+    p: &Params<E>,
+    x: &Act<E>,
+) -> Result<(Act<E>, ResCache<E>)> {
+    let (h1, c1) = conv_forward(e, &b.conv1, p, x)?;
+    let (h2, c2) = conv_forward(e, &b.conv2, p, &h1)?;
+    drop(h1);
+    let (s, cs) = match &b.skip {
+        Some(sk) => {
+            let (s, cs) = conv_forward(e, sk, p, x)?;
+            (s, Some(cs))
         }
-    }
+        None => (x.clone(), None),
+    };
+    // conv2's output is also kept by its cache (for the slope): sum into a copy.
+    let mut out = e.copy(&h2)?;
+    e.residual(&mut out, &s)?;
+    Ok((Rc::new(out), ResCache { c1, c2, skip: cs }))
+}
 
-    pub fn tangent<T: Real>(
-        &self,
-        p: &ParamMap<T>,
-        cache: &ResCache<T>,
-        t: &Array4<T>,
-        r1: &mut R1Pairing<T>,
-    ) -> Array4<T> {
-        let h1 = self.conv1.tangent(p, &cache.c1, t, r1);
-        let mut out = self.conv2.tangent(p, &cache.c2, &h1, r1);
-        let s = match (&self.skip, &cache.skip) {
-            (Some(sk), Some(cs)) => sk.tangent(p, cs, t, r1),
-            _ => t.clone(),
-        };
-        residual_forward(&mut out, &s);
-        out
-    }
+pub fn res_backward<E: Backend>(
+    e: &E,
+    b: &ResBlock,
+    p: &Params<E>,
+    cache: &ResCache<E>,
+    mut dy: E::Tensor,
+    bp: &mut Backprop<E>,
+    need_dx: bool,
+) -> Result<Option<E::Tensor>> {
+    e.residual_backward(&mut dy)?;
+    let dskip = match (&b.skip, &cache.skip) {
+        (Some(sk), Some(cs)) => conv_backward(e, sk, p, cs, e.copy(&dy)?, bp, need_dx)?,
+        _ if need_dx => Some(e.copy(&dy)?),
+        _ => None,
+    };
+    let dh1 = conv_backward(e, &b.conv2, p, &cache.c2, dy, bp, true)?
+        .ok_or_else(|| Error::new("conv2 backward returned no input gradient"))?;
+    let dx = conv_backward(e, &b.conv1, p, &cache.c1, dh1, bp, need_dx)?;
+    Ok(match (dx, dskip) {
+        (Some(mut a), Some(s)) => {
+            e.add_into(&mut a, 0, &s)?;
+            Some(a)
+        }
+        _ => None,
+    })
+}
+
+pub fn res_tangent<E: Backend>(
+    e: &E,
+    b: &ResBlock,
+    p: &Params<E>,
+    cache: &ResCache<E>,
+    t: &E::Tensor,
+    r1: &mut R1Pairing<E>,
+) -> Result<E::Tensor> {
+    let h1 = conv_tangent(e, &b.conv1, p, &cache.c1, t, r1)?;
+    let mut out = conv_tangent(e, &b.conv2, p, &cache.c2, &h1, r1)?;
+    let s = match (&b.skip, &cache.skip) {
+        (Some(sk), Some(cs)) => conv_tangent(e, sk, p, cs, t, r1)?,
+        _ => e.copy(t)?,
+    };
+    e.residual(&mut out, &s)?;
+    Ok(out)
+}
+
+/// A backward pass that must return the input gradient.
+pub fn need<T>(v: Option<T>) -> Result<T> {
+    v.ok_or_else(|| Error::new("backward pass returned no input gradient"))
 }
 
 /// The decoder's upsampling StyledConv (style fixed to ones): demodulated transposed 3×3 conv
@@ -397,12 +410,6 @@ pub struct StyledConvUp {
     pub prefix: String,
     pub cin: usize,
     pub cout: usize,
-}
-
-pub struct StyledCache<T> {
-    x: Act<T>,
-    noise: Option<Act<T>>,
-    y: Act<T>,
 }
 
 impl StyledConvUp {
@@ -423,77 +430,75 @@ impl StyledConvUp {
             (self.b(), vec![1, self.cout, 1, 1]),
         ]
     }
-
-    /// The demodulated weight in conv_transpose layout (Cin, Cout, 3, 3).
-    fn weight_t<T: Real>(&self, p: &ParamMap<T>) -> Array4<T> {
-        let w = ArrayView4::from_shape((self.cout, self.cin, 3, 3), param(p, &self.w())).unwrap();
-        let wd = demod_forward(w);
-        wd.permuted_axes([1, 0, 2, 3])
-            .as_standard_layout()
-            .to_owned()
-    }
-
-    /// `noise` (N,1,2H,2W); None injects nothing (as a zero noise would).
-    pub fn forward<T: Real>(
-        &self,
-        p: &ParamMap<T>,
-        x: &Act<T>,
-        noise: Option<&Act<T>>,
-    ) -> (Act<T>, StyledCache<T>) {
-        let wt = self.weight_t(p);
-        let up = conv_transpose2d_forward(x, wt.view(), 2);
-        let mut y = Blur::UP.forward(&up);
-        drop(up);
-        if let Some(n) = noise {
-            noise_forward(&mut y, param(p, &self.nw())[0], n);
-        }
-        fused_lrelu_forward(&mut y, param(p, &self.b()));
-        let y = Arc::new(y);
-        (
-            y.clone(),
-            StyledCache {
-                x: x.clone(),
-                noise: noise.cloned(),
-                y,
-            },
-        )
-    }
-
-    pub fn backward<T: Real>(
-        &self,
-        p: &ParamMap<T>,
-        cache: &StyledCache<T>,
-        mut dy: Array4<T>,
-        bp: &mut Backprop<T>,
-        need_dx: bool,
-    ) -> Option<Array4<T>> {
-        let db = fused_lrelu_backward(&cache.y, &mut dy);
-        if let Some(g) = bp.grads.as_deref_mut() {
-            accumulate(g, &self.b(), &db);
-            let dnw = match &cache.noise {
-                Some(n) => noise_backward_weight(&dy, n),
-                None => T::zero(),
-            };
-            accumulate(g, &self.nw(), &[dnw]);
-        }
-        let (h, w) = (cache.x.shape()[2], cache.x.shape()[3]);
-        let dup = Blur::UP.backward(&dy, (2 * h + 1, 2 * w + 1));
-        if let Some(g) = bp.grads.as_deref_mut() {
-            let dwt = conv_transpose2d_backward_weight(&cache.x, &dup, 3, 2);
-            let dwd = dwt
-                .permuted_axes([1, 0, 2, 3])
-                .as_standard_layout()
-                .to_owned();
-            let w =
-                ArrayView4::from_shape((self.cout, self.cin, 3, 3), param(p, &self.w())).unwrap();
-            let dw = demod_backward(w, dwd.view());
-            accumulate(g, &self.w(), dw.as_slice().unwrap());
-        }
-        need_dx.then(|| {
-            let wt = self.weight_t(p);
-            conv_transpose2d_backward_input(&dup, wt.view(), 2)
-        })
-    }
 }
 
-pub use crate::ops::windows::{from_windows, to_windows};
+pub struct StyledCache<E: Backend> {
+    x: Act<E>,
+    noise: Option<Act<E>>,
+    y: Act<E>,
+}
+
+/// The demodulated weight in conv_transpose layout (Cin, Cout, 3, 3).
+fn styled_weight_t<E: Backend>(e: &E, s: &StyledConvUp, p: &Params<E>) -> Result<E::Tensor> {
+    e.swap01(&e.demod(param(p, &s.w())?)?)
+}
+
+pub fn styled_forward<E: Backend>(
+    e: &E,
+    s: &StyledConvUp,
+    p: &Params<E>,
+    x: &Act<E>,
+    noise: Option<&Act<E>>,
+) -> Result<(Act<E>, StyledCache<E>)> {
+    let wt = styled_weight_t(e, s, p)?;
+    let up = e.conv_transpose2d(x, &wt, 2)?;
+    let mut y = e.blur(&Blur::UP, &up)?;
+    drop(up);
+    if let Some(n) = noise {
+        e.noise(&mut y, param(p, &s.nw())?, n)?;
+    }
+    e.fused_lrelu(&mut y, param(p, &s.b())?)?;
+    let y = Rc::new(y);
+    Ok((
+        y.clone(),
+        StyledCache {
+            x: x.clone(),
+            noise: noise.cloned(),
+            y,
+        },
+    ))
+}
+
+pub fn styled_backward<E: Backend>(
+    e: &E,
+    s: &StyledConvUp,
+    p: &Params<E>,
+    cache: &StyledCache<E>,
+    mut dy: E::Tensor,
+    bp: &mut Backprop<E>,
+    need_dx: bool,
+) -> Result<Option<E::Tensor>> {
+    let db = e.fused_lrelu_backward(&cache.y, &mut dy)?;
+    if let Some(g) = bp.grads.as_deref_mut() {
+        accumulate(e, p, g, &s.b(), db)?;
+        let dnw = match &cache.noise {
+            Some(n) => e.noise_backward_weight(&dy, n)?,
+            None => e.zeros([1, 1, 1, 1])?,
+        };
+        accumulate(e, p, g, &s.nw(), dnw)?;
+    }
+    let [_, _, h, w] = e.shape(&cache.x);
+    let dup = e.blur_backward(&Blur::UP, &dy, (2 * h + 1, 2 * w + 1))?;
+    if let Some(g) = bp.grads.as_deref_mut() {
+        let dwt = e.conv_transpose2d_backward_weight(&cache.x, &dup, 3, 2)?;
+        let dwd = e.swap01(&dwt)?;
+        let dw = e.demod_backward(param(p, &s.w())?, &dwd)?;
+        accumulate(e, p, g, &s.w(), dw)?;
+    }
+    if need_dx {
+        let wt = styled_weight_t(e, s, p)?;
+        Ok(Some(e.conv_transpose2d_backward_input(&dup, &wt, 2)?))
+    } else {
+        Ok(None)
+    }
+}

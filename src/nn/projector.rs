@@ -1,26 +1,15 @@
 //! F: per NCE layer an MLP Linear(c→nc), ReLU, Linear(nc→nc) (ordinary PyTorch Linear layers),
-//! outputs L2-normalised.
+//! outputs L2-normalised; its passes over [`Backend`].
 
-use super::ParamMap;
 use super::layers::{accumulate, param};
-use crate::ops::bias::{add_bias, bias_grad};
-use crate::ops::conv2d::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
-use crate::ops::l2norm::{l2norm_backward, l2norm_forward};
-use crate::ops::relu::{relu_backward, relu_forward};
-use crate::tensor::Real;
-use ndarray::{Array2, Array4, ArrayView4};
+use crate::backend::{Backend, Params};
+use crate::error::Result;
 
 #[derive(Clone, Debug)]
 pub struct Projector {
     /// Input width of each NCE layer's MLP.
     pub in_channels: Vec<usize>,
     pub nc: usize,
-}
-
-pub struct ProjCache<T> {
-    x: Array4<T>,
-    hidden: Array4<T>,
-    pre: Array2<T>,
 }
 
 impl Projector {
@@ -34,64 +23,65 @@ impl Projector {
         }
         v
     }
+}
 
-    fn w<'p, T: Real>(
-        &self,
-        p: &'p ParamMap<T>,
-        l: usize,
-        i: usize,
-        cin: usize,
-    ) -> ArrayView4<'p, T> {
-        ArrayView4::from_shape(
-            (self.nc, cin, 1, 1),
-            param(p, &format!("F.mlp_{l}.{i}.weight")),
-        )
-        .unwrap()
-    }
+pub struct ProjCache<E: Backend> {
+    x: E::Tensor,
+    hidden: E::Tensor,
+    pre: E::Tensor,
+}
 
-    /// Rows (B, C) of layer `l`'s features → normalised projections (B, nc).
-    pub fn forward<T: Real>(
-        &self,
-        p: &ParamMap<T>,
-        l: usize,
-        rows: &Array2<T>,
-    ) -> (Array2<T>, ProjCache<T>) {
-        let (b, c) = rows.dim();
-        let x = rows.clone().into_shape_with_order((b, c, 1, 1)).unwrap();
-        let mut hidden = conv2d_forward(&x, self.w(p, l, 0, c), 1, 0);
-        add_bias(&mut hidden, param(p, &format!("F.mlp_{l}.0.bias")));
-        relu_forward(&mut hidden);
-        let mut out = conv2d_forward(&hidden, self.w(p, l, 2, self.nc), 1, 0);
-        add_bias(&mut out, param(p, &format!("F.mlp_{l}.2.bias")));
-        let pre = out.into_shape_with_order((b, self.nc)).unwrap();
-        (l2norm_forward(&pre), ProjCache { x, hidden, pre })
-    }
+fn f_name(l: usize, part: &str) -> String {
+    format!("F.mlp_{l}.{part}")
+}
 
-    /// Backward from the normalised output's gradient; accumulates F's gradients (when given)
-    /// and returns the gradient w.r.t. the rows.
-    pub fn backward<T: Real>(
-        &self,
-        p: &ParamMap<T>,
-        l: usize,
-        cache: &ProjCache<T>,
-        dy: &Array2<T>,
-        grads: Option<&mut ParamMap<T>>,
-    ) -> Array2<T> {
-        let (b, c) = (cache.x.shape()[0], cache.x.shape()[1]);
-        let dpre = l2norm_backward(&cache.pre, dy)
-            .into_shape_with_order((b, self.nc, 1, 1))
-            .unwrap();
-        let mut dh = conv2d_backward_input(&dpre, self.w(p, l, 2, self.nc), 1, 0, (1, 1));
-        relu_backward(&cache.hidden, &mut dh);
-        let dx = conv2d_backward_input(&dh, self.w(p, l, 0, c), 1, 0, (1, 1));
-        if let Some(g) = grads {
-            accumulate(g, &format!("F.mlp_{l}.2.bias"), &bias_grad(&dpre));
-            let dw2 = conv2d_backward_weight(&cache.hidden, &dpre, 1, 1, 0);
-            accumulate(g, &format!("F.mlp_{l}.2.weight"), dw2.as_slice().unwrap());
-            accumulate(g, &format!("F.mlp_{l}.0.bias"), &bias_grad(&dh));
-            let dw0 = conv2d_backward_weight(&cache.x, &dh, 1, 1, 0);
-            accumulate(g, &format!("F.mlp_{l}.0.weight"), dw0.as_slice().unwrap());
-        }
-        dx.into_shape_with_order((b, c)).unwrap()
+/// Rows (B, C, 1, 1) of NCE layer `l` → normalised projections (B, nc, 1, 1).
+pub fn f_forward<E: Backend>(
+    e: &E,
+    _f: &Projector,
+    p: &Params<E>,
+    l: usize,
+    rows: E::Tensor,
+) -> Result<(E::Tensor, ProjCache<E>)> {
+    let mut hidden = e.conv2d(&rows, param(p, &f_name(l, "0.weight"))?, 1, 0)?;
+    e.add_bias(&mut hidden, param(p, &f_name(l, "0.bias"))?)?;
+    e.relu(&mut hidden)?;
+    let mut pre = e.conv2d(&hidden, param(p, &f_name(l, "2.weight"))?, 1, 0)?;
+    e.add_bias(&mut pre, param(p, &f_name(l, "2.bias"))?)?;
+    let y = e.l2norm(&pre)?;
+    Ok((
+        y,
+        ProjCache {
+            x: rows,
+            hidden,
+            pre,
+        },
+    ))
+}
+
+/// Backward from the normalised output's gradient; accumulates F's gradients (when given) and
+/// returns the gradient w.r.t. the rows.
+pub fn f_backward<E: Backend>(
+    e: &E,
+    p: &Params<E>,
+    l: usize,
+    cache: &ProjCache<E>,
+    dy: &E::Tensor,
+    grads: Option<&mut Params<E>>,
+) -> Result<E::Tensor> {
+    let dpre = e.l2norm_backward(&cache.pre, dy)?;
+    let w2 = param(p, &f_name(l, "2.weight"))?;
+    let w0 = param(p, &f_name(l, "0.weight"))?;
+    let mut dh = e.conv2d_backward_input(&dpre, w2, 1, 0, (1, 1))?;
+    e.relu_backward(&cache.hidden, &mut dh)?;
+    let dx = e.conv2d_backward_input(&dh, w0, 1, 0, (1, 1))?;
+    if let Some(g) = grads {
+        accumulate(e, p, g, &f_name(l, "2.bias"), e.bias_grad(&dpre)?)?;
+        let dw2 = e.conv2d_backward_weight(&cache.hidden, &dpre, 1, 1, 0)?;
+        accumulate(e, p, g, &f_name(l, "2.weight"), dw2)?;
+        accumulate(e, p, g, &f_name(l, "0.bias"), e.bias_grad(&dh)?)?;
+        let dw0 = e.conv2d_backward_weight(&cache.x, &dh, 1, 1, 0)?;
+        accumulate(e, p, g, &f_name(l, "0.weight"), dw0)?;
     }
+    Ok(dx)
 }

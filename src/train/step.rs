@@ -1,143 +1,171 @@
-//! The SinCUT step in the official order: G forward on cat(x, y); D loss with R1 and its
-//! gradients; G + F loss (GAN, PatchNCE both ways, identity) and its gradients.
+//! The SinCUT step and iteration on an [`Backend`], in the official order (as `crate::train`):
+//! G forward on cat(x, y); D loss with R1 and its gradients; G + F loss (GAN, PatchNCE both
+//! ways, identity) and its gradients; Adam. Loss values stay on the engine until the iteration
+//! ends and are then read in one go (one synchronisation per iteration on a GPU).
 
-use super::StepInputs;
+use crate::backend::{Backend, Params, download_params, upload_params};
+use crate::nn::discriminator::{d_backward, d_forward, d_tangent};
+use crate::nn::generator::{self, EncCache, GenCache, g_encode, g_encoder_backward};
+use crate::nn::layers::{Act, Backprop, R1Pairing};
+use crate::nn::projector::{f_backward, f_forward};
 use crate::config::{ModelConfig, NCE_LAYERS};
-use crate::nn::generator::{EncCache, GenCache, act};
-use crate::nn::layers::{Act, Backprop, R1Pairing, from_windows, to_windows};
-use crate::nn::{Networks, ParamMap};
-use crate::ops::gan_loss::{softplus_mean_backward, softplus_mean_forward};
-use crate::ops::gather::{gather_position, scatter_add_position};
-use crate::ops::l1::{l1_mean_backward, l1_mean_forward};
-use crate::ops::patchnce::{patchnce_backward, patchnce_forward};
+use crate::error::{Error, Result};
 use crate::tensor::{Real, c};
-use ndarray::{Array4, Axis, concatenate, s};
-use std::collections::HashMap;
+use crate::nn::{Networks, ParamMap};
+use crate::ops::adam::AdamConfig;
+use super::{Losses, Terms};
+use crate::train::{StepInputs, TrainState};
+use ndarray::{Array4, ArrayD, Axis, IxDyn, concatenate};
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
-/// Every loss term of one step (official names).
-#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Losses {
-    pub d_fake: f64,
-    pub d_real: f64,
-    pub d_r1: f64,
-    pub d: f64,
-    pub g_gan: f64,
-    pub nce: f64,
-    pub nce_y: f64,
-    pub idt: f64,
-    pub g: f64,
+/// One step's randomness on the engine: x = cat(real_a, real_b) (2N,3,H,W), the decoder noise
+/// (2N,1,H,W), and the NCE patch positions.
+pub struct BackendInputs<E: Backend> {
+    pub x: Act<E>,
+    pub real_b: E::Tensor,
+    pub noise: Act<E>,
+    pub nce_ids_x: [usize; 3],
+    pub nce_ids_y: [usize; 3],
 }
 
-impl Losses {
-    /// (fixture name, value) pairs: `D_fake`, `D_real`, `D_R1`, `D`, `G_GAN`, `NCE`, `NCE_Y`, `idt`, `G`.
-    pub fn named(&self) -> [(&'static str, f64); 9] {
-        [
-            ("D_fake", self.d_fake),
-            ("D_real", self.d_real),
-            ("D_R1", self.d_r1),
-            ("D", self.d),
-            ("G_GAN", self.g_gan),
-            ("NCE", self.nce),
-            ("NCE_Y", self.nce_y),
-            ("idt", self.idt),
-            ("G", self.g),
-        ]
-    }
-
-    pub fn is_finite(&self) -> bool {
-        self.named().iter().all(|(_, v)| v.is_finite())
+impl<E: Backend> BackendInputs<E> {
+    /// Uploads a step's inputs (two uploads: the crops concatenated, and the noise).
+    pub fn upload(e: &E, inp: &StepInputs<E::Elem>) -> Result<Self> {
+        let n = inp.real_a.dim().0;
+        let x = concatenate(Axis(0), &[inp.real_a.view(), inp.real_b.view()])
+            .map_err(|err| Error::new(format!("crops do not concatenate: {err}")))?;
+        let x = e.upload(&x)?;
+        let real_b = e.batch_slice(&x, n, n)?;
+        Ok(BackendInputs {
+            x: Rc::new(x),
+            real_b,
+            noise: Rc::new(e.upload(&inp.noise)?),
+            nce_ids_x: inp.nce_ids_x,
+            nce_ids_y: inp.nce_ids_y,
+        })
     }
 }
 
 /// G's forward on cat(real_a, real_b).
-pub struct GForward<T> {
+pub struct GForward<E: Backend> {
     /// cat(fake_b, idt_b), (2N,3,H,W).
-    pub fake: Act<T>,
+    pub fake: Act<E>,
     /// Encoder features of layers 0, 2, 4 on cat(real_a, real_b): the NCE keys.
-    pub keys: [Act<T>; 3],
-    pub cache: GenCache<T>,
+    pub keys: [Act<E>; 3],
+    pub cache: GenCache<E>,
 }
 
-pub fn g_forward<T: Real>(nets: &Networks, p: &ParamMap<T>, inp: &StepInputs<T>) -> GForward<T> {
-    let x = act(concatenate(Axis(0), &[inp.real_a.view(), inp.real_b.view()]).unwrap());
-    let noise = act(inp.noise.clone());
-    let (fake, keys, cache) = nets.g.forward(p, &x, Some(&noise));
-    GForward { fake, keys, cache }
+pub fn g_forward<E: Backend>(
+    e: &E,
+    nets: &Networks,
+    p: &Params<E>,
+    inp: &BackendInputs<E>,
+) -> Result<GForward<E>> {
+    let (fake, keys, cache) = generator::g_forward(e, &nets.g, p, &inp.x, Some(&inp.noise))?;
+    Ok(GForward { fake, keys, cache })
 }
 
-/// The D step's results: losses, logits, R1's input gradient, gradients.
-pub struct DStep<T> {
-    pub d_fake_logits: Vec<T>,
-    pub d_real_logits: Vec<T>,
-    pub r1_input_grad: Array4<T>,
-    pub loss_fake: f64,
-    pub loss_real: f64,
-    pub loss_r1: f64,
+/// The D step's results; the losses are scalar tensors.
+pub struct DStep<E: Backend> {
+    pub d_fake_logits: E::Tensor,
+    pub d_real_logits: E::Tensor,
+    pub r1_input_grad: E::Tensor,
+    pub loss_fake: E::Tensor,
+    pub loss_real: E::Tensor,
+    /// Σ (∇_y ΣD(y))², the R1 penalty before its factor λ/(2N).
+    pub r1_sumsq: E::Tensor,
     /// Gradient of the whole D loss (R1 included).
-    pub grads: ParamMap<T>,
+    pub grads: Params<E>,
     /// Gradient of the R1 term alone.
-    pub grads_r1: ParamMap<T>,
+    pub grads_r1: Params<E>,
 }
 
-fn f64_of<T: Real>(v: T) -> f64 {
-    v.to_f64().unwrap()
+/// Zero gradients for every parameter of `p` starting with `prefix` that `grads` lacks (Adam
+/// updates every parameter of a network, also one whose gradient is zero).
+fn complete<E: Backend>(
+    e: &E,
+    p: &Params<E>,
+    prefix: &str,
+    mut grads: Params<E>,
+) -> Result<Params<E>> {
+    for (name, t) in p.iter().filter(|(k, _)| k.starts_with(prefix)) {
+        if !grads.contains_key(name) {
+            grads.insert(name.clone(), e.zeros(e.shape(t))?);
+        }
+    }
+    Ok(grads)
 }
 
-/// D loss = ½(mean softplus(D(fake_b)) + mean softplus(−D(real_b))) + R1 and its gradients.
-pub fn d_step<T: Real>(
+/// A vector (n, 1, 1, 1) of one value (small: one per window or per patch).
+fn filled<E: Backend>(e: &E, n: usize, v: f64) -> Result<E::Tensor> {
+    e.upload(&Array4::from_elem((n, 1, 1, 1), c(v)))
+}
+
+/// D loss = ½(mean softplus(D(fake_b)) + mean softplus(−D(real_b))) + R1, and its gradients.
+pub fn d_step<E: Backend>(
+    e: &E,
     cfg: &ModelConfig,
     nets: &Networks,
-    p: &ParamMap<T>,
-    fake_b: &Array4<T>,
-    real_b: &Array4<T>,
-) -> DStep<T> {
-    let (n, _, h, w) = real_b.dim();
-    let fake_win = act(to_windows(fake_b, cfg.d_window));
-    let real_win = act(to_windows(real_b, cfg.d_window));
-    let (lf, cf) = nets.d.forward(p, &fake_win);
+    p: &Params<E>,
+    fake_b: &E::Tensor,
+    real_b: &E::Tensor,
+) -> Result<DStep<E>> {
+    let [n, _, h, w] = e.shape(real_b);
+    let fake_win = Rc::new(e.to_windows(fake_b, cfg.d_window)?);
+    let real_win = Rc::new(e.to_windows(real_b, cfg.d_window)?);
+    let (lf, cf) = d_forward(e, &nets.d, p, &fake_win)?;
     drop(fake_win);
-    let (lr, cr) = nets.d.forward(p, &real_win);
-    let loss_fake = f64_of(softplus_mean_forward(&lf, false));
-    let loss_real = f64_of(softplus_mean_forward(&lr, true));
+    let (lr, cr) = d_forward(e, &nets.d, p, &real_win)?;
+    let loss_fake = e.softplus_mean(&lf, false)?;
+    let loss_real = e.softplus_mean(&lr, true)?;
 
-    let mut grads = nets.zeros::<T>("D.");
-    let half: T = c(0.5);
-    let df: Vec<T> = softplus_mean_backward(&lf, false)
-        .into_iter()
-        .map(|v| v * half)
-        .collect();
-    nets.d
-        .backward(p, &cf, &df, &mut Backprop::grads(&mut grads), false);
+    let mut grads = Params::<E>::new();
+    let df = e.scale(&e.softplus_mean_backward(&lf, false)?, 0.5)?;
+    d_backward(
+        e,
+        &nets.d,
+        p,
+        &cf,
+        df,
+        &mut Backprop::grads(&mut grads),
+        false,
+    )?;
     drop(cf);
-    let dr: Vec<T> = softplus_mean_backward(&lr, true)
-        .into_iter()
-        .map(|v| v * half)
-        .collect();
-    nets.d
-        .backward(p, &cr, &dr, &mut Backprop::grads(&mut grads), false);
+    let dr = e.scale(&e.softplus_mean_backward(&lr, true)?, 0.5)?;
+    d_backward(
+        e,
+        &nets.d,
+        p,
+        &cr,
+        dr,
+        &mut Backprop::grads(&mut grads),
+        false,
+    )?;
 
     // R1: g = ∇_y ΣD(y); the penalty's weight gradient pairs D's backward signals (recorded
     // here) with the tangent of v = λ·g/N pushed forward through the same slopes.
     let mut signals = HashMap::new();
-    let ones = vec![T::one(); lr.len()];
-    let g_win = nets
-        .d
-        .backward(
-            p,
-            &cr,
-            &ones,
-            &mut Backprop {
-                grads: None,
-                record: Some(&mut signals),
-            },
-            true,
-        )
-        .unwrap();
-    let sumsq = crate::ops::sumsq::sum_squares(g_win.as_standard_layout().as_slice().unwrap());
-    let loss_r1 = cfg.lambda_r1 * 0.5 * sumsq / n as f64;
-    let v = g_win.mapv(|x| x * c::<T>(cfg.lambda_r1 / n as f64));
-    let mut grads_r1 = nets.zeros::<T>("D.");
-    nets.d.tangent(
+    let ones = filled(e, e.shape(&lr)[0], 1.0)?;
+    let g_win = d_backward(
+        e,
+        &nets.d,
+        p,
+        &cr,
+        ones,
+        &mut Backprop {
+            grads: None,
+            record: Some(&mut signals),
+        },
+        true,
+    )?
+    .ok_or_else(|| Error::new("D backward returned no input gradient"))?;
+    let r1_sumsq = e.sum_squares(&g_win)?;
+    let v = e.scale(&g_win, cfg.lambda_r1 / n as f64)?;
+    let mut grads_r1 = Params::<E>::new();
+    d_tangent(
+        e,
+        &nets.d,
         p,
         &cr,
         &v,
@@ -145,216 +173,439 @@ pub fn d_step<T: Real>(
             signals: &signals,
             grads: &mut grads_r1,
         },
-    );
+    )?;
+    drop(signals);
+    let grads = complete(e, p, "D.", grads)?;
+    let grads_r1 = complete(e, p, "D.", grads_r1)?;
+    let mut grads = grads;
     for (name, g) in grads.iter_mut() {
-        *g += &grads_r1[name];
+        e.add_into(g, 0, &grads_r1[name])?;
     }
-    DStep {
+    Ok(DStep {
         d_fake_logits: lf,
         d_real_logits: lr,
-        r1_input_grad: from_windows(&g_win, n, h, w),
+        r1_input_grad: e.from_windows(&g_win, n, h, w)?,
         loss_fake,
         loss_real,
-        loss_r1,
+        r1_sumsq,
         grads,
         grads_r1,
-    }
+    })
 }
 
 /// The G step's loss terms as gradients at G's output and at the query encoder's features.
-pub struct GUpstream<T> {
-    pub loss_gan: f64,
-    pub loss_nce: f64,
-    pub loss_nce_y: f64,
-    pub loss_idt: f64,
-    /// d(λ_GAN·G_GAN)/d fake_b, (N,3,H,W).
-    pub d_gan: Array4<T>,
-    /// d(λ_idt·idt)/d idt_b, (N,3,H,W).
-    pub d_idt: Array4<T>,
-    /// d(½(NCE+NCE_Y))/d(query features of layers 0, 2, 4) on cat(fake_b, idt_b).
-    pub d_feat: [Array4<T>; 3],
-    /// The query encoder's cache (for the backward from `d_feat`).
-    pub enc_cache: EncCache<T>,
-    /// F's gradient (of the NCE terms, the only ones F enters).
-    pub grads_f: ParamMap<T>,
+pub struct GUpstream<E: Backend> {
+    /// mean softplus(−D(fake_b)) (before λ_GAN).
+    pub loss_gan: E::Tensor,
+    /// Per NCE direction (x→fake, y→idt) and layer: the per-patch cross-entropies.
+    pub nce_ce: [[E::Tensor; 3]; 2],
+    /// mean |idt_b − real_b| (before λ_idt).
+    pub loss_idt: E::Tensor,
+    pub d_gan: E::Tensor,
+    pub d_idt: E::Tensor,
+    pub d_feat: [E::Tensor; 3],
+    pub enc_cache: EncCache<E>,
+    pub grads_f: Params<E>,
 }
 
-pub fn g_upstream<T: Real>(
+pub fn g_upstream<E: Backend>(
+    e: &E,
     cfg: &ModelConfig,
     nets: &Networks,
-    p: &ParamMap<T>,
-    gf: &GForward<T>,
-    inp: &StepInputs<T>,
-) -> GUpstream<T> {
-    g_upstream_keys_with(cfg, nets, p, p, gf, inp)
+    p: &Params<E>,
+    gf: &GForward<E>,
+    inp: &BackendInputs<E>,
+) -> Result<GUpstream<E>> {
+    g_upstream_keys_with(e, cfg, nets, p, p, gf, inp)
 }
 
-/// `g_upstream` with F's parameters for the key projections taken from `p_keys`: the keys are
-/// detached after F, so finite differences of F's gradient must hold them fixed.
-pub fn g_upstream_keys_with<T: Real>(
+/// [`g_upstream`] with the keys projected by F under `key_params`: the keys are detached in the
+/// official PatchNCE loss, so a finite-difference check perturbs `p` alone.
+pub fn g_upstream_keys_with<E: Backend>(
+    e: &E,
     cfg: &ModelConfig,
     nets: &Networks,
-    p: &ParamMap<T>,
-    p_keys: &ParamMap<T>,
-    gf: &GForward<T>,
-    inp: &StepInputs<T>,
-) -> GUpstream<T> {
-    let n = inp.real_a.shape()[0];
-    let (_, _, h, w) = inp.real_a.dim();
-    let fake_b = gf.fake.slice(s![0..n, .., .., ..]).to_owned();
-    let idt_b = gf.fake.slice(s![n..2 * n, .., .., ..]).to_owned();
+    p: &Params<E>,
+    key_params: &Params<E>,
+    gf: &GForward<E>,
+    inp: &BackendInputs<E>,
+) -> Result<GUpstream<E>> {
+    let [n, _, h, w] = e.shape(&inp.real_b);
+    let fake_b = e.batch_slice(&gf.fake, 0, n)?;
+    let idt_b = e.batch_slice(&gf.fake, n, n)?;
 
     // GAN (D frozen).
-    let win = act(to_windows(&fake_b, cfg.d_window));
-    let (lg, cg) = nets.d.forward(p, &win);
+    let win = Rc::new(e.to_windows(&fake_b, cfg.d_window)?);
+    let (lg, cg) = d_forward(e, &nets.d, p, &win)?;
     drop(win);
-    let loss_gan = cfg.lambda_gan * f64_of(softplus_mean_forward(&lg, true));
-    let dl: Vec<T> = softplus_mean_backward(&lg, true)
-        .into_iter()
-        .map(|v| v * c::<T>(cfg.lambda_gan))
-        .collect();
-    let dwin = nets
-        .d
-        .backward(p, &cg, &dl, &mut Backprop::frozen(), true)
-        .unwrap();
+    drop(fake_b);
+    let loss_gan = e.softplus_mean(&lg, true)?;
+    let dl = e.scale(&e.softplus_mean_backward(&lg, true)?, cfg.lambda_gan)?;
+    let dwin = d_backward(e, &nets.d, p, &cg, dl, &mut Backprop::frozen(), true)?
+        .ok_or_else(|| Error::new("D backward returned no input gradient"))?;
     drop(cg);
-    let d_gan = from_windows(&dwin, n, h, w);
+    let d_gan = e.from_windows(&dwin, n, h, w)?;
+    drop(dwin);
 
     // PatchNCE both ways: queries from the encoder on cat(fake_b, idt_b), keys from the forward
     // pass's encoder on cat(real_a, real_b) (the same network on the same images).
-    let (qfeat, enc_cache) = nets.g.encode(p, &gf.fake);
-    let mut d_feat: Vec<Array4<T>> = qfeat.iter().map(|f| Array4::zeros(f.raw_dim())).collect();
-    let mut grads_f = nets.zeros::<T>("F.");
+    let (qfeat, enc_cache) = g_encode(e, &nets.g, p, &gf.fake)?;
+    let mut d_feat = Vec::with_capacity(3);
+    for f in &qfeat {
+        d_feat.push(e.zeros(e.shape(f))?);
+    }
+    let mut grads_f = Params::<E>::new();
     let coef = 0.5 * cfg.lambda_nce / (NCE_LAYERS.len() * n) as f64;
-    let mut nce = [0.0f64; 2];
+    let dloss = filled(e, n, coef)?;
+    let mut nce_ce: Vec<[E::Tensor; 3]> = Vec::with_capacity(2);
     for (half, ids) in [inp.nce_ids_x, inp.nce_ids_y].iter().enumerate() {
         let r0 = half * n;
+        let mut ces = Vec::with_capacity(3);
         for l in 0..NCE_LAYERS.len() {
-            let k_rows = gather_position(&gf.keys[l], r0, n, ids[l]);
-            let q_rows = gather_position(&qfeat[l], r0, n, ids[l]);
-            let (k, _) = nets.f.forward(p_keys, l, &k_rows);
-            let (q, qc) = nets.f.forward(p, l, &q_rows);
-            let ce = patchnce_forward(&q, &k, cfg.nce_t);
-            let mean_ce: f64 = ce.iter().map(|&v| f64_of(v)).sum::<f64>() / n as f64;
-            nce[half] += mean_ce * cfg.lambda_nce / NCE_LAYERS.len() as f64;
-            let dq = patchnce_backward(&q, &k, cfg.nce_t, &vec![c::<T>(coef); n]);
-            let drows = nets.f.backward(p, l, &qc, &dq, Some(&mut grads_f));
-            scatter_add_position(&mut d_feat[l], r0, ids[l], &drows);
+            let k_rows = e.gather_position(&gf.keys[l], r0, n, ids[l])?;
+            let q_rows = e.gather_position(&qfeat[l], r0, n, ids[l])?;
+            let (k, _) = f_forward(e, &nets.f, key_params, l, k_rows)?;
+            let (q, qc) = f_forward(e, &nets.f, p, l, q_rows)?;
+            ces.push(e.patchnce(&q, &k, cfg.nce_t)?);
+            let dq = e.patchnce_backward(&q, &k, cfg.nce_t, &dloss)?;
+            let drows = f_backward(e, p, l, &qc, &dq, Some(&mut grads_f))?;
+            e.scatter_add_position(&mut d_feat[l], r0, ids[l], &drows)?;
         }
+        nce_ce.push(ces.try_into().map_err(|_| Error::new("three NCE layers"))?);
     }
     drop(qfeat);
 
-    let loss_idt = cfg.lambda_idt * f64_of(l1_mean_forward(&idt_b, &inp.real_b));
-    let d_idt = l1_mean_backward(&idt_b, &inp.real_b).mapv(|v| v * c::<T>(cfg.lambda_idt));
-    let d_feat: [Array4<T>; 3] = d_feat.try_into().ok().unwrap();
-    GUpstream {
+    let loss_idt = e.l1_mean(&idt_b, &inp.real_b)?;
+    let d_idt = e.scale(
+        &e.l1_mean_backward(&idt_b, &inp.real_b)?,
+        cfg.lambda_idt,
+    )?;
+    let grads_f = complete(e, p, "F.", grads_f)?;
+    let err = || Error::new("three NCE layers");
+    Ok(GUpstream {
         loss_gan,
-        loss_nce: nce[0],
-        loss_nce_y: nce[1],
+        nce_ce: nce_ce.try_into().map_err(|_| err())?,
         loss_idt,
         d_gan,
         d_idt,
-        d_feat,
+        d_feat: d_feat.try_into().map_err(|_| err())?,
         enc_cache,
         grads_f,
-    }
+    })
 }
 
-/// Which G loss terms a backward pass carries.
-#[derive(Clone, Copy, Debug)]
-pub struct Terms {
-    pub gan: bool,
-    pub nce: bool,
-    pub idt: bool,
-}
-
-impl Terms {
-    pub const ALL: Terms = Terms {
-        gan: true,
-        nce: true,
-        idt: true,
-    };
-    /// Each term alone (the fixtures' `grad_gan`, `grad_nce`, `grad_idt`).
-    pub const GAN: Terms = Terms {
-        gan: true,
-        nce: false,
-        idt: false,
-    };
-    pub const NCE: Terms = Terms {
-        gan: false,
-        nce: true,
-        idt: false,
-    };
-    pub const IDT: Terms = Terms {
-        gan: false,
-        nce: false,
-        idt: true,
-    };
-}
-
-/// G's gradient of the chosen terms: the upstream gradients summed at G's output, one backward.
-pub fn g_backward<T: Real>(
+/// G's gradient of the chosen terms: the upstream gradients summed at G's output (in the
+/// reference's order), one backward.
+pub fn g_backward<E: Backend>(
+    e: &E,
     nets: &Networks,
-    p: &ParamMap<T>,
-    gf: &GForward<T>,
-    up: &GUpstream<T>,
+    p: &Params<E>,
+    gf: &GForward<E>,
+    up: &GUpstream<E>,
     terms: Terms,
-) -> ParamMap<T> {
-    let mut grads = nets.zeros::<T>("G.");
-    let n = up.d_gan.shape()[0];
-    let mut dfake = Array4::zeros(gf.fake.raw_dim());
-    if terms.nce {
+) -> Result<Params<E>> {
+    let mut grads = Params::<E>::new();
+    let n = e.shape(&up.d_gan)[0];
+    let mut dfake = if terms.nce {
         let [d0, d2, d4] = &up.d_feat;
-        dfake = nets.g.encoder_backward(
+        let mut d = g_encoder_backward(
+            e,
+            &nets.g,
             p,
             &up.enc_cache,
-            d2.clone(),
-            d4.clone(),
+            d2,
+            e.copy(d4)?,
             &mut Backprop::grads(&mut grads),
-        );
-        dfake += d0;
-    }
+        )?;
+        e.add_into(&mut d, 0, d0)?;
+        d
+    } else {
+        e.zeros(e.shape(&gf.fake))?
+    };
     if terms.gan {
-        let mut top = dfake.slice_mut(s![0..n, .., .., ..]);
-        top += &up.d_gan;
+        e.add_into(&mut dfake, 0, &up.d_gan)?;
     }
     if terms.idt {
-        let mut bottom = dfake.slice_mut(s![n..2 * n, .., .., ..]);
-        bottom += &up.d_idt;
+        // The second half of the batch: its flat elements start after the first N images.
+        let offset = e.shape(&up.d_idt).iter().product::<usize>();
+        debug_assert_eq!(e.shape(&up.d_idt)[0], n);
+        e.add_into(&mut dfake, offset, &up.d_idt)?;
     }
-    nets.g
-        .backward(p, &gf.cache, dfake, &mut Backprop::grads(&mut grads), false);
-    grads
+    generator::g_backward(
+        e,
+        &nets.g,
+        p,
+        &gf.cache,
+        dfake,
+        &mut Backprop::grads(&mut grads),
+        false,
+    )?;
+    complete(e, p, "G.", grads)
 }
 
-/// Checks that the inputs fit the configuration (shapes, patch ids within each layer's map).
-pub fn check_inputs<T: Real>(cfg: &ModelConfig, inp: &StepInputs<T>) -> Result<(), String> {
-    let n = cfg.batch;
-    let crop = cfg.crop;
-    if inp.real_a.dim() != (n, 3, crop, crop) || inp.real_b.dim() != (n, 3, crop, crop) {
-        return Err(format!(
-            "crops must be ({n},3,{crop},{crop}), got {:?} and {:?}",
-            inp.real_a.dim(),
-            inp.real_b.dim()
-        ));
-    }
-    if inp.noise.dim() != (2 * n, 1, crop, crop) {
-        return Err(format!(
-            "noise must be ({},1,{crop},{crop}), got {:?}",
-            2 * n,
-            inp.noise.dim()
-        ));
-    }
-    for ids in [inp.nce_ids_x, inp.nce_ids_y] {
-        for (l, &id) in ids.iter().enumerate() {
-            let side = if NCE_LAYERS[l] == 0 { crop } else { crop / 2 };
-            if id >= side * side {
-                return Err(format!(
-                    "NCE patch id {id} is outside layer {}'s {side}×{side} map",
-                    NCE_LAYERS[l]
-                ));
+/// Loss tensors of one iteration, read on the host when it ends.
+struct PendingLosses<E: Backend> {
+    fake: E::Tensor,
+    real: E::Tensor,
+    r1_sumsq: E::Tensor,
+    gan: E::Tensor,
+    nce_ce: [[E::Tensor; 3]; 2],
+    idt: E::Tensor,
+}
+
+impl<E: Backend> PendingLosses<E> {
+    fn new(ds: &mut DStep<E>, up: &mut GUpstream<E>, e: &E) -> Result<Self> {
+        // Moved out of the step results (they are dropped before the losses are read).
+        let z = || e.zeros([1, 1, 1, 1]);
+        let take = |t: &mut E::Tensor| -> Result<E::Tensor> { Ok(std::mem::replace(t, z()?)) };
+        let mut nce = Vec::with_capacity(2);
+        for half in up.nce_ce.iter_mut() {
+            let mut v = Vec::with_capacity(3);
+            for t in half.iter_mut() {
+                v.push(take(t)?);
             }
+            nce.push(v.try_into().map_err(|_| Error::new("three NCE layers"))?);
+        }
+        Ok(PendingLosses {
+            fake: take(&mut ds.loss_fake)?,
+            real: take(&mut ds.loss_real)?,
+            r1_sumsq: take(&mut ds.r1_sumsq)?,
+            gan: take(&mut up.loss_gan)?,
+            nce_ce: nce
+                .try_into()
+                .map_err(|_| Error::new("two NCE directions"))?,
+            idt: take(&mut up.loss_idt)?,
+        })
+    }
+
+    /// The losses with the configuration's weights, computed as the reference does (f64 from
+    /// the f32 values).
+    fn read(&self, e: &E, cfg: &ModelConfig, n: usize) -> Result<Losses> {
+        let loss_fake = read_scalar(e, &self.fake)?;
+        let loss_real = read_scalar(e, &self.real)?;
+        let loss_r1 = cfg.lambda_r1 * 0.5 * read_scalar(e, &self.r1_sumsq)? / n as f64;
+        let loss_gan = cfg.lambda_gan * read_scalar(e, &self.gan)?;
+        let nce = [
+            nce_loss(e, cfg, &self.nce_ce[0])?,
+            nce_loss(e, cfg, &self.nce_ce[1])?,
+        ];
+        let loss_idt = cfg.lambda_idt * read_scalar(e, &self.idt)?;
+        Ok(Losses {
+            d_fake: loss_fake,
+            d_real: loss_real,
+            d_r1: loss_r1,
+            d: 0.5 * (loss_fake + loss_real) + loss_r1,
+            g_gan: loss_gan,
+            nce: nce[0],
+            nce_y: nce[1],
+            idt: loss_idt,
+            g: loss_gan + 0.5 * (nce[0] + nce[1]) + loss_idt,
+        })
+    }
+}
+
+/// One direction's PatchNCE loss from its per-layer, per-patch cross-entropies: λ_NCE times
+/// the mean over layers of the mean over patches.
+pub fn nce_loss<E: Backend>(e: &E, cfg: &ModelConfig, ces: &[E::Tensor; 3]) -> Result<f64> {
+    let mut loss = 0.0;
+    for ce in ces {
+        let v = e.read(ce)?;
+        let mean_ce: f64 = v.iter().sum::<f64>() / v.len() as f64;
+        loss += mean_ce * cfg.lambda_nce / NCE_LAYERS.len() as f64;
+    }
+    Ok(loss)
+}
+
+/// The value of a scalar tensor (a loss).
+pub fn read_scalar<E: Backend>(e: &E, t: &E::Tensor) -> Result<f64> {
+    e.read(t)?
+        .first()
+        .copied()
+        .ok_or_else(|| Error::new("an empty loss tensor"))
+}
+
+/// Parameters and the Adam moments of all three optimizers on an engine (one step count: they
+/// step together), as `train::TrainState`.
+pub struct BackendState<E: Backend> {
+    pub params: Params<E>,
+    pub exp_avg: Params<E>,
+    pub exp_avg_sq: Params<E>,
+    /// Completed Adam steps.
+    pub step: u64,
+}
+
+impl<E: Backend> BackendState<E> {
+    /// Uploads a host training state.
+    pub fn upload(e: &E, st: &TrainState<E::Elem>) -> Result<Self> {
+        Ok(BackendState {
+            params: upload_params(e, &st.params)?,
+            exp_avg: upload_params(e, &st.exp_avg)?,
+            exp_avg_sq: upload_params(e, &st.exp_avg_sq)?,
+            step: st.step,
+        })
+    }
+
+    /// Downloads it (checkpoints), in the official shapes.
+    pub fn download(&self, e: &E, nets: &Networks) -> Result<TrainState<E::Elem>> {
+        Ok(TrainState {
+            params: download_params(e, nets, &self.params)?,
+            exp_avg: download_params(e, nets, &self.exp_avg)?,
+            exp_avg_sq: download_params(e, nets, &self.exp_avg_sq)?,
+            step: self.step,
+        })
+    }
+
+    fn adam(
+        &mut self,
+        e: &E,
+        grads: &Params<E>,
+        step: u64,
+        lr: f64,
+        cfg: &AdamConfig,
+    ) -> Result<()> {
+        for (name, g) in grads {
+            let missing = || Error::new(format!("gradient of an unknown parameter {name}"));
+            let p = self.params.get_mut(name).ok_or_else(missing)?;
+            let m = self.exp_avg.get_mut(name).ok_or_else(missing)?;
+            let v = self.exp_avg_sq.get_mut(name).ok_or_else(missing)?;
+            e.adam(p, g, m, v, step, lr, cfg)?;
+        }
+        Ok(())
+    }
+}
+
+/// One official iteration (as `train::train_iteration`): forward, D step (Adam on D), then G
+/// and F steps (Adam) against the updated D. Returns the losses.
+pub fn train_iteration<E: Backend>(
+    e: &E,
+    cfg: &ModelConfig,
+    nets: &Networks,
+    state: &mut BackendState<E>,
+    inp: &BackendInputs<E>,
+    lr: f64,
+) -> Result<Losses> {
+    let adam = AdamConfig {
+        beta1: cfg.beta1,
+        beta2: cfg.beta2,
+        eps: cfg.adam_eps,
+    };
+    let n = e.shape(&inp.real_b)[0];
+    let step = state.step + 1;
+    let gf = g_forward(e, nets, &state.params, inp)?;
+    let fake_b = e.batch_slice(&gf.fake, 0, n)?;
+    let mut ds = d_step(e, cfg, nets, &state.params, &fake_b, &inp.real_b)?;
+    drop(fake_b);
+    state.adam(e, &ds.grads, step, lr, &adam)?;
+    let mut up = g_upstream(e, cfg, nets, &state.params, &gf, inp)?;
+    let grads_g = g_backward(e, nets, &state.params, &gf, &up, Terms::ALL)?;
+    drop(gf);
+    state.adam(e, &grads_g, step, lr, &adam)?;
+    state.adam(e, &up.grads_f, step, lr, &adam)?;
+    state.step = step;
+    let pending = PendingLosses::new(&mut ds, &mut up, e)?;
+    drop((ds, up, grads_g));
+    pending.read(e, cfg, n)
+}
+
+fn scalar<T: Real>(v: f64) -> ArrayD<T> {
+    ArrayD::from_elem(IxDyn(&[1]), c(v))
+}
+
+/// One step without a parameter update, every quantity under its golden-fixture name (as
+/// `train::replay_step`).
+pub fn replay_step<E: Backend>(
+    e: &E,
+    cfg: &ModelConfig,
+    params: &ParamMap<E::Elem>,
+    inputs: &StepInputs<E::Elem>,
+) -> Result<BTreeMap<String, ArrayD<E::Elem>>> {
+    let nets = Networks::new(cfg);
+    let p = upload_params(e, params)?;
+    let inp = BackendInputs::upload(e, inputs)?;
+    let n = cfg.batch;
+    let mut out = BTreeMap::new();
+    let gf = g_forward(e, &nets, &p, &inp)?;
+    let fake_b = e.batch_slice(&gf.fake, 0, n)?;
+    let mut ds = d_step(e, cfg, &nets, &p, &fake_b, &inp.real_b)?;
+    let mut up = g_upstream(e, cfg, &nets, &p, &gf, &inp)?;
+    let col = |t: &E::Tensor| -> Result<ArrayD<E::Elem>> {
+        let v = e.download(t)?.into_raw_vec_and_offset().0;
+        Ok(ArrayD::from_shape_vec(IxDyn(&[v.len(), 1]), v).expect("column"))
+    };
+    out.insert("fake".into(), e.download(&gf.fake)?.into_dyn());
+    out.insert("d_real".into(), col(&ds.d_real_logits)?);
+    out.insert("d_fake".into(), col(&ds.d_fake_logits)?);
+    out.insert(
+        "r1.input_grad".into(),
+        e.download(&ds.r1_input_grad)?.into_dyn(),
+    );
+    let mut put = |prefix: &str, m: &Params<E>| -> Result<()> {
+        for (k, v) in download_params(e, &nets, m)? {
+            out.insert(format!("{prefix}.{k}"), v);
+        }
+        Ok(())
+    };
+    put("grad", &ds.grads)?;
+    put("grad_r1", &ds.grads_r1)?;
+    put("grad", &g_backward(e, &nets, &p, &gf, &up, Terms::ALL)?)?;
+    put("grad", &up.grads_f)?;
+    put("grad_nce", &up.grads_f)?;
+    for (prefix, terms) in [
+        ("grad_gan", Terms::GAN),
+        ("grad_nce", Terms::NCE),
+        ("grad_idt", Terms::IDT),
+    ] {
+        put(prefix, &g_backward(e, &nets, &p, &gf, &up, terms)?)?;
+    }
+    let losses = PendingLosses::new(&mut ds, &mut up, e)?.read(e, cfg, n)?;
+    for (name, v) in losses.named() {
+        // The step's loss.G is the official compute_G_loss()'s self.loss_G, without the
+        // identity term (see train::replay_step).
+        let v = if name == "G" {
+            losses.g_gan + 0.5 * (losses.nce + losses.nce_y)
+        } else {
+            v
+        };
+        out.insert(format!("loss.{name}"), scalar(v));
+    }
+    Ok(out)
+}
+
+/// K official iterations from `params` at the configuration's learning rate (as
+/// `train::replay_trajectory`): `k<i>.loss.*` and `final.<param name>`.
+pub fn replay_trajectory<E: Backend>(
+    e: &E,
+    cfg: &ModelConfig,
+    params: &ParamMap<E::Elem>,
+    iters: &[StepInputs<E::Elem>],
+) -> Result<BTreeMap<String, ArrayD<E::Elem>>> {
+    let nets = Networks::new(cfg);
+    let mut state = BackendState::upload(e, &TrainState::new(params.clone()))?;
+    let mut out = BTreeMap::new();
+    for (i, inp) in iters.iter().enumerate() {
+        let inp = BackendInputs::upload(e, inp)?;
+        let losses = train_iteration(e, cfg, &nets, &mut state, &inp, cfg.lr)?;
+        for (name, v) in losses.named() {
+            out.insert(format!("k{i}.loss.{name}"), scalar(v));
         }
     }
-    Ok(())
+    for (k, v) in download_params(e, &nets, &state.params)? {
+        out.insert(format!("final.{k}"), v);
+    }
+    Ok(out)
+}
+
+/// G on one batch of images (N,3,H,W) with noise (N,1,H,W), on the engine: the render's and
+/// the snapshots' inference.
+pub fn g_infer<E: Backend>(
+    e: &E,
+    nets: &Networks,
+    p: &Params<E>,
+    x: &Array4<E::Elem>,
+    noise: &Array4<E::Elem>,
+) -> Result<Array4<E::Elem>> {
+    let x = Rc::new(e.upload(x)?);
+    let noise = Rc::new(e.upload(noise)?);
+    let y = generator::g_infer(e, &nets.g, p, &x, Some(&noise))?;
+    e.download(&y)
 }

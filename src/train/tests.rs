@@ -1,10 +1,20 @@
-//! Whole-network gradient checks in f64: the D loss with R1, R1 alone, and the G loss, against
-//! central finite differences, on a small configuration with odd widths and tiled D windows.
+//! Whole-network gradient checks in f64 on the CPU backend: the D loss with R1, R1 alone, and
+//! the G loss, against central finite differences, on a small configuration with odd widths and
+//! tiled D windows; and f32 against f64 for the whole step.
 
-use super::step::{Terms, d_step, g_backward, g_forward, g_upstream, g_upstream_keys_with};
+use super::step::{
+    BackendInputs, DStep, GUpstream, d_step, g_backward, g_forward, g_upstream,
+    g_upstream_keys_with, nce_loss, read_scalar, replay_step,
+};
 use super::*;
+use crate::backend::cpu::CpuBackend;
+use crate::backend::{Backend, Params, download_params, upload_params};
+use crate::nn::Networks;
 use crate::ops::gradcheck::check_gradient_sampled;
 use rand::{SeedableRng, rngs::StdRng};
+
+type Cpu64 = CpuBackend<f64>;
+const E64: Cpu64 = CpuBackend::new();
 
 fn small_cfg() -> ModelConfig {
     // ngf 3 → widths 24/48, ndf 3 → D widths 96 (window 8) and 192 at 4×4; crop 16 → 2×2 windows.
@@ -53,6 +63,29 @@ fn setup(seed: u64) -> (ModelConfig, Networks, ParamMap<f64>, StepInputs<f64>) {
     (cfg, nets, p, inp)
 }
 
+fn on_backend(p: &ParamMap<f64>) -> Params<Cpu64> {
+    upload_params(&E64, p).unwrap()
+}
+
+/// Gradients on the backend in the official shapes.
+fn official(nets: &Networks, g: &Params<Cpu64>) -> ParamMap<f64> {
+    download_params(&E64, nets, g).unwrap()
+}
+
+/// The D loss ½(fake + real) + R1 of a D step, and R1 alone.
+fn d_losses(cfg: &ModelConfig, ds: &DStep<Cpu64>) -> (f64, f64) {
+    let r = |t| read_scalar(&E64, t).unwrap();
+    let r1 = cfg.lambda_r1 * 0.5 * r(&ds.r1_sumsq) / cfg.batch as f64;
+    (0.5 * (r(&ds.loss_fake) + r(&ds.loss_real)) + r1, r1)
+}
+
+/// The G loss the official compute_G_loss() returns: GAN + ½(NCE + NCE_Y) + identity.
+fn g_loss(cfg: &ModelConfig, up: &GUpstream<Cpu64>) -> f64 {
+    let r = |t| read_scalar(&E64, t).unwrap();
+    let nce = |i: usize| nce_loss(&E64, cfg, &up.nce_ce[i]).unwrap();
+    cfg.lambda_gan * r(&up.loss_gan) + 0.5 * (nce(0) + nce(1)) + cfg.lambda_idt * r(&up.loss_idt)
+}
+
 fn with_param(p: &ParamMap<f64>, name: &str, v: &ArrayD<f64>) -> ParamMap<f64> {
     let mut q = p.clone();
     q.insert(name.to_string(), v.clone());
@@ -62,34 +95,32 @@ fn with_param(p: &ParamMap<f64>, name: &str, v: &ArrayD<f64>) -> ParamMap<f64> {
 #[test]
 fn d_loss_and_r1_gradients_match_finite_differences() {
     let (cfg, nets, p, inp) = setup(1);
-    let fake_b = g_forward(&nets, &p, &inp)
-        .fake
-        .slice(ndarray::s![0..cfg.batch, .., .., ..])
-        .to_owned();
-    let ds = d_step(&cfg, &nets, &p, &fake_b, &inp.real_b);
-    assert!(ds.loss_r1 > 0.0);
+    let inp = BackendInputs::upload(&E64, &inp).unwrap();
+    let gf = g_forward(&E64, &nets, &on_backend(&p), &inp).unwrap();
+    let fake_b = E64.batch_slice(&gf.fake, 0, cfg.batch).unwrap();
+    let d = |q: &ParamMap<f64>, real_b: &Array4<f64>| {
+        d_step(&E64, &cfg, &nets, &on_backend(q), &fake_b, real_b).unwrap()
+    };
+    let ds = d(&p, &inp.real_b);
+    assert!(d_losses(&cfg, &ds).1 > 0.0);
+    let (grads, grads_r1) = (official(&nets, &ds.grads), official(&nets, &ds.grads_r1));
     let names: Vec<String> = p.keys().filter(|k| k.starts_with("D.")).cloned().collect();
     for name in &names {
-        let r1 = |x: &ArrayD<f64>| {
-            d_step(&cfg, &nets, &with_param(&p, name, x), &fake_b, &inp.real_b).loss_r1
-        };
+        let r1 = |x: &ArrayD<f64>| d_losses(&cfg, &d(&with_param(&p, name, x), &inp.real_b)).1;
         check_gradient_sampled(
             &format!("R1 {name}"),
             &p[name],
-            &ds.grads_r1[name],
+            &grads_r1[name],
             r1,
             1e-7,
             1e-5,
             12,
         );
-        let total = |x: &ArrayD<f64>| {
-            let d = d_step(&cfg, &nets, &with_param(&p, name, x), &fake_b, &inp.real_b);
-            0.5 * (d.loss_fake + d.loss_real) + d.loss_r1
-        };
+        let total = |x: &ArrayD<f64>| d_losses(&cfg, &d(&with_param(&p, name, x), &inp.real_b)).0;
         check_gradient_sampled(
             &format!("D {name}"),
             &p[name],
-            &ds.grads[name],
+            &grads[name],
             total,
             1e-7,
             1e-5,
@@ -97,11 +128,7 @@ fn d_loss_and_r1_gradients_match_finite_differences() {
         );
     }
     // R1's input gradient is ∇_y ΣD(y): check it on the real crops too.
-    let sum_d = |y: &ArrayD<f64>| {
-        let y4 = crate::tensor::to4(y);
-        let d = d_step(&cfg, &nets, &p, &fake_b, &y4);
-        d.d_real_logits.iter().sum::<f64>()
-    };
+    let sum_d = |y: &ArrayD<f64>| d(&p, &crate::tensor::to4(y)).d_real_logits.sum();
     check_gradient_sampled(
         "r1.input_grad",
         &inp.real_b.clone().into_dyn(),
@@ -116,19 +143,25 @@ fn d_loss_and_r1_gradients_match_finite_differences() {
 #[test]
 fn g_and_f_gradients_match_finite_differences() {
     let (cfg, nets, p, inp) = setup(2);
+    let inp = BackendInputs::upload(&E64, &inp).unwrap();
+    let pe = on_backend(&p);
     // Keys are detached after F (official PatchNCELoss): their encoder features and their
     // projection keep the unperturbed parameters.
-    let keys = g_forward(&nets, &p, &inp).keys;
+    let keys = g_forward(&E64, &nets, &pe, &inp).unwrap().keys;
     let loss_g = |q: &ParamMap<f64>| {
-        let mut gf = g_forward(&nets, q, &inp);
+        let qe = on_backend(q);
+        let mut gf = g_forward(&E64, &nets, &qe, &inp).unwrap();
         gf.keys = keys.clone();
-        let up = g_upstream_keys_with(&cfg, &nets, q, &p, &gf, &inp);
-        up.loss_gan + 0.5 * (up.loss_nce + up.loss_nce_y) + up.loss_idt
+        let up = g_upstream_keys_with(&E64, &cfg, &nets, &qe, &pe, &gf, &inp).unwrap();
+        g_loss(&cfg, &up)
     };
-    let gf = g_forward(&nets, &p, &inp);
-    let up = g_upstream(&cfg, &nets, &p, &gf, &inp);
-    assert!(up.loss_nce > 0.0 && up.loss_idt > 0.0 && up.loss_gan > 0.0);
-    let grads = g_backward(&nets, &p, &gf, &up, Terms::ALL);
+    let gf = g_forward(&E64, &nets, &pe, &inp).unwrap();
+    let up = g_upstream(&E64, &cfg, &nets, &pe, &gf, &inp).unwrap();
+    let r = |t| read_scalar(&E64, t).unwrap();
+    assert!(r(&up.loss_gan) > 0.0 && r(&up.loss_idt) > 0.0);
+    assert!(nce_loss(&E64, &cfg, &up.nce_ce[0]).unwrap() > 0.0);
+    let grads = official(&nets, &g_backward(&E64, &nets, &pe, &gf, &up, Terms::ALL).unwrap());
+    let grads_f = official(&nets, &up.grads_f);
     for (name, x) in p
         .iter()
         .filter(|(k, _)| k.starts_with("G.") || k.starts_with("F."))
@@ -136,7 +169,7 @@ fn g_and_f_gradients_match_finite_differences() {
         let analytic = if name.starts_with("G.") {
             &grads[name]
         } else {
-            &up.grads_f[name]
+            &grads_f[name]
         };
         let f = |v: &ArrayD<f64>| loss_g(&with_param(&p, name, v));
         check_gradient_sampled(&format!("G {name}"), x, analytic, f, 1e-7, 1e-5, 10);
@@ -145,12 +178,14 @@ fn g_and_f_gradients_match_finite_differences() {
 
 #[test]
 fn per_term_g_gradients_sum_to_the_total() {
-    let (_cfg, nets, p, inp) = setup(3);
-    let cfg = small_cfg();
-    let gf = g_forward(&nets, &p, &inp);
-    let up = g_upstream(&cfg, &nets, &p, &gf, &inp);
-    let all = g_backward(&nets, &p, &gf, &up, Terms::ALL);
-    let parts = [Terms::GAN, Terms::NCE, Terms::IDT].map(|t| g_backward(&nets, &p, &gf, &up, t));
+    let (cfg, nets, p, inp) = setup(3);
+    let inp = BackendInputs::upload(&E64, &inp).unwrap();
+    let pe = on_backend(&p);
+    let gf = g_forward(&E64, &nets, &pe, &inp).unwrap();
+    let up = g_upstream(&E64, &cfg, &nets, &pe, &gf, &inp).unwrap();
+    let backward = |t| official(&nets, &g_backward(&E64, &nets, &pe, &gf, &up, t).unwrap());
+    let all = backward(Terms::ALL);
+    let parts = [Terms::GAN, Terms::NCE, Terms::IDT].map(backward);
     for (name, g) in &all {
         let sum = &parts[0][name] + &parts[1][name] + &parts[2][name];
         let err = (&sum - g).iter().fold(0.0f64, |m, v| m.max(v.abs()));
@@ -222,8 +257,8 @@ fn official_widths_f32_matches_f64() {
         nce_ids_x: inp.nce_ids_x,
         nce_ids_y: inp.nce_ids_y,
     };
-    let exact = replay_step(&cfg, &p, &inp);
-    let single = replay_step(&cfg, &p32, &inp32);
+    let exact = replay_step(&E64, &cfg, &p, &inp).unwrap();
+    let single = replay_step(&CpuBackend::<f32>::new(), &cfg, &p32, &inp32).unwrap();
     let mut worst = (0.0f64, String::new());
     for (name, e) in &exact {
         let s = &single[name];
@@ -270,17 +305,20 @@ fn rel_f32_f64(e: &ArrayD<f64>, a: &ArrayD<f32>) -> f64 {
 }
 
 /// The PatchNCE term's gradients (G from the NCE-only backward, and F) of one step.
-fn nce_gradients<T: Real>(
+fn nce_gradients<E: Backend>(
+    e: &E,
     cfg: &ModelConfig,
     nets: &Networks,
-    p: &ParamMap<T>,
-    inp: &StepInputs<T>,
-) -> ParamMap<T> {
-    let gf = g_forward(nets, p, inp);
-    let up = g_upstream(cfg, nets, p, &gf, inp);
-    let mut g = g_backward(nets, p, &gf, &up, Terms::NCE);
+    p: &ParamMap<E::Elem>,
+    inp: &StepInputs<E::Elem>,
+) -> ParamMap<E::Elem> {
+    let p = upload_params(e, p).unwrap();
+    let inp = BackendInputs::upload(e, inp).unwrap();
+    let gf = g_forward(e, nets, &p, &inp).unwrap();
+    let up = g_upstream(e, cfg, nets, &p, &gf, &inp).unwrap();
+    let mut g = g_backward(e, nets, &p, &gf, &up, Terms::NCE).unwrap();
     g.extend(up.grads_f);
-    g
+    download_params(e, nets, &g).unwrap()
 }
 
 /// Issue 12's configuration (crop 64, batch 3, ngf 6 → G widths 48/96, ndf 2, one D window):
@@ -346,8 +384,9 @@ fn nce_gradients_f32_match_f64_through_the_same_kinks() {
         nce_ids_x: inp32.nce_ids_x,
         nce_ids_y: inp32.nce_ids_y,
     };
-    let (single, tape) = kinks::record(|| nce_gradients(&cfg, &nets, &p32, &inp32));
-    let (exact, forced) = kinks::replay(tape, || nce_gradients(&cfg, &nets, &p, &inp));
+    let e32 = CpuBackend::<f32>::new();
+    let (single, tape) = kinks::record(|| nce_gradients(&e32, &cfg, &nets, &p32, &inp32));
+    let (exact, forced) = kinks::replay(tape, || nce_gradients(&E64, &cfg, &nets, &p, &inp));
     let mut worst = (0.0f64, String::new());
     for (name, e) in &exact {
         let r = rel_f32_f64(e, &single[name]);

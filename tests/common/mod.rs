@@ -3,7 +3,7 @@
 
 use ndarray::Array3;
 use sincut::config::ModelConfig;
-use sincut::device::Device;
+use sincut::backend::device::Device;
 use sincut::fit::{FitOptions, RunConfig, Verbosity};
 use sincut::image::{SaveOptions, save_rgb};
 use std::path::{Path, PathBuf};

@@ -1,39 +1,44 @@
-//! The device engine: the SinCUT networks (forward, backward, R1's tangent pass), the full
-//! training iteration (D step with R1, G and F steps, Adam) and inference for the render,
-//! written once over [`Engine`], a trait of f32 tensor ops at the granularity of the CUDA
-//! kernels. Parameters, gradients, Adam moments and activations stay on the engine's side; the
-//! host uploads each iteration's crops and noise and reads back only the losses.
+//! Where compute runs: [`Backend`], a trait of tensor ops at the granularity of the CUDA
+//! kernels, with an element type. The networks (`crate::nn`), the training step
+//! (`crate::train`) and the render (`crate::render`) are written once over it; parameters,
+//! gradients, Adam moments and activations stay on the backend's side, and the host uploads
+//! each iteration's crops and noise and reads back only the losses.
 //!
-//! Two implementations: [`cpu::CpuEngine`] (the ops of `crate::ops` on `Array4<f32>`) and
-//! [`cuda::CudaEngine`] (the launchers of `crate::cuda::ops` on `GpuTensor`). The CPU one runs
-//! every line of the network and step code here without a GPU, and is checked against the
-//! golden fixtures and, bit for bit, against the reference engine of `crate::nn` /
-//! `crate::train` (tests/engine.rs); the CUDA one then only adds the per-op launches, each
-//! checked against the same CPU op by tests/cuda_kernels.rs.
+//! Implementations:
+//! - [`cpu::CpuBackend`]`<f32>`: the ops of `crate::ops` on `Array4<f32>`, what CPU runs use;
+//! - [`cpu::CpuBackend`]`<f64>`: the same ops in f64, for finite-difference checks of whole
+//!   networks and for replays that show how far f32 rounding moves a result;
+//! - [`cuda::CudaBackend`] (f32): the launchers of `crate::cuda::launch` on `GpuTensor`,
+//!   each kernel checked against the CPU op by the parity suite (tests/parity.rs).
+//!
+//! [`device`] opens the one a command asks for (`--device auto|cpu|cuda`).
 
 pub mod cpu;
 pub mod cuda;
-pub mod nets;
+pub mod device;
 pub mod profile;
-pub mod step;
-pub mod trainer;
 
 use crate::error::{Error, Result};
 use crate::nn::{Networks, ParamMap};
 use crate::ops::adam::AdamConfig;
 use crate::ops::blur::Blur;
+use crate::tensor::Real;
 use ndarray::{Array4, ArrayD, IxDyn};
+use num_traits::ToPrimitive;
 use std::collections::BTreeMap;
 
 /// Tensor ops on one device, f32, NCHW. Vectors are (len, 1, 1, 1), a (B, D) matrix is
 /// (B, D, 1, 1) and a scalar (1, 1, 1, 1). Each op has the semantics of the CPU op of the same
 /// name in `crate::ops`; in-place ops take `&mut`.
-pub trait Engine {
+pub trait Backend {
+    /// The float type of the host arrays the engine exchanges (f32; f64 on the CPU for
+    /// finite-difference checks).
+    type Elem: Real;
     type Tensor;
 
     fn shape(&self, t: &Self::Tensor) -> [usize; 4];
-    fn upload(&self, a: &Array4<f32>) -> Result<Self::Tensor>;
-    fn download(&self, t: &Self::Tensor) -> Result<Array4<f32>>;
+    fn upload(&self, a: &Array4<Self::Elem>) -> Result<Self::Tensor>;
+    fn download(&self, t: &Self::Tensor) -> Result<Array4<Self::Elem>>;
     fn zeros(&self, shape: [usize; 4]) -> Result<Self::Tensor>;
     fn copy(&self, t: &Self::Tensor) -> Result<Self::Tensor>;
     /// The same elements under another shape of the same size (no copy where avoidable).
@@ -44,7 +49,8 @@ pub trait Engine {
     fn sync(&self) -> Result<()>;
 
     // Elementwise and layout (ops::scale, ops::add, ops::permute, ops::windows, ops::gather).
-    fn scale(&self, x: &Self::Tensor, s: f32) -> Result<Self::Tensor>;
+    /// x·s, with s rounded once to the element type.
+    fn scale(&self, x: &Self::Tensor, s: f64) -> Result<Self::Tensor>;
     /// dst's flat elements from `offset` += src.
     fn add_into(&self, dst: &mut Self::Tensor, offset: usize, src: &Self::Tensor) -> Result<()>;
     fn swap01(&self, x: &Self::Tensor) -> Result<Self::Tensor>;
@@ -177,19 +183,19 @@ pub trait Engine {
     ) -> Result<()>;
 
     /// The values of a small tensor (losses) on the host.
-    fn read(&self, t: &Self::Tensor) -> Result<Vec<f32>> {
-        Ok(self.download(t)?.iter().copied().collect())
+    fn read(&self, t: &Self::Tensor) -> Result<Vec<f64>> {
+        Ok(self.download(t)?.iter().map(|v| v.to_f64().unwrap_or(f64::NAN)).collect())
     }
 }
 
 /// Parameters (or gradients, or Adam moments) on an engine, by official name, each in its
-/// engine shape ([`engine_shape`]).
-pub type Params<E> = BTreeMap<String, <E as Engine>::Tensor>;
+/// engine shape ([`backend_shape`]).
+pub type Params<E> = BTreeMap<String, <E as Backend>::Tensor>;
 
 /// The 4-D shape a parameter of official shape `official` has on an engine: leading 1s dropped
 /// beyond 4 axes (the styled conv's (1, Cout, Cin, 3, 3)), trailing 1s added below 4 (linear
 /// (out, in) → (out, in, 1, 1), a bias (C) → (C, 1, 1, 1)).
-pub fn engine_shape(official: &[usize]) -> Result<[usize; 4]> {
+pub fn backend_shape(official: &[usize]) -> Result<[usize; 4]> {
     let mut s = official;
     while s.len() > 4 && s[0] == 1 {
         s = &s[1..];
@@ -205,10 +211,10 @@ pub fn engine_shape(official: &[usize]) -> Result<[usize; 4]> {
 }
 
 /// Uploads parameters (official shapes) to the engine.
-pub fn upload_params<E: Engine>(e: &E, p: &ParamMap<f32>) -> Result<Params<E>> {
+pub fn upload_params<E: Backend>(e: &E, p: &ParamMap<E::Elem>) -> Result<Params<E>> {
     p.iter()
         .map(|(name, a)| {
-            let s = engine_shape(a.shape())?;
+            let s = backend_shape(a.shape())?;
             let a4 = a
                 .as_standard_layout()
                 .into_owned()
@@ -221,7 +227,11 @@ pub fn upload_params<E: Engine>(e: &E, p: &ParamMap<f32>) -> Result<Params<E>> {
 
 /// Downloads engine tensors into official shapes (those of `nets` for the names it has; any
 /// other name keeps its engine shape).
-pub fn download_params<E: Engine>(e: &E, nets: &Networks, p: &Params<E>) -> Result<ParamMap<f32>> {
+pub fn download_params<E: Backend>(
+    e: &E,
+    nets: &Networks,
+    p: &Params<E>,
+) -> Result<ParamMap<E::Elem>> {
     let shapes: BTreeMap<String, Vec<usize>> = nets.param_shapes().into_iter().collect();
     p.iter()
         .map(|(name, t)| {
@@ -235,4 +245,36 @@ pub fn download_params<E: Engine>(e: &E, nets: &Networks, p: &Params<E>) -> Resu
             Ok((name.clone(), a))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu::CpuBackend;
+    use super::*;
+    use crate::config::ModelConfig;
+    use rand::{SeedableRng, rngs::StdRng};
+
+    #[test]
+    fn backend_shapes() {
+        assert_eq!(backend_shape(&[1, 80, 160, 3, 3]).unwrap(), [80, 160, 3, 3]);
+        assert_eq!(backend_shape(&[384, 6144]).unwrap(), [384, 6144, 1, 1]);
+        assert_eq!(backend_shape(&[7]).unwrap(), [7, 1, 1, 1]);
+        assert_eq!(backend_shape(&[1, 80, 1, 1]).unwrap(), [1, 80, 1, 1]);
+        assert!(backend_shape(&[2, 1, 1, 1, 1]).is_err());
+    }
+
+    /// Official shapes come back from the backend (5-D styled weight, (out, in) linears, (C)
+    /// biases), with every value.
+    #[test]
+    fn parameters_round_trip_in_official_shapes() {
+        let nets = Networks::new(&ModelConfig {
+            ngf: 3,
+            ndf: 3,
+            ..Default::default()
+        });
+        let p: ParamMap<f32> = nets.init(&mut StdRng::seed_from_u64(1));
+        let e = CpuBackend::<f32>::new();
+        let back = download_params(&e, &nets, &upload_params(&e, &p).unwrap()).unwrap();
+        assert_eq!(back, p);
+    }
 }

@@ -2,7 +2,7 @@
 //! per op name the calls, the total time, and the achieved TFLOP/s (convolutions) or GB/s
 //! (everything else, counting each input and output tensor once).
 
-use super::Engine;
+use super::Backend;
 use crate::error::Result;
 use crate::ops::adam::AdamConfig;
 use crate::ops::blur::Blur;
@@ -29,12 +29,12 @@ struct Stat {
 }
 
 /// `inner` with per-op timing.
-pub struct Profiled<'a, E: Engine> {
+pub struct Profiled<'a, E: Backend> {
     inner: &'a E,
     stats: RefCell<BTreeMap<&'static str, Stat>>,
 }
 
-impl<'a, E: Engine> Profiled<'a, E> {
+impl<'a, E: Backend> Profiled<'a, E> {
     pub fn new(inner: &'a E) -> Self {
         Profiled {
             inner,
@@ -113,17 +113,18 @@ impl<'a, E: Engine> Profiled<'a, E> {
     }
 }
 
-impl<E: Engine> Engine for Profiled<'_, E> {
+impl<E: Backend> Backend for Profiled<'_, E> {
+    type Elem = E::Elem;
     type Tensor = E::Tensor;
 
     fn shape(&self, t: &E::Tensor) -> [usize; 4] {
         self.inner.shape(t)
     }
-    fn upload(&self, a: &Array4<f32>) -> Result<E::Tensor> {
+    fn upload(&self, a: &Array4<E::Elem>) -> Result<E::Tensor> {
         let w = Work::Bytes(4.0 * a.len() as f64);
         self.timed("upload", w, || self.inner.upload(a))
     }
-    fn download(&self, t: &E::Tensor) -> Result<Array4<f32>> {
+    fn download(&self, t: &E::Tensor) -> Result<Array4<E::Elem>> {
         self.timed("download", self.bytes(&[t]), || self.inner.download(t))
     }
     fn zeros(&self, s: [usize; 4]) -> Result<E::Tensor> {
@@ -145,7 +146,7 @@ impl<E: Engine> Engine for Profiled<'_, E> {
         self.inner.sync()
     }
 
-    fn scale(&self, x: &E::Tensor, s: f32) -> Result<E::Tensor> {
+    fn scale(&self, x: &E::Tensor, s: f64) -> Result<E::Tensor> {
         self.timed("scale", self.bytes(&[x, x]), || self.inner.scale(x, s))
     }
     fn add_into(&self, d: &mut E::Tensor, off: usize, s: &E::Tensor) -> Result<()> {
@@ -394,7 +395,7 @@ impl<E: Engine> Engine for Profiled<'_, E> {
                 .adam(param, grad, exp_avg, exp_avg_sq, step, lr, cfg)
         })
     }
-    fn read(&self, t: &E::Tensor) -> Result<Vec<f32>> {
+    fn read(&self, t: &E::Tensor) -> Result<Vec<f64>> {
         self.timed("read (losses)", self.bytes(&[t]), || self.inner.read(t))
     }
 }
@@ -402,11 +403,11 @@ impl<E: Engine> Engine for Profiled<'_, E> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::cpu::CpuEngine;
+    use crate::backend::cpu::CpuBackend;
 
     #[test]
     fn profiled_engine_computes_the_same_and_counts_ops() {
-        let e = CpuEngine;
+        let e = CpuBackend::<f32>::new();
         let p = Profiled::new(&e);
         let x = Array4::from_shape_fn((2, 3, 5, 5), |(a, b, c, d)| (a + b * c) as f32 - d as f32);
         let w = Array4::from_shape_fn((4, 3, 3, 3), |(a, b, c, d)| {

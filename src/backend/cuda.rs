@@ -2,7 +2,7 @@
 //! (checked against the CPU op by tests/cuda_kernels.rs); layout-only ops (copies, batch
 //! slices, reshapes) are device-to-device copies or shape changes.
 
-use super::Engine;
+use super::Backend;
 use crate::cuda::ops as gops;
 use crate::cuda::{CudaError, Gpu, GpuTensor};
 use crate::error::Result;
@@ -12,13 +12,13 @@ use cudarc::driver::CudaSlice;
 use ndarray::Array4;
 
 /// The CUDA engine: one GPU, all work on its one stream.
-pub struct CudaEngine {
+pub struct CudaBackend {
     pub gpu: Gpu,
 }
 
-impl CudaEngine {
+impl CudaBackend {
     /// Opens GPU `ordinal` for training / rendering (errors in one line, never panics).
-    pub fn open(ordinal: usize) -> std::result::Result<CudaEngine, CudaError> {
+    pub fn open(ordinal: usize) -> std::result::Result<CudaBackend, CudaError> {
         let gpu = Gpu::open(ordinal)?;
         // All of the engine's work, allocations, frees and copies go through the one stream
         // of `gpu`, in order: cudarc's per-buffer event tracking (for work spread over several
@@ -27,7 +27,7 @@ impl CudaEngine {
         unsafe { gpu.context().disable_event_tracking() };
         // Only a speed setting: a driver without memory-pool attributes runs the same, slower.
         let _ = gpu.keep_pool_memory();
-        Ok(CudaEngine { gpu })
+        Ok(CudaBackend { gpu })
     }
 
     /// Makes a tensor of a launcher's vector result (a bias gradient, a loss row, a scalar).
@@ -43,7 +43,8 @@ fn shape_error(msg: String) -> crate::error::Error {
     CudaError::Shape(msg).into()
 }
 
-impl Engine for CudaEngine {
+impl Backend for CudaBackend {
+    type Elem = f32;
     type Tensor = GpuTensor;
 
     fn shape(&self, t: &GpuTensor) -> [usize; 4] {
@@ -101,8 +102,8 @@ impl Engine for CudaEngine {
         Ok(self.gpu.sync()?)
     }
 
-    fn scale(&self, x: &GpuTensor, s: f32) -> Result<GpuTensor> {
-        Ok(gops::scale::scale(&self.gpu, x, s)?)
+    fn scale(&self, x: &GpuTensor, s: f64) -> Result<GpuTensor> {
+        Ok(gops::scale::scale(&self.gpu, x, s as f32)?)
     }
     fn add_into(&self, dst: &mut GpuTensor, offset: usize, src: &GpuTensor) -> Result<()> {
         Ok(gops::add::add_into(&self.gpu, dst, offset, src)?)
