@@ -113,7 +113,9 @@ impl TensorFile {
         } else {
             Some(self.metadata.clone().into_iter().collect())
         };
-        safetensors::serialize(raw, meta).map_err(|e| format!("cannot serialise: {e}"))
+        let bytes =
+            safetensors::serialize(raw, meta).map_err(|e| format!("cannot serialise: {e}"))?;
+        Ok(sorted_header(bytes))
     }
 
     /// Writes atomically (see [`write_atomic`]).
@@ -121,6 +123,31 @@ impl TensorFile {
         let bytes = self.to_bytes().map_err(|m| Error::at(path, m))?;
         write_atomic(path, &bytes)
     }
+}
+
+/// The file with its JSON header's keys in sorted order: `safetensors::serialize` writes the
+/// metadata from a `HashMap`, whose order changes from process to process, and equal states
+/// should give equal files. The header keeps its length (the same JSON, reordered), so the
+/// offsets of the data are unchanged.
+fn sorted_header(mut bytes: Vec<u8>) -> Vec<u8> {
+    let Some(n) = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize) else {
+        return bytes;
+    };
+    let Some(header) = bytes.get(8..8 + n) else {
+        return bytes;
+    };
+    // serde_json's default map is ordered by key.
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(header) else {
+        return bytes;
+    };
+    let Ok(json) = serde_json::to_vec(&v) else {
+        return bytes;
+    };
+    if json.len() <= n {
+        bytes[8..8 + json.len()].copy_from_slice(&json);
+        bytes[8 + json.len()..8 + n].fill(b' ');
+    }
+    bytes
 }
 
 /// Loads the float tensors of a safetensors file as f32 (F64/F16/BF16 are converted);
@@ -376,6 +403,24 @@ mod tests {
         let d = std::env::temp_dir().join(format!("sincut-io-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         d
+    }
+
+    #[test]
+    fn equal_contents_give_equal_bytes() {
+        // Enough metadata keys that a HashMap's order would differ between two maps.
+        let mut f = TensorFile::default();
+        for k in 0..16 {
+            f.metadata.insert(format!("key{k}"), format!("{k}"));
+        }
+        f.floats
+            .insert("w".into(), ArrayD::from_elem(IxDyn(&[2, 3]), 1.5f32));
+        let a = f.to_bytes().unwrap();
+        for _ in 0..8 {
+            assert_eq!(f.to_bytes().unwrap(), a);
+        }
+        let back = TensorFile::from_bytes(&a).unwrap();
+        assert_eq!(back.metadata, f.metadata);
+        assert_eq!(back.floats, f.floats);
     }
 
     #[test]
