@@ -6,7 +6,7 @@
 //! `nvrtc_compiles_every_kernel_for_sm_90` needs no GPU, only libnvrtc (scripts/ci-nvrtc.sh).
 
 use ndarray::{Array2, Array4};
-use sincut::cuda::ops as gops;
+use sincut::cuda::launch as gops;
 use sincut::cuda::{Gpu, GpuTensor, nvrtc};
 use sincut::ops;
 use sincut::ops::adam::AdamConfig;

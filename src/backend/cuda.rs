@@ -1,9 +1,9 @@
-//! The engine on a GPU: each trait op is the launcher of the same name in `crate::cuda::ops`
+//! The engine on a GPU: each trait op is the launcher of the same name in `crate::cuda::launch`
 //! (checked against the CPU op by tests/cuda_kernels.rs); layout-only ops (copies, batch
 //! slices, reshapes) are device-to-device copies or shape changes.
 
 use super::Backend;
-use crate::cuda::ops as gops;
+use crate::cuda::launch as gops;
 use crate::cuda::{CudaError, Gpu, GpuTensor};
 use crate::error::Result;
 use crate::ops::adam::AdamConfig;

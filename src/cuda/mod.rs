@@ -10,7 +10,7 @@ pub mod error;
 pub mod kernels;
 pub mod libnvrtc;
 pub mod nvrtc;
-pub mod ops;
+pub mod launch;
 pub mod tensor;
 
 pub use doctor::doctor_report;
@@ -207,7 +207,7 @@ impl Gpu {
         let mut b = unsafe { self.stream.alloc::<f32>(len.max(1)) }
             .map_err(|e| CudaError::driver("allocating", e))?;
         if self.poison {
-            ops::poison::fill(self, &mut b)?;
+            launch::poison::fill(self, &mut b)?;
         }
         Ok(b)
     }
