@@ -319,11 +319,12 @@ fn cli_check_golden_on_cuda_without_a_gpu() {
 // engine arm, checkpoints downloaded from the engine, resume by upload, the engine's render). ----
 
 mod fit_path {
-    use sincut::commands::{RenderArgs, render_command};
+    use sincut::cli::render::{RenderArgs, render_command};
     use sincut::device::Device;
-    use sincut::fit::{FitOptions, FitOutcome, checkpoint_path, fit};
+    use sincut::fit::{FitOptions, FitOutcome, fit};
     use sincut::image::SaveOptions;
     use sincut::io::load_checkpoint;
+    use sincut::run::checkpoint_path;
     use std::path::{Path, PathBuf};
 
     use super::common::{self, pair};
