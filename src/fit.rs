@@ -24,260 +24,19 @@ use crate::image::{SaveOptions, load_rgb, resize_bilinear, save_rgb};
 use crate::io::{AdamState, Checkpoint, load_checkpoint, save_checkpoint};
 use crate::nn::Networks;
 use crate::render::{RenderOptions, render, render_until};
+use crate::run::metrics::{EvalLine, MetricsLine};
+use crate::run::{
+    ResumeOptions, RunConfig, checkpoint_path, load_run_config, lock_run_dir, result_path,
+    resumed_config, run_json_path, write_json,
+};
 use crate::train::TrainState;
 use crate::train::Losses;
 use ndarray::{Array3, Axis, concatenate, s};
 use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-
-/// What a run was asked to do; saved as `run.json` and read back on resume.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunConfig {
-    #[serde(with = "path_json")]
-    pub source: PathBuf,
-    #[serde(with = "path_json")]
-    pub target: PathBuf,
-    pub model: ModelConfig,
-    /// Total iterations (lr constant for the first half, then linear decay to 0).
-    pub iters: u64,
-    pub seed: u64,
-    pub snapshot_every: u64,
-    pub checkpoint_every: u64,
-    /// Long side of the preview snapshots.
-    pub preview_size: usize,
-    /// Tile size of the final full-resolution render.
-    pub tiles: usize,
-    /// The preset the options came from, if any.
-    pub preset: Option<String>,
-    /// Quality metrics of a preview-size translation every this many iterations (0: none).
-    #[serde(default)]
-    pub eval_every: u64,
-    /// The engine of the latest start or resume ("cpu", "cuda"); set by `fit`.
-    #[serde(default)]
-    pub device: Option<String>,
-    /// Options changed on resume, in order; each holds from its iteration on.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub changes: Vec<OptionChange>,
-}
-
-/// Picture paths in run.json, losslessly: a string when the path is UTF-8 (JSON text must be),
-/// else `{"unix_bytes": [...]}` with the path's bytes (a Unix path is any bytes but / and NUL).
-pub mod path_json {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use std::path::{Path, PathBuf};
-
-    #[derive(Serialize, Deserialize)]
-    #[serde(untagged)]
-    enum Repr {
-        Text(String),
-        Bytes { unix_bytes: Vec<u8> },
-    }
-
-    pub fn serialize<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
-        match p.to_str() {
-            Some(t) => Repr::Text(t.to_string()),
-            None => Repr::Bytes {
-                unix_bytes: bytes_of(p),
-            },
-        }
-        .serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
-        match Repr::deserialize(d)? {
-            Repr::Text(t) => Ok(PathBuf::from(t)),
-            Repr::Bytes { unix_bytes } => from_bytes(unix_bytes).map_err(serde::de::Error::custom),
-        }
-    }
-
-    /// A run.json path value (either form) as a path; None for anything else.
-    pub fn from_value(v: &serde_json::Value) -> Option<PathBuf> {
-        Repr::deserialize(v).ok().and_then(|r| match r {
-            Repr::Text(t) => Some(PathBuf::from(t)),
-            Repr::Bytes { unix_bytes } => from_bytes(unix_bytes).ok(),
-        })
-    }
-
-    #[cfg(unix)]
-    fn bytes_of(p: &Path) -> Vec<u8> {
-        use std::os::unix::ffi::OsStrExt;
-        p.as_os_str().as_bytes().to_vec()
-    }
-
-    #[cfg(not(unix))]
-    fn bytes_of(p: &Path) -> Vec<u8> {
-        p.to_string_lossy().into_owned().into_bytes()
-    }
-
-    #[cfg(unix)]
-    fn from_bytes(b: Vec<u8>) -> Result<PathBuf, String> {
-        use std::os::unix::ffi::OsStringExt;
-        Ok(PathBuf::from(std::ffi::OsString::from_vec(b)))
-    }
-
-    #[cfg(not(unix))]
-    fn from_bytes(b: Vec<u8>) -> Result<PathBuf, String> {
-        String::from_utf8(b)
-            .map(PathBuf::from)
-            .map_err(|_| "a non-UTF-8 path recorded on Unix cannot be used here".into())
-    }
-}
-
-/// One option changed by a resume: from iteration `iter` on, the run uses `to`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct OptionChange {
-    pub iter: u64,
-    pub option: String,
-    pub from: serde_json::Value,
-    pub to: serde_json::Value,
-}
-
-impl RunConfig {
-    /// The one check of a run's options, for fresh and resumed runs alike, before anything is
-    /// written or trained.
-    pub fn validate(&self) -> Result<()> {
-        self.model.validate().map_err(Error::new)?;
-        crate::memory::check_training_fits(&self.model)?;
-        if self.iters == 0 {
-            return Err(Error::new("--iters must be at least 1"));
-        }
-        if self.checkpoint_every == 0 {
-            return Err(Error::new("--checkpoint-every must be at least 1"));
-        }
-        if self.preview_size < 16 {
-            return Err(Error::new(format!(
-                "--preview-size {} is too small (at least 16)",
-                self.preview_size
-            )));
-        }
-        crate::render::check_tile(self.tiles)
-    }
-}
-
-/// The options given on the command line together with `--resume` (None: not given).
-///
-/// What may change on resume: lr, iterations, the snapshot / checkpoint / eval intervals and
-/// the final render's tiles (recorded in run.json's `changes`). What may not: the pictures,
-/// the model (geometry and loss weights, which the checkpoint was trained with), the seed and
-/// the preview size (the run's randomness and its logged metrics would no longer continue).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ResumeOptions {
-    pub source: Option<PathBuf>,
-    pub target: Option<PathBuf>,
-    pub preset: Option<String>,
-    pub crop: Option<usize>,
-    pub batch: Option<usize>,
-    pub d_window: Option<usize>,
-    pub ngf: Option<usize>,
-    pub ndf: Option<usize>,
-    pub lambda_gan: Option<f64>,
-    pub lambda_nce: Option<f64>,
-    pub lambda_r1: Option<f64>,
-    pub lambda_idt: Option<f64>,
-    pub seed: Option<u64>,
-    pub preview_size: Option<usize>,
-    pub lr: Option<f64>,
-    pub iters: Option<u64>,
-    pub snapshot_every: Option<u64>,
-    pub checkpoint_every: Option<u64>,
-    pub eval_every: Option<u64>,
-    pub tiles: Option<usize>,
-}
-
-/// `run` with the options of `given` applied at iteration `at` (see [`ResumeOptions`]).
-pub fn resumed_config(mut run: RunConfig, given: &ResumeOptions, at: u64) -> Result<RunConfig> {
-    fn fixed<T: PartialEq + std::fmt::Display>(
-        flag: &str,
-        given: Option<T>,
-        have: T,
-    ) -> Result<()> {
-        match given {
-            Some(v) if v != have => Err(Error::new(format!(
-                "--resume: {flag} {v} differs from the run's {have}, and it is fixed for a run's life (start a new run with --out)"
-            ))),
-            _ => Ok(()),
-        }
-    }
-    let m = &run.model;
-    fixed("--crop", given.crop, m.crop)?;
-    fixed("--batch", given.batch, m.batch)?;
-    fixed("--d-window", given.d_window, m.d_window)?;
-    fixed("--ngf", given.ngf, m.ngf)?;
-    fixed("--ndf", given.ndf, m.ndf)?;
-    fixed("--lambda-gan", given.lambda_gan, m.lambda_gan)?;
-    fixed("--lambda-nce", given.lambda_nce, m.lambda_nce)?;
-    fixed("--lambda-r1", given.lambda_r1, m.lambda_r1)?;
-    fixed("--lambda-idt", given.lambda_idt, m.lambda_idt)?;
-    fixed("--seed", given.seed, run.seed)?;
-    fixed("--preview-size", given.preview_size, run.preview_size)?;
-    let stored_preset = run.preset.clone().unwrap_or_else(|| "none".into());
-    fixed("--preset", given.preset.clone(), stored_preset)?;
-    for (what, g, have) in [
-        ("SOURCE", &given.source, &run.source),
-        ("TARGET", &given.target, &run.target),
-    ] {
-        if let Some(p) = g {
-            // run.json holds canonical paths; a missing file cannot be the run's.
-            let same = std::fs::canonicalize(p).is_ok_and(|c| &c == have);
-            if !same {
-                return Err(Error::new(format!(
-                    "--resume: {what} {} is not the run's picture {} (a run keeps its pictures; start a new run with --out)",
-                    p.display(),
-                    have.display()
-                )));
-            }
-        }
-    }
-    if let Some(n) = given.iters
-        && n < at
-    {
-        return Err(Error::new(format!(
-            "--resume: --iters {n} is fewer than the {at} iterations the run has done"
-        )));
-    }
-    let mut changes = Vec::new();
-    let mut change = |option: &str, from: serde_json::Value, to: serde_json::Value| {
-        if from != to {
-            changes.push(OptionChange {
-                iter: at,
-                option: option.into(),
-                from,
-                to,
-            });
-        }
-    };
-    use serde_json::json;
-    if let Some(v) = given.lr {
-        change("lr", json!(run.model.lr), json!(v));
-        run.model.lr = v;
-    }
-    if let Some(v) = given.iters {
-        change("iters", json!(run.iters), json!(v));
-        run.iters = v;
-    }
-    if let Some(v) = given.snapshot_every {
-        change("snapshot_every", json!(run.snapshot_every), json!(v));
-        run.snapshot_every = v;
-    }
-    if let Some(v) = given.checkpoint_every {
-        change("checkpoint_every", json!(run.checkpoint_every), json!(v));
-        run.checkpoint_every = v;
-    }
-    if let Some(v) = given.eval_every {
-        change("eval_every", json!(run.eval_every), json!(v));
-        run.eval_every = v;
-    }
-    if let Some(v) = given.tiles {
-        change("tiles", json!(run.tiles), json!(v));
-        run.tiles = v;
-    }
-    run.changes.extend(changes);
-    Ok(run)
-}
 
 /// How much `fit` prints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -341,32 +100,6 @@ pub fn install_interrupt_handler() {
             eprintln!("\nsincut: interrupt: saving a checkpoint after this iteration (Ctrl-C again to quit now)");
         });
     });
-}
-
-pub fn checkpoint_path(run_dir: &Path) -> PathBuf {
-    run_dir.join("checkpoint.safetensors")
-}
-
-fn result_path(run_dir: &Path) -> PathBuf {
-    run_dir.join("result.png")
-}
-
-fn run_json_path(run_dir: &Path) -> PathBuf {
-    run_dir.join("run.json")
-}
-
-/// Reads a run directory's `run.json`.
-pub fn load_run_config(run_dir: &Path) -> Result<RunConfig> {
-    let p = run_json_path(run_dir);
-    let text = std::fs::read_to_string(&p).map_err(|e| Error::at(&p, e))?;
-    serde_json::from_str(&text)
-        .map_err(|e| Error::at(&p, format_args!("not a sincut run description: {e}")))
-}
-
-fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| Error::at(path, format_args!("cannot encode: {e}")))?;
-    crate::io::write_atomic(path, text.as_bytes())
 }
 
 fn adam_of(state: &TrainState<f32>) -> AdamState {
@@ -591,15 +324,6 @@ fn snapshot<E: Backend<Elem = f32>>(
     )
 }
 
-/// The quality metrics of the preview translated after `iter` iterations.
-#[derive(Serialize)]
-struct EvalLine<'a> {
-    iter: u64,
-    eval: &'a crate::eval::Metrics,
-    /// Seconds the translation and the metrics took.
-    eval_s: f64,
-}
-
 /// What the quality metrics compare a preview translation with.
 struct EvalPictures {
     source: Array3<f32>,
@@ -618,16 +342,6 @@ impl EvalPictures {
                 target,
             })
     }
-}
-
-#[derive(Serialize)]
-struct MetricsLine {
-    iter: u64,
-    lr: f64,
-    #[serde(flatten)]
-    losses: Losses,
-    it_per_s: f64,
-    elapsed_s: f64,
 }
 
 /// Trains (or resumes) a run; see the module documentation for what it writes.
@@ -914,15 +628,6 @@ impl Drop for RemoveOnError {
     }
 }
 
-/// Takes the run directory's lock (see `crate::lock`) and removes the temporary files that
-/// killed processes left in it.
-pub fn lock_run_dir(run_dir: &Path) -> Result<crate::lock::RunLock> {
-    let lock = crate::lock::RunLock::acquire(run_dir)?;
-    crate::io::remove_stale_temporaries(run_dir);
-    crate::io::remove_stale_temporaries(&run_dir.join("snapshots"));
-    Ok(lock)
-}
-
 /// Keeps only the metrics lines of iterations before `start` (quality lines, which count
 /// iterations done, up to `start`): a run stopped between a metrics line and the next checkpoint
 /// redoes those iterations on resume, and must not log them twice.
@@ -952,16 +657,6 @@ fn drop_metrics_from(path: &Path, start: u64) -> Result<()> {
         out.push('\n');
     }
     crate::io::write_atomic(path, out.as_bytes())
-}
-
-/// The default run directory for a pair: `runs/<source stem>-to-<target stem>`.
-pub fn default_run_dir(source: &Path, target: &Path) -> PathBuf {
-    let stem = |p: &Path| {
-        p.file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "image".into())
-    };
-    PathBuf::from("runs").join(format!("{}-to-{}", stem(source), stem(target)))
 }
 
 /// A shared handle for tests that want to simulate Ctrl-C.

@@ -1,6 +1,6 @@
 //! sincut: single-image contrastive unpaired translation (SinCUT) on a lean engine of its own.
 
-pub mod commands;
+pub mod cli;
 pub mod config;
 pub mod cuda;
 pub mod data;
@@ -19,5 +19,6 @@ pub mod parallel;
 pub mod render;
 pub mod report;
 pub mod rng;
+pub mod run;
 pub mod tensor;
 pub mod train;

@@ -1,11 +1,12 @@
 //! `sincut fit` / `render` / `info` end to end on tiny configurations: exact resume, interrupts,
 //! divergence, and bad input (one-line errors, non-zero exit, nothing half-written).
 
-use sincut::commands::{RenderArgs, render_command};
+use sincut::cli::render::{RenderArgs, render_command};
 use sincut::backend::device::Device;
-use sincut::fit::{FitOptions, FitOutcome, checkpoint_path, fit};
+use sincut::fit::{FitOptions, FitOutcome, fit};
 use sincut::image::{SaveOptions, load_rgb, save_rgb};
 use sincut::io::load_checkpoint;
+use sincut::run::checkpoint_path;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -775,7 +776,7 @@ fn cli_non_utf8_picture_paths_are_kept_losslessly() {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
-    let run = sincut::fit::load_run_config(&out).unwrap();
+    let run = sincut::run::load_run_config(&out).unwrap();
     assert_eq!(run.source, std::fs::canonicalize(&odd).unwrap());
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();

@@ -17,9 +17,10 @@
 //! `how`) before moving a bound.
 
 use serde_json::Value;
-use sincut::commands::Preset;
+use sincut::cli::presets::Preset;
 use sincut::backend::device::Device;
-use sincut::fit::{FitOptions, RunConfig, Verbosity, fit};
+use sincut::fit::{FitOptions, Verbosity, fit};
+use sincut::run::RunConfig;
 use std::path::{Path, PathBuf};
 
 fn shared_data() -> PathBuf {

@@ -4,8 +4,9 @@
 use ndarray::Array3;
 use sincut::config::ModelConfig;
 use sincut::backend::device::Device;
-use sincut::fit::{FitOptions, RunConfig, Verbosity};
+use sincut::fit::{FitOptions, Verbosity};
 use sincut::image::{SaveOptions, save_rgb};
+use sincut::run::RunConfig;
 use std::path::{Path, PathBuf};
 
 /// A fresh, empty temporary folder named after the test crate (`tag`), the process and `name`.

@@ -1,25 +1,13 @@
-//! Translation-quality metrics (no pretrained networks) and the colour baselines they are
-//! compared against. Pictures are (3, H, W) f32 in [-1, 1], as [`crate::image::load_rgb`] gives
-//! them; every figure is deterministic for a given seed.
-//!
-//! - Style distance: sliced Wasserstein distance (SWD) between 7×7 RGB patch sets on a
-//!   Laplacian pyramid, as in the Progressive GAN paper ([`sliced_wasserstein`]).
-//! - Content kept: SSIM of the luminance at the source's resolution and at a 4× downscale
-//!   ([`ssim`]), and the Pearson correlation of Sobel edge magnitudes ([`edge_correlation`]).
-//! - Colour statistics: per-channel 1-D Wasserstein-1 distance in CIE Lab ([`lab_distance`]).
-//! - Baselines: Reinhard et al. 2001 colour transfer ([`reinhard_transfer`]) and per-channel
-//!   histogram matching in RGB ([`histogram_match`]).
+//! The metrics: style distance (patch SWD), content kept (SSIM, edge correlation) and colour
+//! distance (Lab W1), each deterministic for a given seed.
 
 use crate::data::{mix, stream};
-use crate::error::{Error, Result};
-use crate::image::{SaveOptions, load_rgb, resize_bilinear, save_rgb};
-use crate::io::write_atomic;
+use crate::image::resize_bilinear;
 use crate::nn::normal;
+use crate::run::metrics::lenient;
 use ndarray::{Array2, Array3};
 use rand::RngExt;
-use serde::Serialize;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use serde::{Deserialize, Serialize};
 
 /// Patches drawn per picture and pyramid level (with replacement). PGGAN uses 128 per image
 /// over many images; a single picture needs many more for a stable figure.
@@ -55,29 +43,46 @@ impl Default for SwdOptions {
 }
 
 /// SWD per pyramid level (finest first) and their means, all ×10³.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+///
+/// Read back from metrics.jsonl leniently, as [`Metrics`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Swd {
+    #[serde(default, deserialize_with = "lenient::numbers")]
     pub levels: Vec<f64>,
+    #[serde(default = "lenient::missing", deserialize_with = "lenient::number")]
     pub mean: f64,
     /// Mean of the band-pass levels only (all but the last, the Gaussian residual, which
     /// carries the global colour and dominates `mean`): texture rather than colour. With a
     /// single level it is that level.
+    #[serde(default = "lenient::missing", deserialize_with = "lenient::number")]
     pub texture: f64,
 }
 
 /// Every metric of one picture against a source and a target.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+///
+/// Read back from metrics.jsonl (any version's lines) leniently: a figure that is absent or
+/// not a finite number reads as NaN (None), so that one odd figure does not lose the others.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
     /// Style distance to the target (SWD ×10³; lower is closer).
+    #[serde(default = "lenient::missing_swd", deserialize_with = "lenient::swd")]
     pub swd: Swd,
     /// Luminance SSIM to the source at the source's resolution.
+    #[serde(default = "lenient::missing", deserialize_with = "lenient::number")]
     pub ssim: f64,
     /// Luminance SSIM to the source at a 4× downscale (None when that is under 11 px).
+    #[serde(default, deserialize_with = "lenient::optional_number")]
     pub ssim_4x: Option<f64>,
     /// Pearson correlation of Sobel edge magnitudes with the source's.
+    #[serde(default = "lenient::missing", deserialize_with = "lenient::number")]
     pub edge_correlation: f64,
     /// 1-D Wasserstein-1 distance to the target per Lab channel (L, a, b) and their sum.
+    #[serde(
+        default = "lenient::missing_triple",
+        deserialize_with = "lenient::triple"
+    )]
     pub lab_w1: [f64; 3],
+    #[serde(default = "lenient::missing", deserialize_with = "lenient::number")]
     pub lab_w1_sum: f64,
 }
 
@@ -519,7 +524,7 @@ pub fn quantile_sorted(sorted: &[f64], p: f64) -> f64 {
     sorted[i] * (1.0 - t) + sorted[j] * t
 }
 
-fn sorted(v: &[f64]) -> Vec<f64> {
+pub(super) fn sorted(v: &[f64]) -> Vec<f64> {
     let mut s = v.to_vec();
     s.sort_unstable_by(f64::total_cmp);
     s
@@ -542,79 +547,6 @@ pub fn wasserstein_1d(a: &[f64], b: &[f64]) -> f64 {
 pub fn lab_distance(a: &Array3<f32>, b: &Array3<f32>) -> [f64; 3] {
     let (la, lb) = (picture_to_lab(a), picture_to_lab(b));
     std::array::from_fn(|c| wasserstein_1d(&la[c], &lb[c]))
-}
-
-// ---------------------------------------------------------------------------------------------
-// Baselines
-
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n;
-    (m, var.sqrt())
-}
-
-/// Reinhard et al. 2001 global colour transfer: each Lab channel of the source is shifted and
-/// scaled to the target's mean and (population) standard deviation. CIE Lab stands in for the
-/// paper's lαβ space (both decorrelate lightness from the two opponent colour axes). The result
-/// is clamped to the sRGB cube, so its statistics match the target's exactly only when the
-/// transfer stays in gamut.
-pub fn reinhard_transfer(source: &Array3<f32>, target: &Array3<f32>) -> Array3<f32> {
-    let (ls, lt) = (picture_to_lab(source), picture_to_lab(target));
-    let (_, h, w) = source.dim();
-    let maps: [(f64, f64, f64, f64); 3] = std::array::from_fn(|c| {
-        let (ms, ss) = mean_std(&ls[c]);
-        let (mt, st) = mean_std(&lt[c]);
-        // A flat source channel cannot be stretched: only move it to the target's mean.
-        let gain = if ss > 1e-12 { st / ss } else { 0.0 };
-        (ms, gain, mt, st)
-    });
-    let mut out = Array3::<f32>::zeros((3, h, w));
-    for y in 0..h {
-        for x in 0..w {
-            let i = y * w + x;
-            let lab = std::array::from_fn(|c| {
-                let (ms, g, mt, _) = maps[c];
-                (ls[c][i] - ms) * g + mt
-            });
-            let rgb = lab_to_srgb(lab);
-            for c in 0..3 {
-                out[[c, y, x]] = (rgb[c].clamp(0.0, 1.0) * 2.0 - 1.0) as f32;
-            }
-        }
-    }
-    out
-}
-
-/// Per-channel histogram matching in RGB (quantile mapping): the source pixel of rank r (ties
-/// broken by position) among n takes the target's quantile at p = (r + ½)/n. With pictures of
-/// one size the output's values per channel are exactly the target's.
-pub fn histogram_match(source: &Array3<f32>, target: &Array3<f32>) -> Array3<f32> {
-    let (c, h, w) = source.dim();
-    let mut out = Array3::<f32>::zeros((c, h, w));
-    for ch in 0..c {
-        let src: Vec<f64> = source
-            .index_axis(ndarray::Axis(0), ch)
-            .iter()
-            .map(|&v| f64::from(v))
-            .collect();
-        let tgt = sorted(
-            &target
-                .index_axis(ndarray::Axis(0), ch)
-                .iter()
-                .map(|&v| f64::from(v))
-                .collect::<Vec<_>>(),
-        );
-        let mut order: Vec<usize> = (0..src.len()).collect();
-        order.sort_by(|&i, &j| src[i].total_cmp(&src[j]).then(i.cmp(&j)));
-        let n = src.len() as f64;
-        let mut plane = out.index_axis_mut(ndarray::Axis(0), ch);
-        let flat = plane.as_slice_mut().expect("fresh array");
-        for (r, &i) in order.iter().enumerate() {
-            flat[i] = quantile_sorted(&tgt, (r as f64 + 0.5) / n) as f32;
-        }
-    }
-    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -658,134 +590,8 @@ pub fn evaluate_with(
     }
 }
 
-/// What `sincut eval` is asked.
-#[derive(Clone, Debug)]
-pub struct EvalArgs {
-    pub output: PathBuf,
-    pub source: PathBuf,
-    pub target: PathBuf,
-    pub json: Option<PathBuf>,
-    pub baselines: bool,
-    /// Save the colour baselines' pictures here (`reinhard.png`, `histogram.png`).
-    pub save_baselines: Option<PathBuf>,
-    pub swd: SwdOptions,
-}
-
-/// One row of the report.
-#[derive(Clone, Debug, Serialize)]
-pub struct Row {
-    pub name: String,
-    pub metrics: Metrics,
-}
-
-#[derive(Serialize)]
-struct Report<'a> {
-    output: &'a Path,
-    source: &'a Path,
-    target: &'a Path,
-    swd_patch: usize,
-    swd_patches_per_level: usize,
-    swd_directions: usize,
-    seed: u64,
-    rows: &'a [Row],
-}
-
 /// Smallest side `eval` accepts (the SSIM window and the SWD pyramid need room).
 pub const EVAL_MIN_SIDE: usize = 16;
-
-fn load_checked(path: &Path) -> Result<Array3<f32>> {
-    let img = load_rgb(path)?;
-    let (_, h, w) = img.dim();
-    if h < EVAL_MIN_SIDE || w < EVAL_MIN_SIDE {
-        return Err(Error::at(
-            path,
-            format!("picture too small to evaluate ({w}x{h}; at least {EVAL_MIN_SIDE} px a side)"),
-        ));
-    }
-    Ok(img)
-}
-
-/// `sincut eval`: loads the pictures, measures the result (and with `baselines` the source
-/// itself, the Reinhard transfer and histogram matching), prints a table to `out` and writes
-/// the JSON report when asked. Errors are one line naming the file.
-pub fn run_eval(args: &EvalArgs, out: &mut dyn Write) -> Result<Vec<Row>> {
-    let result = load_checked(&args.output)?;
-    let source = load_checked(&args.source)?;
-    let target = load_checked(&args.target)?;
-    if let Some(dir) = &args.save_baselines {
-        // Before any measuring: an unwritable folder fails at once.
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::at(dir, format!("cannot create the folder: {e}")))?;
-    }
-    let mut rows = vec![Row {
-        name: "result".into(),
-        metrics: evaluate_with(&result, &source, &target, &args.swd),
-    }];
-    if args.baselines {
-        let candidates = [
-            ("source", source.clone()),
-            ("reinhard", reinhard_transfer(&source, &target)),
-            ("histogram", histogram_match(&source, &target)),
-        ];
-        for (name, pic) in candidates {
-            if let (Some(dir), true) = (&args.save_baselines, name != "source") {
-                save_rgb(
-                    &dir.join(format!("{name}.png")),
-                    &pic,
-                    &SaveOptions::default(),
-                )?;
-            }
-            rows.push(Row {
-                name: name.into(),
-                metrics: evaluate_with(&pic, &source, &target, &args.swd),
-            });
-        }
-    }
-    let io = |e: std::io::Error| Error::new(format!("cannot print the table: {e}"));
-    writeln!(
-        out,
-        "{:<10} {:>9} {:>9} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8}",
-        "", "SWDx1e3", "SWD tex", "SSIM", "SSIM/4", "edge r", "W1 L", "W1 a", "W1 b", "W1 Lab"
-    )
-    .map_err(io)?;
-    for r in &rows {
-        let m = &r.metrics;
-        let q = m
-            .ssim_4x
-            .map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
-        writeln!(
-            out,
-            "{:<10} {:>9.3} {:>9.3} {:>7.4} {:>7} {:>7.4} {:>8.3} {:>8.3} {:>8.3} {:>8.3}",
-            r.name,
-            m.swd.mean,
-            m.swd.texture,
-            m.ssim,
-            q,
-            m.edge_correlation,
-            m.lab_w1[0],
-            m.lab_w1[1],
-            m.lab_w1[2],
-            m.lab_w1_sum
-        )
-        .map_err(io)?;
-    }
-    if let Some(path) = &args.json {
-        let report = Report {
-            output: &args.output,
-            source: &args.source,
-            target: &args.target,
-            swd_patch: SWD_PATCH,
-            swd_patches_per_level: args.swd.patches,
-            swd_directions: args.swd.directions,
-            seed: args.swd.seed,
-            rows: &rows,
-        };
-        let text = serde_json::to_string_pretty(&report)
-            .map_err(|e| Error::at(path, format!("cannot encode JSON: {e}")))?;
-        write_atomic(path, text.as_bytes())?;
-    }
-    Ok(rows)
-}
 
 #[cfg(test)]
 mod tests {

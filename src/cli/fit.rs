@@ -1,0 +1,199 @@
+//! `sincut fit`: the command line of a training run, turned into [`FitOptions`] (a fresh run's
+//! configuration, or the options given again with `--resume`).
+
+use crate::cli::presets::Preset;
+use crate::backend::device::Device;
+use crate::error::{Error, Result};
+use crate::fit::{FitOptions, FitOutcome, Verbosity, fit};
+use crate::run::{ResumeOptions, RunConfig, default_run_dir};
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The command line of `sincut fit`.
+#[derive(Args)]
+pub struct FitFlags {
+    /// The picture to translate (e.g. a painting).
+    source: Option<PathBuf>,
+    /// The picture whose look to learn (e.g. a photo).
+    target: Option<PathBuf>,
+    /// Run directory (default: runs/<source>-to-<target>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run in this directory.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
+    resume: Option<PathBuf>,
+    /// Starting point for the options below [default: default].
+    #[arg(long, value_enum)]
+    preset: Option<Preset>,
+    /// Total iterations (lr constant for the first half, then linear decay to 0).
+    #[arg(long)]
+    iters: Option<u64>,
+    #[arg(long)]
+    crop: Option<usize>,
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Discriminator window: D scores each non-overlapping window of a crop.
+    #[arg(long)]
+    d_window: Option<usize>,
+    #[arg(long)]
+    ngf: Option<usize>,
+    #[arg(long)]
+    ndf: Option<usize>,
+    #[arg(long)]
+    lr: Option<f64>,
+    #[arg(long)]
+    lambda_gan: Option<f64>,
+    #[arg(long)]
+    lambda_nce: Option<f64>,
+    #[arg(long)]
+    lambda_r1: Option<f64>,
+    #[arg(long)]
+    lambda_idt: Option<f64>,
+    /// [default: 0]
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Snapshot interval in iterations (0: none).
+    #[arg(long)]
+    snapshot_every: Option<u64>,
+    #[arg(long)]
+    checkpoint_every: Option<u64>,
+    /// Quality metrics (as `sincut eval`) of a preview-size translation every N iterations,
+    /// logged to metrics.jsonl (default: the snapshot interval; 0: none).
+    #[arg(long)]
+    eval_every: Option<u64>,
+    /// Long side of the preview snapshots (and of the pictures the logged metrics compare)
+    /// [default: 512].
+    #[arg(long)]
+    preview_size: Option<usize>,
+    /// Tile size of the final full-resolution render [default: 512].
+    #[arg(long)]
+    tiles: Option<usize>,
+    /// Skip the final full-resolution render.
+    #[arg(long)]
+    no_render: bool,
+    #[arg(long, value_enum, default_value_t = Device::Auto)]
+    device: Device,
+    /// Only errors and the final result path.
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
+    /// A line per iteration.
+    #[arg(short, long)]
+    verbose: bool,
+}
+
+/// What `fit` is asked, from its command line.
+pub fn fit_options(a: FitFlags) -> Result<FitOptions> {
+    let verbosity = if a.quiet {
+        Verbosity::Quiet
+    } else if a.verbose {
+        Verbosity::Verbose
+    } else {
+        Verbosity::Normal
+    };
+    // On resume only what was given counts (checked against the run in `fit`); defaults
+    // would otherwise silently replace the run's own values.
+    if let Some(out) = a.resume {
+        let resume_with = ResumeOptions {
+            source: a.source,
+            target: a.target,
+            preset: a.preset.map(|p| p.name().to_string()),
+            crop: a.crop,
+            batch: a.batch,
+            d_window: a.d_window,
+            ngf: a.ngf,
+            ndf: a.ndf,
+            lambda_gan: a.lambda_gan,
+            lambda_nce: a.lambda_nce,
+            lambda_r1: a.lambda_r1,
+            lambda_idt: a.lambda_idt,
+            seed: a.seed,
+            preview_size: a.preview_size,
+            lr: a.lr,
+            iters: a.iters,
+            snapshot_every: a.snapshot_every,
+            checkpoint_every: a.checkpoint_every,
+            eval_every: a.eval_every,
+            tiles: a.tiles,
+        };
+        return Ok(FitOptions {
+            run: RunConfig::from_preset(Preset::Default),
+            out,
+            resume: true,
+            device: a.device,
+            verbosity,
+            stop_at: None,
+            no_final_render: a.no_render,
+            resume_with,
+        });
+    }
+    let preset = a.preset.unwrap_or(Preset::Default);
+    let mut run = RunConfig::from_preset(preset);
+    let model = &mut run.model;
+    let set = |dst: &mut usize, v: Option<usize>| v.into_iter().for_each(|v| *dst = v);
+    set(&mut model.crop, a.crop);
+    set(&mut model.batch, a.batch);
+    set(&mut model.d_window, a.d_window);
+    set(&mut model.ngf, a.ngf);
+    set(&mut model.ndf, a.ndf);
+    let setf = |dst: &mut f64, v: Option<f64>| v.into_iter().for_each(|v| *dst = v);
+    setf(&mut model.lr, a.lr);
+    setf(&mut model.lambda_gan, a.lambda_gan);
+    setf(&mut model.lambda_nce, a.lambda_nce);
+    setf(&mut model.lambda_r1, a.lambda_r1);
+    setf(&mut model.lambda_idt, a.lambda_idt);
+    let (Some(source), Some(target)) = (a.source, a.target) else {
+        return Err(Error::new(
+            "fit needs a SOURCE and a TARGET picture (or --resume RUN_DIR)",
+        ));
+    };
+    let out = a.out.unwrap_or_else(|| default_run_dir(&source, &target));
+    run.source = source;
+    run.target = target;
+    run.iters = a.iters.unwrap_or(run.iters);
+    run.seed = a.seed.unwrap_or(0);
+    // The eval interval follows the snapshot interval unless given.
+    run.eval_every = a
+        .eval_every
+        .or(a.snapshot_every)
+        .unwrap_or(run.snapshot_every);
+    run.snapshot_every = a.snapshot_every.unwrap_or(run.snapshot_every);
+    run.checkpoint_every = a.checkpoint_every.unwrap_or(run.checkpoint_every);
+    run.preview_size = a.preview_size.unwrap_or(run.preview_size);
+    run.tiles = a.tiles.unwrap_or(run.tiles);
+    Ok(FitOptions {
+        run,
+        out,
+        resume: false,
+        device: a.device,
+        verbosity,
+        stop_at: None,
+        no_final_render: a.no_render,
+        resume_with: ResumeOptions::default(),
+    })
+}
+
+pub fn run(a: FitFlags) -> Result<ExitCode> {
+    let quiet = a.quiet;
+    let opts = fit_options(a)?;
+    match fit(&opts)? {
+        FitOutcome::Finished { result, iteration } => {
+            match result {
+                Some(p) => println!("{}", p.display()),
+                None => {
+                    if !quiet {
+                        eprintln!("finished {iteration} iterations in {}", opts.out.display());
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        FitOutcome::Stopped { iteration } => {
+            eprintln!(
+                "stopped at iteration {iteration}; continue with: sincut fit --resume {}",
+                opts.out.display()
+            );
+            Ok(ExitCode::from(130))
+        }
+    }
+}

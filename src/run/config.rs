@@ -1,0 +1,146 @@
+//! run.json: what a run was asked to do, read back on resume, render, info and report.
+
+use super::run_json_path;
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// What a run was asked to do; saved as `run.json` and read back on resume.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunConfig {
+    #[serde(with = "path_json")]
+    pub source: PathBuf,
+    #[serde(with = "path_json")]
+    pub target: PathBuf,
+    pub model: ModelConfig,
+    /// Total iterations (lr constant for the first half, then linear decay to 0).
+    pub iters: u64,
+    pub seed: u64,
+    pub snapshot_every: u64,
+    pub checkpoint_every: u64,
+    /// Long side of the preview snapshots.
+    pub preview_size: usize,
+    /// Tile size of the final full-resolution render.
+    pub tiles: usize,
+    /// The preset the options came from, if any.
+    pub preset: Option<String>,
+    /// Quality metrics of a preview-size translation every this many iterations (0: none).
+    #[serde(default)]
+    pub eval_every: u64,
+    /// The engine of the latest start or resume ("cpu", "cuda"); set by `fit`.
+    #[serde(default)]
+    pub device: Option<String>,
+    /// Options changed on resume, in order; each holds from its iteration on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<OptionChange>,
+}
+
+/// Picture paths in run.json, losslessly: a string when the path is UTF-8 (JSON text must be),
+/// else `{"unix_bytes": [...]}` with the path's bytes (a Unix path is any bytes but / and NUL).
+pub mod path_json {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::path::{Path, PathBuf};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Text(String),
+        Bytes { unix_bytes: Vec<u8> },
+    }
+
+    pub fn serialize<S: Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+        match p.to_str() {
+            Some(t) => Repr::Text(t.to_string()),
+            None => Repr::Bytes {
+                unix_bytes: bytes_of(p),
+            },
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Text(t) => Ok(PathBuf::from(t)),
+            Repr::Bytes { unix_bytes } => from_bytes(unix_bytes).map_err(serde::de::Error::custom),
+        }
+    }
+
+    /// A run.json path value (either form) as a path; None for anything else.
+    pub fn from_value(v: &serde_json::Value) -> Option<PathBuf> {
+        Repr::deserialize(v).ok().and_then(|r| match r {
+            Repr::Text(t) => Some(PathBuf::from(t)),
+            Repr::Bytes { unix_bytes } => from_bytes(unix_bytes).ok(),
+        })
+    }
+
+    #[cfg(unix)]
+    fn bytes_of(p: &Path) -> Vec<u8> {
+        use std::os::unix::ffi::OsStrExt;
+        p.as_os_str().as_bytes().to_vec()
+    }
+
+    #[cfg(not(unix))]
+    fn bytes_of(p: &Path) -> Vec<u8> {
+        p.to_string_lossy().into_owned().into_bytes()
+    }
+
+    #[cfg(unix)]
+    fn from_bytes(b: Vec<u8>) -> Result<PathBuf, String> {
+        use std::os::unix::ffi::OsStringExt;
+        Ok(PathBuf::from(std::ffi::OsString::from_vec(b)))
+    }
+
+    #[cfg(not(unix))]
+    fn from_bytes(b: Vec<u8>) -> Result<PathBuf, String> {
+        String::from_utf8(b)
+            .map(PathBuf::from)
+            .map_err(|_| "a non-UTF-8 path recorded on Unix cannot be used here".into())
+    }
+}
+
+/// One option changed by a resume: from iteration `iter` on, the run uses `to`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OptionChange {
+    pub iter: u64,
+    pub option: String,
+    pub from: serde_json::Value,
+    pub to: serde_json::Value,
+}
+
+impl RunConfig {
+    /// The one check of a run's options, for fresh and resumed runs alike, before anything is
+    /// written or trained.
+    pub fn validate(&self) -> Result<()> {
+        self.model.validate().map_err(Error::new)?;
+        crate::memory::check_training_fits(&self.model)?;
+        if self.iters == 0 {
+            return Err(Error::new("--iters must be at least 1"));
+        }
+        if self.checkpoint_every == 0 {
+            return Err(Error::new("--checkpoint-every must be at least 1"));
+        }
+        if self.preview_size < 16 {
+            return Err(Error::new(format!(
+                "--preview-size {} is too small (at least 16)",
+                self.preview_size
+            )));
+        }
+        crate::render::check_tile(self.tiles)
+    }
+}
+
+/// Reads a run directory's `run.json`.
+pub fn load_run_config(run_dir: &Path) -> Result<RunConfig> {
+    let p = run_json_path(run_dir);
+    let text = std::fs::read_to_string(&p).map_err(|e| Error::at(&p, e))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::at(&p, format_args!("not a sincut run description: {e}")))
+}
+
+/// Writes `value` as pretty-printed JSON, atomically (a crash leaves the old file or the new).
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Error::at(path, format_args!("cannot encode: {e}")))?;
+    crate::io::write_atomic(path, text.as_bytes())
+}

@@ -1,0 +1,126 @@
+//! Continuing a run with options given again: which may change, and the record of changes.
+
+use super::{OptionChange, RunConfig};
+use crate::error::{Error, Result};
+use std::path::PathBuf;
+
+/// The options given on the command line together with `--resume` (None: not given).
+///
+/// What may change on resume: lr, iterations, the snapshot / checkpoint / eval intervals and
+/// the final render's tiles (recorded in run.json's `changes`). What may not: the pictures,
+/// the model (geometry and loss weights, which the checkpoint was trained with), the seed and
+/// the preview size (the run's randomness and its logged metrics would no longer continue).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ResumeOptions {
+    pub source: Option<PathBuf>,
+    pub target: Option<PathBuf>,
+    pub preset: Option<String>,
+    pub crop: Option<usize>,
+    pub batch: Option<usize>,
+    pub d_window: Option<usize>,
+    pub ngf: Option<usize>,
+    pub ndf: Option<usize>,
+    pub lambda_gan: Option<f64>,
+    pub lambda_nce: Option<f64>,
+    pub lambda_r1: Option<f64>,
+    pub lambda_idt: Option<f64>,
+    pub seed: Option<u64>,
+    pub preview_size: Option<usize>,
+    pub lr: Option<f64>,
+    pub iters: Option<u64>,
+    pub snapshot_every: Option<u64>,
+    pub checkpoint_every: Option<u64>,
+    pub eval_every: Option<u64>,
+    pub tiles: Option<usize>,
+}
+
+/// `run` with the options of `given` applied at iteration `at` (see [`ResumeOptions`]).
+pub fn resumed_config(mut run: RunConfig, given: &ResumeOptions, at: u64) -> Result<RunConfig> {
+    fn fixed<T: PartialEq + std::fmt::Display>(
+        flag: &str,
+        given: Option<T>,
+        have: T,
+    ) -> Result<()> {
+        match given {
+            Some(v) if v != have => Err(Error::new(format!(
+                "--resume: {flag} {v} differs from the run's {have}, and it is fixed for a run's life (start a new run with --out)"
+            ))),
+            _ => Ok(()),
+        }
+    }
+    let m = &run.model;
+    fixed("--crop", given.crop, m.crop)?;
+    fixed("--batch", given.batch, m.batch)?;
+    fixed("--d-window", given.d_window, m.d_window)?;
+    fixed("--ngf", given.ngf, m.ngf)?;
+    fixed("--ndf", given.ndf, m.ndf)?;
+    fixed("--lambda-gan", given.lambda_gan, m.lambda_gan)?;
+    fixed("--lambda-nce", given.lambda_nce, m.lambda_nce)?;
+    fixed("--lambda-r1", given.lambda_r1, m.lambda_r1)?;
+    fixed("--lambda-idt", given.lambda_idt, m.lambda_idt)?;
+    fixed("--seed", given.seed, run.seed)?;
+    fixed("--preview-size", given.preview_size, run.preview_size)?;
+    let stored_preset = run.preset.clone().unwrap_or_else(|| "none".into());
+    fixed("--preset", given.preset.clone(), stored_preset)?;
+    for (what, g, have) in [
+        ("SOURCE", &given.source, &run.source),
+        ("TARGET", &given.target, &run.target),
+    ] {
+        if let Some(p) = g {
+            // run.json holds canonical paths; a missing file cannot be the run's.
+            let same = std::fs::canonicalize(p).is_ok_and(|c| &c == have);
+            if !same {
+                return Err(Error::new(format!(
+                    "--resume: {what} {} is not the run's picture {} (a run keeps its pictures; start a new run with --out)",
+                    p.display(),
+                    have.display()
+                )));
+            }
+        }
+    }
+    if let Some(n) = given.iters
+        && n < at
+    {
+        return Err(Error::new(format!(
+            "--resume: --iters {n} is fewer than the {at} iterations the run has done"
+        )));
+    }
+    let mut changes = Vec::new();
+    let mut change = |option: &str, from: serde_json::Value, to: serde_json::Value| {
+        if from != to {
+            changes.push(OptionChange {
+                iter: at,
+                option: option.into(),
+                from,
+                to,
+            });
+        }
+    };
+    use serde_json::json;
+    if let Some(v) = given.lr {
+        change("lr", json!(run.model.lr), json!(v));
+        run.model.lr = v;
+    }
+    if let Some(v) = given.iters {
+        change("iters", json!(run.iters), json!(v));
+        run.iters = v;
+    }
+    if let Some(v) = given.snapshot_every {
+        change("snapshot_every", json!(run.snapshot_every), json!(v));
+        run.snapshot_every = v;
+    }
+    if let Some(v) = given.checkpoint_every {
+        change("checkpoint_every", json!(run.checkpoint_every), json!(v));
+        run.checkpoint_every = v;
+    }
+    if let Some(v) = given.eval_every {
+        change("eval_every", json!(run.eval_every), json!(v));
+        run.eval_every = v;
+    }
+    if let Some(v) = given.tiles {
+        change("tiles", json!(run.tiles), json!(v));
+        run.tiles = v;
+    }
+    run.changes.extend(changes);
+    Ok(run)
+}
