@@ -2,7 +2,7 @@
 # Installs NVRTC from PyPI for CUDA 12 (12.9) and CUDA 13 (13.0), each alone in its own folder
 # (`pip install --target`, nothing else touched), at target/nvrtc-wheels/{cu12,cu13}.
 # tests/nvrtc_discovery.rs finds libnvrtc there through every search route, and
-# scripts/ci-nvrtc.sh compiles every kernel with both. Prints the folder. Idempotent.
+# tests/nvrtc_discovery.rs compiles every kernel with both. Prints the folder. Idempotent.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dest=${SINCUT_NVRTC_WHEELS:-$root/target/nvrtc-wheels}

@@ -3,7 +3,7 @@
 //! spatial sizes). Outputs are poison-filled (NaN) on the GPU before each launch, so an element
 //! a kernel does not write fails the comparison. Tolerances are atol + rtol·|ref|; the worst
 //! element is printed. Without a GPU each test prints `skipped: no CUDA device` and passes.
-//! `nvrtc_compiles_every_kernel_for_sm_90` needs no GPU, only libnvrtc (scripts/ci-nvrtc.sh).
+//! `nvrtc_compiles_every_kernel_for_sm_90` needs no GPU, only libnvrtc (`SINCUT_NVRTC`, e.g. a wheel from scripts/nvrtc-wheels.sh).
 
 use ndarray::{Array2, Array4};
 use sincut::cuda::launch as gops;

@@ -374,3 +374,36 @@ fn cli_refuses_a_missing_file_in_one_line() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("nope.png"), "{err}");
 }
+
+/// Issue 13, item 4: an SWD too large for any machine is refused in one line with the figures,
+/// before the pictures are read (it used to abort in the allocator with a backtrace).
+#[test]
+fn cli_refuses_an_swd_larger_than_memory() {
+    let dir = TempDir::new("huge-swd");
+    let src = dir.0.join("source.png");
+    save_rgb(&src, &picture(32, 32, 0.0), &SaveOptions::default()).unwrap();
+    for flags in [
+        ["--patches", "100000000000"],
+        ["--directions", "100000000000"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_sincut"))
+            .args(["eval", "--output"])
+            .arg(&src)
+            .arg("--source")
+            .arg(&src)
+            .arg("--target")
+            .arg(&src)
+            .args(flags)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("sincut: error: the SWD with --patches")
+                && err.contains("GiB; this machine has"),
+            "{err}"
+        );
+    }
+}

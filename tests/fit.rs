@@ -1122,7 +1122,7 @@ fn cli_absurd_model_sizes_are_refused_with_the_memory_figures() {
         let (code, err) = sincut_cli(&args, &[]);
         assert_eq!(code, Some(2), "{flag}: {err}");
         assert!(
-            err.contains("GiB for one training iteration; this machine has"),
+            err.starts_with("sincut: error: one training iteration at batch") && err.contains("GiB; this machine has"),
             "{flag}: {err}"
         );
         assert!(!out.exists(), "{flag}: a run directory was created");

@@ -63,6 +63,10 @@ pub fn run(flags: EvalFlags) -> Result<ExitCode> {
     if patches == 0 || directions == 0 {
         return Err(Error::new("--patches and --directions must be at least 1"));
     }
+    crate::memory::check_fits(
+        crate::memory::swd_lower_bound(patches, directions),
+        &format!("the SWD with --patches {patches} --directions {directions}"),
+    )?;
     let args = EvalArgs {
         output,
         source,

@@ -126,6 +126,17 @@ pub fn render_command(a: &RenderArgs) -> Result<PathBuf> {
     crate::image::check_output(&output, &a.save)?;
     let (ck, nets) = load_model_checkpoint(&ck_path)?;
     let img = load_rgb(&input)?;
+    let (_, h, w) = img.dim();
+    crate::memory::check_fits(
+        crate::memory::render_lower_bound(
+            &ck.config,
+            h,
+            w,
+            a.tiles,
+            crate::render::receptive_field(&nets.g),
+        ),
+        &format!("rendering {w}×{h} with --tiles {} (ngf {})", a.tiles, ck.config.ngf),
+    )?;
     let backend = open_backend(a.device, a.quiet)?;
     let seed = a.seed.or(run.as_ref().map(|r| r.seed)).unwrap_or(0);
     let (_, h, w) = img.dim();
