@@ -1,5 +1,5 @@
-//! Translation-quality metrics and baselines (src/eval.rs) and the `sincut eval` command, on
-//! small generated pictures with few SWD patches so the tests stay fast.
+//! Translation-quality metrics and baselines (src/eval/) and the `sincut eval` command
+//! (src/cli/eval.rs), on small generated pictures with few SWD patches so the tests stay fast.
 
 use approx::assert_abs_diff_eq;
 use ndarray::{Array2, Array3};

@@ -24,6 +24,7 @@ pub struct CheckGoldenFlags {
     worst: usize,
 }
 
+/// Runs `sincut check-golden`: the exit code, or the error `main` prints.
 pub fn run(flags: CheckGoldenFlags) -> Result<ExitCode> {
     let CheckGoldenFlags {
         dirs,

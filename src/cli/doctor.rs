@@ -17,6 +17,7 @@ pub struct DoctorFlags {
     export: Option<PathBuf>,
 }
 
+/// Runs `sincut doctor`: the exit code, or the error `main` prints.
 pub fn run(flags: DoctorFlags) -> Result<ExitCode> {
     let DoctorFlags { arch, export } = flags;
     let (report, ok) = crate::cuda::doctor_report(arch.as_deref());

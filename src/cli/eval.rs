@@ -48,6 +48,7 @@ pub struct EvalFlags {
     seed: u64,
 }
 
+/// Runs `sincut eval`: the exit code, or the error `main` prints.
 pub fn run(flags: EvalFlags) -> Result<ExitCode> {
     let EvalFlags {
         output,

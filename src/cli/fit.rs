@@ -173,6 +173,7 @@ pub fn fit_options(a: FitFlags) -> Result<FitOptions> {
     })
 }
 
+/// Runs `sincut fit`: the exit code, or the error `main` prints.
 pub fn run(a: FitFlags) -> Result<ExitCode> {
     let quiet = a.quiet;
     let opts = fit_options(a)?;

@@ -13,6 +13,7 @@ pub struct InfoFlags {
     path: PathBuf,
 }
 
+/// Runs `sincut info`: the exit code, or the error `main` prints.
 pub fn run(flags: InfoFlags) -> Result<ExitCode> {
     let InfoFlags { path } = flags;
     print!("{}", info_command(&path)?);

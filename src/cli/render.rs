@@ -42,6 +42,7 @@ pub struct RenderFlags {
     quiet: bool,
 }
 
+/// Runs `sincut render`: the exit code, or the error `main` prints.
 pub fn run(flags: RenderFlags) -> Result<ExitCode> {
     let RenderFlags {
         run_dir,

@@ -12,6 +12,7 @@ pub struct ReportFlags {
     run_dir: PathBuf,
 }
 
+/// Runs `sincut report`: the exit code, or the error `main` prints.
 pub fn run(flags: ReportFlags) -> Result<ExitCode> {
     let ReportFlags { run_dir } = flags;
     // Not while a fit writes the run (it rewrites report.html itself at its end).

@@ -86,7 +86,7 @@ pub fn parse_metrics(text: &str) -> MetricsLog {
             }
             continue;
         }
-        // A training line ([`crate::run::metrics::MetricsLine`]): its numbers are kept by name,
+        // A training line (`crate::run::metrics::MetricsLine`): its numbers are kept by name,
         // so that the loss terms of older and later versions still plot.
         let Some(obj) = v.as_object() else {
             log.skipped += 1;
