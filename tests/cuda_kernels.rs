@@ -933,6 +933,10 @@ fn cuda_engine_matches_cpu_engine() {
         skip("no CUDA device");
         return;
     };
+    // Under the CPU emulator the official widths take minutes: there the small configuration
+    // runs (the kernels meet the official widths in their own tests above, and the whole
+    // CUDA engine meets every golden fixture through check-golden in the dry run).
+    let official_widths = !emulated();
     for (cfg, seed) in [
         (
             ModelConfig {
@@ -956,7 +960,10 @@ fn cuda_engine_matches_cpu_engine() {
             },
             2,
         ),
-    ] {
+    ]
+    .into_iter()
+    .filter(|(_, seed)| official_widths || *seed != 1)
+    {
         let nets = sincut::nn::Networks::new(&cfg);
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
         let p: sincut::nn::ParamMap<f32> = nets.init(&mut rng);
