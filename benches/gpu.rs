@@ -14,14 +14,14 @@
 
 use ndarray::{Array3, Array4};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
-use sincut::config::ModelConfig;
 use sincut::backend::cuda::CudaBackend;
 use sincut::backend::profile::Profiled;
-use sincut::train::step::{BackendInputs, BackendState, train_iteration};
-use sincut::render::render as render_tiled;
 use sincut::backend::upload_params;
+use sincut::config::ModelConfig;
 use sincut::nn::Networks;
 use sincut::render::RenderOptions;
+use sincut::render::render as render_tiled;
+use sincut::train::step::{BackendInputs, BackendState, train_iteration};
 use sincut::train::{StepInputs, TrainState};
 use std::time::Instant;
 

@@ -7,10 +7,10 @@
 //!   cargo bench --bench train_step -- --crop 64 --iters 5
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
+use sincut::backend::cpu::CpuBackend;
 use sincut::config::ModelConfig;
 use sincut::nn::Networks;
 use sincut::ops::flops;
-use sincut::backend::cpu::CpuBackend;
 use sincut::train::step::{BackendInputs, BackendState, train_iteration};
 use sincut::train::{StepInputs, TrainState};
 use std::process::Command;
@@ -32,7 +32,8 @@ fn run_one(crop: usize, iters: usize) {
     let nets = Networks::new(&cfg);
     let mut rng = StdRng::seed_from_u64(7);
     let e = CpuBackend::<f32>::new();
-    let mut state = BackendState::upload(&e, &TrainState::new(nets.init::<f32, _>(&mut rng))).unwrap();
+    let mut state =
+        BackendState::upload(&e, &TrainState::new(nets.init::<f32, _>(&mut rng))).unwrap();
     let n = cfg.batch;
     let mut inputs = || {
         let img = |rng: &mut StdRng| {

@@ -4,7 +4,7 @@
 # path, and gives the emulator its own kernel cache. Every CUDA code path of sincut (launchers,
 # kernels, the CUDA engine) then runs on this machine's CPU, slowly, with out-of-bounds
 # accesses, unwritten outputs and barrier deadlocks reported. Needs a C++17 compiler (c++).
-#   scripts/cuda-emulator.sh cargo test --release --test cuda_kernels
+#   scripts/cuda-emulator.sh cargo test --release --test parity --test cuda_kernels
 #   scripts/cuda-emulator.sh target/release/sincut check-golden --device cuda
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

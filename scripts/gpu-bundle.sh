@@ -5,7 +5,8 @@
 #   gpu-check.sh       the check itself (scripts/gpu-check.sh), run from the unpacked payload
 #   official_bench.py  the official implementation's timing (scripts/official_bench.py)
 #   sincut             the binary (doctor, check-golden, fit, render, report)
-#   cuda_kernels       the kernel tests (every kernel vs the CPU op, the CUDA engine vs the CPU engine)
+#   parity             the op parity suite (every op on the CUDA backend vs the CPU, tests/parity.rs)
+#   cuda_kernels       the CUDA-only tests (conv rounding vs f64, the CUDA backend vs the CPU one)
 #   bench_gpu          benches/gpu.rs (ms/iteration, peak GPU memory, render MP/s, per-op times)
 #   cubins-sm_90/      every kernel compiled beforehand, used where the GPU machine has no NVRTC
 #   data/, golden/     the pictures and fixtures of ../shared (a GPU machine has no ../shared)
@@ -39,9 +40,10 @@ for l in sys.stdin:
 }
 cp "$(artifact bin build "${build[@]}" --bin sincut)" $S/sincut
 cp "$(artifact test test "${build[@]}" --no-run --test cuda_kernels)" $S/cuda_kernels
+cp "$(artifact test test "${build[@]}" --no-run --test parity)" $S/parity
 cp "$(artifact bench test "${build[@]}" --no-run --bench gpu)" $S/bench_gpu
 # The carry to the GPU machine is limited: drop debug info.
-strip $S/sincut $S/cuda_kernels $S/bench_gpu
+strip $S/sincut $S/cuda_kernels $S/parity $S/bench_gpu
 cp scripts/gpu-check.sh scripts/official_bench.py $S/
 case ${BUNDLE_CUBINS:-nvrtc} in
     nvrtc)

@@ -14,11 +14,10 @@
 //!   a grid of crops (rows: input, output, target, identity);
 //! - `result.png`: the source translated at full resolution when training ends.
 
+use crate::backend::device::{Device, OnBackend, open_backend};
+use crate::backend::{Backend, Params};
 use crate::config::ModelConfig;
 use crate::data::Sampler;
-use crate::backend::device::{Device, OnBackend, open_backend};
-use crate::train::step::{BackendInputs, BackendState, g_infer, train_iteration};
-use crate::backend::{Backend, Params};
 use crate::error::{Error, Result};
 use crate::image::{SaveOptions, load_rgb, resize_bilinear, save_rgb};
 use crate::io::{AdamState, Checkpoint, load_checkpoint, save_checkpoint};
@@ -29,8 +28,9 @@ use crate::run::{
     ResumeOptions, RunConfig, checkpoint_path, load_run_config, lock_run_dir, result_path,
     resumed_config, run_json_path, write_json,
 };
-use crate::train::TrainState;
 use crate::train::Losses;
+use crate::train::TrainState;
+use crate::train::step::{BackendInputs, BackendState, g_infer, train_iteration};
 use ndarray::{Array3, Axis, concatenate, s};
 use rand::SeedableRng;
 use std::io::Write;
@@ -282,7 +282,14 @@ fn translate_preview<E: Backend<Elem = f32>>(
     seed: u64,
 ) -> Result<Array3<f32>> {
     let tile = preview.dim().1.max(preview.dim().2);
-    render(e, nets, p, preview, &RenderOptions { tile, seed }, &mut |_, _| {})
+    render(
+        e,
+        nets,
+        p,
+        preview,
+        &RenderOptions { tile, seed },
+        &mut |_, _| {},
+    )
 }
 
 fn snapshot<E: Backend<Elem = f32>>(

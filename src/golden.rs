@@ -7,10 +7,10 @@
 //! every quantity by relative norm against a bound derived from the rounding; any folder in this
 //! format can be checked, not only the shipped ones.
 
-use crate::config::{ModelConfig, NCE_LAYERS};
-use crate::backend::device::{Device, OnBackend, open_backend};
-use crate::backend::cpu::CpuBackend;
 use crate::backend::Backend;
+use crate::backend::cpu::CpuBackend;
+use crate::backend::device::{Device, OnBackend, open_backend};
+use crate::config::{ModelConfig, NCE_LAYERS};
 use crate::error::{Error, Result};
 use crate::io::TensorFile;
 use crate::nn::ParamMap;

@@ -1,10 +1,10 @@
 //! sincut: single-image contrastive unpaired translation (SinCUT) on a lean engine of its own.
 
+pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod cuda;
 pub mod data;
-pub mod backend;
 pub mod error;
 pub mod eval;
 pub mod fit;

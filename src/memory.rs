@@ -130,7 +130,10 @@ mod tests {
         let e = check_within(3.0 * f64::from(1u32 << 30), Some(1 << 30), "render 9×9")
             .unwrap_err()
             .to_string();
-        assert_eq!(e, "render 9×9 needs at least 3.0 GiB; this machine has 1.0 GiB");
+        assert_eq!(
+            e,
+            "render 9×9 needs at least 3.0 GiB; this machine has 1.0 GiB"
+        );
         assert!(check_within(1.0, Some(1 << 30), "x").is_ok());
         assert!(check_within(1e30, None, "x").is_ok());
         assert!(swd_lower_bound(100_000_000_000, 64) > 1e13);

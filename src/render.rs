@@ -16,15 +16,15 @@
 //! on the fly (clamped coordinates), never materialised, and the noise of the padded pixels
 //! comes from their global coordinates like any other pixel's.
 
-use crate::train::step::g_infer;
 use crate::backend::device::OnBackend;
 use crate::backend::{Backend, Params, upload_params};
 use crate::error::{Error, Result};
 use crate::nn::generator::Generator;
-use crate::nn::{Networks, ParamMap};
 use crate::nn::layers::{ConvLayer, ResBlock};
+use crate::nn::{Networks, ParamMap};
 use crate::ops::blur::Blur;
 use crate::tensor::{Real, c};
+use crate::train::step::g_infer;
 use ndarray::{Array3, Array4};
 
 // ---------------------------------------------------------------------------------------------
@@ -316,7 +316,13 @@ pub fn render<E: Backend>(
     opts: &RenderOptions,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Array3<E::Elem>> {
-    render_with(&nets.g, img, opts, progress, &mut backend_runner(e, nets, p))
+    render_with(
+        &nets.g,
+        img,
+        opts,
+        progress,
+        &mut backend_runner(e, nets, p),
+    )
 }
 
 /// [`render`] that gives up between two tiles once `stop()` says so (then None): Ctrl-C during
@@ -444,13 +450,13 @@ pub fn render_whole<E: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ModelConfig;
     use crate::backend::cpu::CpuBackend;
     use crate::backend::upload_params;
+    use crate::config::ModelConfig;
     use crate::nn::generator;
     use crate::nn::normal;
-    use std::rc::Rc;
     use rand::{RngExt, SeedableRng, rngs::StdRng};
+    use std::rc::Rc;
 
     #[test]
     fn noise_is_standard_normal_and_independent() {
@@ -607,9 +613,14 @@ mod tests {
             .iter()
             .map(|&tile| {
                 let mut calls = Vec::new();
-                let out = render(&e, nets, p, img, &RenderOptions { tile, seed: 11 }, &mut |d, t| {
-                    calls.push((d, t))
-                })
+                let out = render(
+                    &e,
+                    nets,
+                    p,
+                    img,
+                    &RenderOptions { tile, seed: 11 },
+                    &mut |d, t| calls.push((d, t)),
+                )
                 .unwrap();
                 let n = h.div_ceil(tile) * w.div_ceil(tile);
                 assert_eq!(calls.len(), n);

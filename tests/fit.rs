@@ -1,8 +1,8 @@
 //! `sincut fit` / `render` / `info` end to end on tiny configurations: exact resume, interrupts,
 //! divergence, and bad input (one-line errors, non-zero exit, nothing half-written).
 
-use sincut::cli::render::{RenderArgs, render_command};
 use sincut::backend::device::Device;
+use sincut::cli::render::{RenderArgs, render_command};
 use sincut::fit::{FitOptions, FitOutcome, fit};
 use sincut::image::{SaveOptions, load_rgb, save_rgb};
 use sincut::io::load_checkpoint;
@@ -1122,7 +1122,8 @@ fn cli_absurd_model_sizes_are_refused_with_the_memory_figures() {
         let (code, err) = sincut_cli(&args, &[]);
         assert_eq!(code, Some(2), "{flag}: {err}");
         assert!(
-            err.starts_with("sincut: error: one training iteration at batch") && err.contains("GiB; this machine has"),
+            err.starts_with("sincut: error: one training iteration at batch")
+                && err.contains("GiB; this machine has"),
             "{flag}: {err}"
         );
         assert!(!out.exists(), "{flag}: a run directory was created");

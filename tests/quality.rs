@@ -17,8 +17,8 @@
 //! `how`) before moving a bound.
 
 use serde_json::Value;
-use sincut::cli::presets::Preset;
 use sincut::backend::device::Device;
+use sincut::cli::presets::Preset;
 use sincut::fit::{FitOptions, Verbosity, fit};
 use sincut::run::RunConfig;
 use std::path::{Path, PathBuf};

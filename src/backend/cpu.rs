@@ -139,18 +139,15 @@ impl<T: Real> Backend for CpuBackend<T> {
         Ok(ops::permute::swap01(x))
     }
     fn to_windows(&self, x: &Array4<T>, s: usize) -> Result<Array4<T>> {
+        ops::windows::check_to_windows(dims(x), s).map_err(Error::new)?;
         Ok(standard(ops::windows::to_windows(x, s)))
     }
     fn from_windows(&self, win: &Array4<T>, n: usize, h: usize, w: usize) -> Result<Array4<T>> {
+        ops::windows::check_from_windows(dims(win), n, h, w).map_err(Error::new)?;
         Ok(standard(ops::windows::from_windows(win, n, h, w)))
     }
-    fn gather_position(
-        &self,
-        f: &Array4<T>,
-        r0: usize,
-        b: usize,
-        pos: usize,
-    ) -> Result<Array4<T>> {
+    fn gather_position(&self, f: &Array4<T>, r0: usize, b: usize, pos: usize) -> Result<Array4<T>> {
+        ops::gather::check_position(dims(f), r0, b, pos).map_err(Error::new)?;
         Ok(unrows(ops::gather::gather_position(f, r0, b, pos)))
     }
     fn scatter_add_position(
@@ -160,6 +157,7 @@ impl<T: Real> Backend for CpuBackend<T> {
         pos: usize,
         r: &Array4<T>,
     ) -> Result<()> {
+        ops::gather::check_scatter(dims(d), dims(r), r0, pos).map_err(Error::new)?;
         ops::gather::scatter_add_position(d, r0, pos, &rows(r));
         Ok(())
     }
@@ -167,13 +165,7 @@ impl<T: Real> Backend for CpuBackend<T> {
         Ok(scalar(c(ops::sumsq::sum_squares(slice(x)))))
     }
 
-    fn conv2d(
-        &self,
-        x: &Array4<T>,
-        w: &Array4<T>,
-        st: usize,
-        pad: usize,
-    ) -> Result<Array4<T>> {
+    fn conv2d(&self, x: &Array4<T>, w: &Array4<T>, st: usize, pad: usize) -> Result<Array4<T>> {
         Ok(ops::conv2d::conv2d_forward(x, w.view(), st, pad))
     }
     fn conv2d_backward_input(
@@ -230,12 +222,7 @@ impl<T: Real> Backend for CpuBackend<T> {
     fn blur(&self, b: &Blur, x: &Array4<T>) -> Result<Array4<T>> {
         Ok(b.forward(x))
     }
-    fn blur_backward(
-        &self,
-        b: &Blur,
-        dy: &Array4<T>,
-        in_hw: (usize, usize),
-    ) -> Result<Array4<T>> {
+    fn blur_backward(&self, b: &Blur, dy: &Array4<T>, in_hw: (usize, usize)) -> Result<Array4<T>> {
         Ok(b.backward(dy, in_hw))
     }
     fn fused_lrelu(&self, x: &mut Array4<T>, bias: &Array4<T>) -> Result<()> {

@@ -1,5 +1,5 @@
 //! The engine on a GPU: each trait op is the launcher of the same name in `crate::cuda::launch`
-//! (checked against the CPU op by tests/cuda_kernels.rs); layout-only ops (copies, batch
+//! (checked against the CPU op by tests/parity.rs); layout-only ops (copies, batch
 //! slices, reshapes) are device-to-device copies or shape changes.
 
 use super::Backend;

@@ -184,7 +184,11 @@ pub trait Backend {
 
     /// The values of a small tensor (losses) on the host.
     fn read(&self, t: &Self::Tensor) -> Result<Vec<f64>> {
-        Ok(self.download(t)?.iter().map(|v| v.to_f64().unwrap_or(f64::NAN)).collect())
+        Ok(self
+            .download(t)?
+            .iter()
+            .map(|v| v.to_f64().unwrap_or(f64::NAN))
+            .collect())
     }
 }
 

@@ -1,8 +1,8 @@
 //! `sincut fit`: the command line of a training run, turned into [`FitOptions`] (a fresh run's
 //! configuration, or the options given again with `--resume`).
 
-use crate::cli::presets::Preset;
 use crate::backend::device::Device;
+use crate::cli::presets::Preset;
 use crate::error::{Error, Result};
 use crate::fit::{FitOptions, FitOutcome, Verbosity, fit};
 use crate::run::{ResumeOptions, RunConfig, default_run_dir};

@@ -136,7 +136,10 @@ pub fn render_command(a: &RenderArgs) -> Result<PathBuf> {
             a.tiles,
             crate::render::receptive_field(&nets.g),
         ),
-        &format!("rendering {w}×{h} with --tiles {} (ngf {})", a.tiles, ck.config.ngf),
+        &format!(
+            "rendering {w}×{h} with --tiles {} (ngf {})",
+            a.tiles, ck.config.ngf
+        ),
     )?;
     let backend = open_backend(a.device, a.quiet)?;
     let seed = a.seed.or(run.as_ref().map(|r| r.seed)).unwrap_or(0);

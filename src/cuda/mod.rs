@@ -8,9 +8,9 @@
 pub mod doctor;
 pub mod error;
 pub mod kernels;
+pub mod launch;
 pub mod libnvrtc;
 pub mod nvrtc;
-pub mod launch;
 pub mod tensor;
 
 pub use doctor::doctor_report;

@@ -130,7 +130,10 @@ impl TensorFile {
 /// should give equal files. The header keeps its length (the same JSON, reordered), so the
 /// offsets of the data are unchanged.
 fn sorted_header(mut bytes: Vec<u8>) -> Vec<u8> {
-    let Some(n) = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize) else {
+    let Some(n) = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize)
+    else {
         return bytes;
     };
     let Some(header) = bytes.get(8..8 + n) else {

@@ -2,8 +2,8 @@
 //! and its passes over [`Backend`].
 
 use super::layers::{
-    Act, Backprop, ConvCache, ConvLayer, R1Pairing, ResBlock, ResCache, conv_backward, conv_forward,
-    conv_tangent, need, res_backward, res_forward, res_tangent,
+    Act, Backprop, ConvCache, ConvLayer, R1Pairing, ResBlock, ResCache, conv_backward,
+    conv_forward, conv_tangent, need, res_backward, res_forward, res_tangent,
 };
 use crate::backend::{Backend, Params};
 use crate::config::ModelConfig;

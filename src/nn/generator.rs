@@ -3,8 +3,7 @@
 
 use super::layers::{
     Act, Backprop, ConvCache, ConvLayer, ResBlock, ResCache, StyledCache, StyledConvUp,
-    conv_backward, conv_forward, need, res_backward, res_forward, styled_backward,
-    styled_forward,
+    conv_backward, conv_forward, need, res_backward, res_forward, styled_backward, styled_forward,
 };
 use crate::backend::{Backend, Params};
 use crate::config::ModelConfig;

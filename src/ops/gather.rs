@@ -4,6 +4,35 @@
 use crate::tensor::Real;
 use ndarray::{Array2, Array4, s};
 
+/// Whether rows `r0..r0+b` at flat position `pos` lie in a map of `shape` (N,C,H,W) (shared
+/// by every backend).
+pub fn check_position(shape: [usize; 4], r0: usize, b: usize, pos: usize) -> Result<(), String> {
+    let [n, _, h, w] = shape;
+    if b > 0 && r0 + b <= n && pos < h * w {
+        Ok(())
+    } else {
+        Err(format!(
+            "gather: rows {r0}..{} at {pos} of {shape:?}",
+            r0 + b
+        ))
+    }
+}
+
+/// Whether `rows` (B, C·…) scatter into `shape` at rows `r0..r0+B`, position `pos`.
+pub fn check_scatter(
+    shape: [usize; 4],
+    rows: [usize; 4],
+    r0: usize,
+    pos: usize,
+) -> Result<(), String> {
+    check_position(shape, r0, rows[0], pos)?;
+    if rows[1] * rows[2] * rows[3] == shape[1] {
+        Ok(())
+    } else {
+        Err(format!("scatter_add: rows {rows:?} vs {shape:?}"))
+    }
+}
+
 /// Rows (B, C) of feature map `f` (N,C,H,W) at flat position `pos`, batch rows `r0..r0+b`.
 pub fn gather_position<T: Real>(f: &Array4<T>, r0: usize, b: usize, pos: usize) -> Array2<T> {
     let w = f.shape()[3];

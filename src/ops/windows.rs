@@ -4,6 +4,29 @@
 use crate::tensor::Real;
 use ndarray::Array4;
 
+/// Whether crops of `shape` (N,C,H,W) cut into whole S×S windows (shared by every backend).
+pub fn check_to_windows(shape: [usize; 4], s: usize) -> Result<(), String> {
+    let [_, _, h, w] = shape;
+    if s > 0 && h.is_multiple_of(s) && w.is_multiple_of(s) {
+        Ok(())
+    } else {
+        Err(format!(
+            "to_windows: {h}×{w} is not a whole number of {s}×{s} windows"
+        ))
+    }
+}
+
+/// Whether windows of `shape` reassemble into N crops of H×W.
+pub fn check_from_windows(shape: [usize; 4], n: usize, h: usize, w: usize) -> Result<(), String> {
+    let [nw, _, s, s2] = shape;
+    if s == s2 && s > 0 && h.is_multiple_of(s) && w.is_multiple_of(s) && nw == n * (h / s) * (w / s)
+    {
+        Ok(())
+    } else {
+        Err(format!("from_windows: {shape:?} vs crops ({n}, {h}, {w})"))
+    }
+}
+
 /// Cuts each crop (N,C,H,W) into its non-overlapping S×S windows, crop-major, row-major within a
 /// crop: (N·(H/S)·(W/S), C, S, S).
 pub fn to_windows<T: Real>(x: &Array4<T>, s: usize) -> Array4<T> {

@@ -3,17 +3,17 @@
 //! ways, identity) and its gradients; Adam. Loss values stay on the engine until the iteration
 //! ends and are then read in one go (one synchronisation per iteration on a GPU).
 
+use super::{Losses, Terms};
 use crate::backend::{Backend, Params, download_params, upload_params};
+use crate::config::{ModelConfig, NCE_LAYERS};
+use crate::error::{Error, Result};
 use crate::nn::discriminator::{d_backward, d_forward, d_tangent};
 use crate::nn::generator::{self, EncCache, GenCache, g_encode, g_encoder_backward};
 use crate::nn::layers::{Act, Backprop, R1Pairing};
 use crate::nn::projector::{f_backward, f_forward};
-use crate::config::{ModelConfig, NCE_LAYERS};
-use crate::error::{Error, Result};
-use crate::tensor::{Real, c};
 use crate::nn::{Networks, ParamMap};
 use crate::ops::adam::AdamConfig;
-use super::{Losses, Terms};
+use crate::tensor::{Real, c};
 use crate::train::{StepInputs, TrainState};
 use ndarray::{Array4, ArrayD, Axis, IxDyn, concatenate};
 use std::collections::{BTreeMap, HashMap};
@@ -276,10 +276,7 @@ pub fn g_upstream_keys_with<E: Backend>(
     drop(qfeat);
 
     let loss_idt = e.l1_mean(&idt_b, &inp.real_b)?;
-    let d_idt = e.scale(
-        &e.l1_mean_backward(&idt_b, &inp.real_b)?,
-        cfg.lambda_idt,
-    )?;
+    let d_idt = e.scale(&e.l1_mean_backward(&idt_b, &inp.real_b)?, cfg.lambda_idt)?;
     let grads_f = complete(e, p, "F.", grads_f)?;
     let err = || Error::new("three NCE layers");
     Ok(GUpstream {

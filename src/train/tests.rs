@@ -160,7 +160,10 @@ fn g_and_f_gradients_match_finite_differences() {
     let r = |t| read_scalar(&E64, t).unwrap();
     assert!(r(&up.loss_gan) > 0.0 && r(&up.loss_idt) > 0.0);
     assert!(nce_loss(&E64, &cfg, &up.nce_ce[0]).unwrap() > 0.0);
-    let grads = official(&nets, &g_backward(&E64, &nets, &pe, &gf, &up, Terms::ALL).unwrap());
+    let grads = official(
+        &nets,
+        &g_backward(&E64, &nets, &pe, &gf, &up, Terms::ALL).unwrap(),
+    );
     let grads_f = official(&nets, &up.grads_f);
     for (name, x) in p
         .iter()

@@ -2,8 +2,8 @@
 #![allow(dead_code)]
 
 use ndarray::Array3;
-use sincut::config::ModelConfig;
 use sincut::backend::device::Device;
+use sincut::config::ModelConfig;
 use sincut::fit::{FitOptions, Verbosity};
 use sincut::image::{SaveOptions, save_rgb};
 use sincut::run::RunConfig;

@@ -1,5 +1,6 @@
-use super::{check, launch};
+use super::launch;
 use crate::cuda::{CudaError, Gpu, GpuTensor, grid_1d, i32_arg};
+use crate::ops::gather;
 use cudarc::driver::PushKernelArg;
 
 /// Checks rows r0..r0+b and position `pos` lie in `f`; returns (C, H·W, first element).
@@ -9,10 +10,8 @@ fn place(
     b: usize,
     pos: usize,
 ) -> Result<(usize, usize, usize), CudaError> {
-    let [n, ch, h, w] = f.shape;
-    check(b > 0 && r0 + b <= n && pos < h * w, || {
-        format!("gather: rows {r0}..{} at {pos} of {:?}", r0 + b, f.shape)
-    })?;
+    let [_, ch, h, w] = f.shape;
+    gather::check_position(f.shape, r0, b, pos).map_err(CudaError::Shape)?;
     Ok((ch, h * w, r0 * ch * h * w + pos))
 }
 
@@ -45,11 +44,9 @@ pub fn scatter_add_position(
     pos: usize,
     rows: &GpuTensor,
 ) -> Result<(), CudaError> {
-    let [b, rch, rh, rw] = rows.shape;
+    let b = rows.shape[0];
     let (ch, plane, first) = place(d, r0, b, pos)?;
-    check(rch * rh * rw == ch, || {
-        format!("scatter_add: rows {:?} vs {:?}", rows.shape, d.shape)
-    })?;
+    gather::check_scatter(d.shape, rows.shape, r0, pos).map_err(CudaError::Shape)?;
     let func = gpu.function("gather.cu", "scatter_add_position")?;
     let mut view = d.buf.slice_mut(first..first + (b * ch - 1) * plane + 1);
     let (bi, chi, pl) = (i32_arg("rows", b)?, i32_arg("channels", ch)?, plane as i64);

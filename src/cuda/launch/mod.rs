@@ -1,5 +1,5 @@
 //! Launchers, one per kernel file: device buffers and shapes in, the same semantics as the CPU
-//! op of the same name in `crate::ops` (checked by tests/cuda_kernels.rs).
+//! op of the same name in `crate::ops` (checked by tests/parity.rs).
 
 pub mod adam;
 pub mod add;

@@ -1,5 +1,6 @@
-use super::{check, launch};
+use super::launch;
 use crate::cuda::{CudaError, Gpu, GpuTensor, grid_1d, i32_arg};
+use crate::ops::windows;
 use cudarc::driver::PushKernelArg;
 
 /// The launch shared by both directions: the windows tensor has `n` elements of `ch` channels
@@ -35,9 +36,7 @@ fn run(
 /// Crops (N,C,H,W) → windows (N·(H/S)·(W/S), C, S, S), as `ops::windows::to_windows`.
 pub fn to_windows(gpu: &Gpu, x: &GpuTensor, s: usize) -> Result<GpuTensor, CudaError> {
     let [n, ch, h, w] = x.shape;
-    check(s > 0 && h.is_multiple_of(s) && w.is_multiple_of(s), || {
-        format!("to_windows: {h}×{w} is not a whole number of {s}×{s} windows")
-    })?;
+    windows::check_to_windows(x.shape, s).map_err(CudaError::Shape)?;
     let (ty, tx) = (h / s, w / s);
     // The windows tensor is the kernel's output here: index its elements.
     run(
@@ -57,15 +56,8 @@ pub fn from_windows(
     h: usize,
     w: usize,
 ) -> Result<GpuTensor, CudaError> {
-    let [nw, ch, s, s2] = win.shape;
-    check(
-        s == s2
-            && s > 0
-            && h.is_multiple_of(s)
-            && w.is_multiple_of(s)
-            && nw == n * (h / s) * (w / s),
-        || format!("from_windows: {:?} vs crops ({n}, {h}, {w})", win.shape),
-    )?;
+    windows::check_from_windows(win.shape, n, h, w).map_err(CudaError::Shape)?;
+    let [_, ch, s, _] = win.shape;
     run(
         gpu,
         "windows_to_crops",
