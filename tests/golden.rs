@@ -206,7 +206,7 @@ fn check_golden_on_cuda_errors_in_one_line_without_a_gpu() {
         ..Default::default()
     };
     let mut out = Vec::new();
-    match sincut::golden::run_check_golden(&[golden_root()], &opts, &mut out) {
+    match sincut::cli::check_golden::run_check_golden(&[golden_root()], &opts, &mut out) {
         Ok(passed) => {
             assert!(sincut::cuda::Gpu::open(0).is_ok(), "ran without a GPU");
             assert!(passed, "{}", String::from_utf8_lossy(&out));

@@ -10,6 +10,7 @@
 //!   CPU backend's own run a test: its AVX-512 GEMM and its f32 sums meet the f64 code);
 //! - against CPU f32: within the op's kernel allowance, 0 for the ops whose kernels repeat the
 //!   CPU's operation order (elementwise, layout, Adam): bit for bit.
+//!
 //! CUDA outputs are poison-filled (NaN) before each launch, so an element a kernel does not
 //! write fails.
 
@@ -477,8 +478,11 @@ fn patchnce<B: Backend<Elem = f32>>(b: &B) {
     }
 }
 
-/// (N, Cin, Cout, H, W, k, stride, pad): every conv the networks use, at awkward sizes.
-const CONVS: &[(usize, usize, usize, usize, usize, usize, usize, usize)] = &[
+/// (N, Cin, Cout, H, W, k, stride, pad).
+type Conv = (usize, usize, usize, usize, usize, usize, usize, usize);
+
+/// Every conv the networks use, at awkward sizes.
+const CONVS: &[Conv] = &[
     (2, 3, 80, 17, 19, 1, 1, 0),   // G's first 1×1
     (2, 80, 80, 15, 13, 3, 1, 1),  // ResBlock conv1
     (3, 80, 160, 19, 21, 3, 2, 0), // down conv after the 3×3 blur (pad 2)

@@ -1,10 +1,14 @@
 //! `sincut check-golden`: replays golden fixtures of the official implementation (the
 //! comparison itself is [`crate::golden`]).
 
+use crate::backend::Backend;
 use crate::backend::device::Device;
+use crate::backend::device::{OnBackend, open_backend};
+use crate::error::Error;
 use crate::error::Result;
-use crate::golden::{CheckOptions, run_check_golden};
+use crate::golden::{CheckOptions, FixtureReport, check_fixture_on, find_fixtures};
 use clap::Args;
+use std::path::Path;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -43,4 +47,50 @@ pub fn run(flags: CheckGoldenFlags) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// [`check_fixture_on`] as work for the opened backend.
+struct CheckFixture<'a> {
+    dir: &'a Path,
+    opts: &'a CheckOptions,
+}
+
+impl OnBackend for CheckFixture<'_> {
+    type Output = FixtureReport;
+    fn run<E: Backend<Elem = f32>>(self, e: &E) -> Result<FixtureReport> {
+        check_fixture_on(e, self.dir, self.opts)
+    }
+}
+
+/// `sincut check-golden DIR...`: checks every fixture found, prints a table and a verdict per
+/// fixture to `out` and fixture errors as one line each on stderr. Ok(true) when all pass.
+pub fn run_check_golden(
+    dirs: &[PathBuf],
+    opts: &CheckOptions,
+    out: &mut dyn std::io::Write,
+) -> Result<bool> {
+    let backend = open_backend(opts.device, false)?;
+    let mut fixtures = Vec::new();
+    for d in dirs {
+        fixtures.extend(find_fixtures(d)?);
+    }
+    let worst_n = if opts.worst_n == 0 { 10 } else { opts.worst_n };
+    let mut passed = 0;
+    for f in &fixtures {
+        let checked = backend.run(CheckFixture { dir: f, opts });
+        let line = match checked {
+            Ok(report) => {
+                passed += usize::from(report.passed());
+                report.table(worst_n)
+            }
+            Err(e) => {
+                eprintln!("sincut: error: {e}");
+                format!("FAIL {}: {e}\n", f.display())
+            }
+        };
+        write!(out, "{line}").map_err(|e| Error::new(format!("cannot write output: {e}")))?;
+    }
+    writeln!(out, "{passed} of {} fixtures pass", fixtures.len())
+        .map_err(|e| Error::new(format!("cannot write output: {e}")))?;
+    Ok(passed == fixtures.len())
 }
