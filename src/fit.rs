@@ -274,10 +274,10 @@ fn preview_of(src: &Array3<f32>, size: usize) -> Array3<f32> {
 }
 
 /// The preview translated in one piece (the preview is small; noise as the final render's).
-fn translate_preview<E: Backend<Elem = f32>>(
-    e: &E,
+fn translate_preview<B: Backend<Elem = f32>>(
+    e: &B,
     nets: &Networks,
-    p: &Params<E>,
+    p: &Params<B>,
     preview: &Array3<f32>,
     seed: u64,
 ) -> Result<Array3<f32>> {
@@ -292,11 +292,11 @@ fn translate_preview<E: Backend<Elem = f32>>(
     )
 }
 
-fn snapshot<E: Backend<Elem = f32>>(
-    e: &E,
+fn snapshot<B: Backend<Elem = f32>>(
+    e: &B,
     run_dir: &Path,
     nets: &Networks,
-    p: &Params<E>,
+    p: &Params<B>,
     translated: &Array3<f32>,
     inp: &crate::train::StepInputs<f32>,
     iteration: u64,
@@ -479,7 +479,7 @@ struct TrainingLoop<'a> {
 impl OnBackend for TrainingLoop<'_> {
     type Output = FitOutcome;
 
-    fn run<E: Backend<Elem = f32>>(self, e: &E) -> Result<FitOutcome> {
+    fn run<B: Backend<Elem = f32>>(self, e: &B) -> Result<FitOutcome> {
         let TrainingLoop {
             opts,
             run,

@@ -270,11 +270,11 @@ fn run_window<T: Real>(
 }
 
 /// G's inference on backend `e` as a window runner.
-fn backend_runner<'a, E: Backend>(
-    e: &'a E,
+fn backend_runner<'a, B: Backend>(
+    e: &'a B,
     nets: &'a Networks,
-    p: &'a Params<E>,
-) -> impl FnMut(&Array4<E::Elem>, &Array4<E::Elem>) -> Result<Array4<E::Elem>> + 'a {
+    p: &'a Params<B>,
+) -> impl FnMut(&Array4<B::Elem>, &Array4<B::Elem>) -> Result<Array4<B::Elem>> + 'a {
     move |x, noise| g_infer(e, nets, p, x, noise)
 }
 
@@ -308,14 +308,14 @@ fn check_image<T: Real>(img: &Array3<T>) {
 /// Translates a (3, H, W) image with G on backend `e` tile by tile; equal to [`render_whole`]
 /// up to float rounding, with memory bounded by one window's activations (plus the input and
 /// output). `progress(done, total)` is called after each tile.
-pub fn render<E: Backend>(
-    e: &E,
+pub fn render<B: Backend>(
+    e: &B,
     nets: &Networks,
-    p: &Params<E>,
-    img: &Array3<E::Elem>,
+    p: &Params<B>,
+    img: &Array3<B::Elem>,
     opts: &RenderOptions,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<Array3<E::Elem>> {
+) -> Result<Array3<B::Elem>> {
     render_with(
         &nets.g,
         img,
@@ -327,15 +327,15 @@ pub fn render<E: Backend>(
 
 /// [`render`] that gives up between two tiles once `stop()` says so (then None): Ctrl-C during
 /// fit's final render stops it instead of rendering to the end.
-pub fn render_until<E: Backend>(
-    e: &E,
+pub fn render_until<B: Backend>(
+    e: &B,
     nets: &Networks,
-    p: &Params<E>,
-    img: &Array3<E::Elem>,
+    p: &Params<B>,
+    img: &Array3<B::Elem>,
     opts: &RenderOptions,
     progress: &mut dyn FnMut(usize, usize),
     stop: &dyn Fn() -> bool,
-) -> Result<Option<Array3<E::Elem>>> {
+) -> Result<Option<Array3<B::Elem>>> {
     let stopped = std::cell::Cell::new(false);
     let mut run = backend_runner(e, nets, p);
     let out = render_with(&nets.g, img, opts, progress, &mut |x, noise| {
@@ -362,7 +362,7 @@ pub struct RenderJob<'a> {
 
 impl OnBackend for RenderJob<'_> {
     type Output = Array3<f32>;
-    fn run<E: Backend<Elem = f32>>(self, e: &E) -> Result<Array3<f32>> {
+    fn run<B: Backend<Elem = f32>>(self, e: &B) -> Result<Array3<f32>> {
         let p = upload_params(e, self.params)?;
         render(e, self.nets, &p, self.img, &self.opts, self.progress)
     }
@@ -425,13 +425,13 @@ fn render_with_halo<T: Real>(
 
 /// The reference: one pass of G over the whole image (padded to a multiple of the downsampling
 /// factor as [`render`] does), with the same position-keyed noise.
-pub fn render_whole<E: Backend>(
-    e: &E,
+pub fn render_whole<B: Backend>(
+    e: &B,
     nets: &Networks,
-    p: &Params<E>,
-    img: &Array3<E::Elem>,
+    p: &Params<B>,
+    img: &Array3<B::Elem>,
     seed: u64,
-) -> Result<Array3<E::Elem>> {
+) -> Result<Array3<B::Elem>> {
     check_image(img);
     let (_, h, w) = img.dim();
     let f = down_factor(&nets.g);

@@ -24,7 +24,7 @@ pub enum OpenBackend {
 /// Work written once over the backend: [`OpenBackend::run`] calls it with the concrete one.
 pub trait OnBackend {
     type Output;
-    fn run<E: Backend<Elem = f32>>(self, e: &E) -> Result<Self::Output>;
+    fn run<B: Backend<Elem = f32>>(self, e: &B) -> Result<Self::Output>;
 }
 
 impl OpenBackend {

@@ -194,7 +194,7 @@ pub trait Backend {
 
 /// Parameters (or gradients, or Adam moments) on an engine, by official name, each in its
 /// engine shape ([`backend_shape`]).
-pub type Params<E> = BTreeMap<String, <E as Backend>::Tensor>;
+pub type Params<B> = BTreeMap<String, <B as Backend>::Tensor>;
 
 /// The 4-D shape a parameter of official shape `official` has on an engine: leading 1s dropped
 /// beyond 4 axes (the styled conv's (1, Cout, Cin, 3, 3)), trailing 1s added below 4 (linear
@@ -215,7 +215,7 @@ pub fn backend_shape(official: &[usize]) -> Result<[usize; 4]> {
 }
 
 /// Uploads parameters (official shapes) to the engine.
-pub fn upload_params<E: Backend>(e: &E, p: &ParamMap<E::Elem>) -> Result<Params<E>> {
+pub fn upload_params<B: Backend>(e: &B, p: &ParamMap<B::Elem>) -> Result<Params<B>> {
     p.iter()
         .map(|(name, a)| {
             let s = backend_shape(a.shape())?;
@@ -231,11 +231,11 @@ pub fn upload_params<E: Backend>(e: &E, p: &ParamMap<E::Elem>) -> Result<Params<
 
 /// Downloads engine tensors into official shapes (those of `nets` for the names it has; any
 /// other name keeps its engine shape).
-pub fn download_params<E: Backend>(
-    e: &E,
+pub fn download_params<B: Backend>(
+    e: &B,
     nets: &Networks,
-    p: &Params<E>,
-) -> Result<ParamMap<E::Elem>> {
+    p: &Params<B>,
+) -> Result<ParamMap<B::Elem>> {
     let shapes: BTreeMap<String, Vec<usize>> = nets.param_shapes().into_iter().collect();
     p.iter()
         .map(|(name, t)| {

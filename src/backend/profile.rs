@@ -29,25 +29,25 @@ struct Stat {
 }
 
 /// `inner` with per-op timing.
-pub struct Profiled<'a, E: Backend> {
-    inner: &'a E,
+pub struct Profiled<'a, B: Backend> {
+    inner: &'a B,
     stats: RefCell<BTreeMap<&'static str, Stat>>,
 }
 
-impl<'a, E: Backend> Profiled<'a, E> {
-    pub fn new(inner: &'a E) -> Self {
+impl<'a, B: Backend> Profiled<'a, B> {
+    pub fn new(inner: &'a B) -> Self {
         Profiled {
             inner,
             stats: RefCell::new(BTreeMap::new()),
         }
     }
 
-    fn elems(&self, t: &E::Tensor) -> f64 {
+    fn elems(&self, t: &B::Tensor) -> f64 {
         self.inner.shape(t).iter().product::<usize>() as f64
     }
 
     /// Bytes of f32 tensors read or written.
-    fn bytes(&self, ts: &[&E::Tensor]) -> Work {
+    fn bytes(&self, ts: &[&B::Tensor]) -> Work {
         Work::Bytes(4.0 * ts.iter().map(|t| self.elems(t)).sum::<f64>())
     }
 
@@ -113,31 +113,31 @@ impl<'a, E: Backend> Profiled<'a, E> {
     }
 }
 
-impl<E: Backend> Backend for Profiled<'_, E> {
-    type Elem = E::Elem;
-    type Tensor = E::Tensor;
+impl<B: Backend> Backend for Profiled<'_, B> {
+    type Elem = B::Elem;
+    type Tensor = B::Tensor;
 
-    fn shape(&self, t: &E::Tensor) -> [usize; 4] {
+    fn shape(&self, t: &B::Tensor) -> [usize; 4] {
         self.inner.shape(t)
     }
-    fn upload(&self, a: &Array4<E::Elem>) -> Result<E::Tensor> {
+    fn upload(&self, a: &Array4<B::Elem>) -> Result<B::Tensor> {
         let w = Work::Bytes(4.0 * a.len() as f64);
         self.timed("upload", w, || self.inner.upload(a))
     }
-    fn download(&self, t: &E::Tensor) -> Result<Array4<E::Elem>> {
+    fn download(&self, t: &B::Tensor) -> Result<Array4<B::Elem>> {
         self.timed("download", self.bytes(&[t]), || self.inner.download(t))
     }
-    fn zeros(&self, s: [usize; 4]) -> Result<E::Tensor> {
+    fn zeros(&self, s: [usize; 4]) -> Result<B::Tensor> {
         let w = Work::Bytes(4.0 * s.iter().product::<usize>() as f64);
         self.timed("zeros", w, || self.inner.zeros(s))
     }
-    fn copy(&self, t: &E::Tensor) -> Result<E::Tensor> {
+    fn copy(&self, t: &B::Tensor) -> Result<B::Tensor> {
         self.timed("copy", self.bytes(&[t, t]), || self.inner.copy(t))
     }
-    fn reshape(&self, t: E::Tensor, s: [usize; 4]) -> Result<E::Tensor> {
+    fn reshape(&self, t: B::Tensor, s: [usize; 4]) -> Result<B::Tensor> {
         self.inner.reshape(t, s)
     }
-    fn batch_slice(&self, x: &E::Tensor, r0: usize, n: usize) -> Result<E::Tensor> {
+    fn batch_slice(&self, x: &B::Tensor, r0: usize, n: usize) -> Result<B::Tensor> {
         let [b, ..] = self.shape(x);
         let w = Work::Bytes(8.0 * self.elems(x) * n as f64 / b.max(1) as f64);
         self.timed("batch_slice", w, || self.inner.batch_slice(x, r0, n))
@@ -146,26 +146,26 @@ impl<E: Backend> Backend for Profiled<'_, E> {
         self.inner.sync()
     }
 
-    fn scale(&self, x: &E::Tensor, s: f64) -> Result<E::Tensor> {
+    fn scale(&self, x: &B::Tensor, s: f64) -> Result<B::Tensor> {
         self.timed("scale", self.bytes(&[x, x]), || self.inner.scale(x, s))
     }
-    fn add_into(&self, d: &mut E::Tensor, off: usize, s: &E::Tensor) -> Result<()> {
+    fn add_into(&self, d: &mut B::Tensor, off: usize, s: &B::Tensor) -> Result<()> {
         let w = self.bytes(&[s, s, s]);
         self.timed("add_into", w, || self.inner.add_into(d, off, s))
     }
-    fn swap01(&self, x: &E::Tensor) -> Result<E::Tensor> {
+    fn swap01(&self, x: &B::Tensor) -> Result<B::Tensor> {
         self.timed("swap01", self.bytes(&[x, x]), || self.inner.swap01(x))
     }
-    fn to_windows(&self, x: &E::Tensor, s: usize) -> Result<E::Tensor> {
+    fn to_windows(&self, x: &B::Tensor, s: usize) -> Result<B::Tensor> {
         self.timed("to_windows", self.bytes(&[x, x]), || {
             self.inner.to_windows(x, s)
         })
     }
-    fn from_windows(&self, win: &E::Tensor, n: usize, h: usize, w: usize) -> Result<E::Tensor> {
+    fn from_windows(&self, win: &B::Tensor, n: usize, h: usize, w: usize) -> Result<B::Tensor> {
         let wk = self.bytes(&[win, win]);
         self.timed("from_windows", wk, || self.inner.from_windows(win, n, h, w))
     }
-    fn gather_position(&self, f: &E::Tensor, r0: usize, b: usize, pos: usize) -> Result<E::Tensor> {
+    fn gather_position(&self, f: &B::Tensor, r0: usize, b: usize, pos: usize) -> Result<B::Tensor> {
         let w = Work::Bytes(8.0 * (b * self.shape(f)[1]) as f64);
         self.timed("gather_position", w, || {
             self.inner.gather_position(f, r0, b, pos)
@@ -173,23 +173,23 @@ impl<E: Backend> Backend for Profiled<'_, E> {
     }
     fn scatter_add_position(
         &self,
-        d: &mut E::Tensor,
+        d: &mut B::Tensor,
         r0: usize,
         pos: usize,
-        rows: &E::Tensor,
+        rows: &B::Tensor,
     ) -> Result<()> {
         let w = self.bytes(&[rows, rows, rows]);
         self.timed("scatter_add_position", w, || {
             self.inner.scatter_add_position(d, r0, pos, rows)
         })
     }
-    fn sum_squares(&self, x: &E::Tensor) -> Result<E::Tensor> {
+    fn sum_squares(&self, x: &B::Tensor) -> Result<B::Tensor> {
         self.timed("sum_squares", self.bytes(&[x]), || {
             self.inner.sum_squares(x)
         })
     }
 
-    fn conv2d(&self, x: &E::Tensor, w: &E::Tensor, st: usize, pad: usize) -> Result<E::Tensor> {
+    fn conv2d(&self, x: &B::Tensor, w: &B::Tensor, st: usize, pad: usize) -> Result<B::Tensor> {
         let ws = self.shape(w);
         let [n, _, h, wd] = self.shape(x);
         let out = [
@@ -203,12 +203,12 @@ impl<E: Backend> Backend for Profiled<'_, E> {
     }
     fn conv2d_backward_input(
         &self,
-        dy: &E::Tensor,
-        w: &E::Tensor,
+        dy: &B::Tensor,
+        w: &B::Tensor,
         st: usize,
         pad: usize,
         in_hw: (usize, usize),
-    ) -> Result<E::Tensor> {
+    ) -> Result<B::Tensor> {
         let work = self.conv_flops(self.shape(dy), self.shape(w));
         self.timed("conv2d_backward_input", work, || {
             self.inner.conv2d_backward_input(dy, w, st, pad, in_hw)
@@ -216,19 +216,19 @@ impl<E: Backend> Backend for Profiled<'_, E> {
     }
     fn conv2d_backward_weight(
         &self,
-        x: &E::Tensor,
-        dy: &E::Tensor,
+        x: &B::Tensor,
+        dy: &B::Tensor,
         k: usize,
         st: usize,
         pad: usize,
-    ) -> Result<E::Tensor> {
+    ) -> Result<B::Tensor> {
         let cin = self.shape(x)[1];
         let work = self.conv_flops(self.shape(dy), [0, cin, k, k]);
         self.timed("conv2d_backward_weight", work, || {
             self.inner.conv2d_backward_weight(x, dy, k, st, pad)
         })
     }
-    fn conv_transpose2d(&self, x: &E::Tensor, w: &E::Tensor, st: usize) -> Result<E::Tensor> {
+    fn conv_transpose2d(&self, x: &B::Tensor, w: &B::Tensor, st: usize) -> Result<B::Tensor> {
         // The adjoint of a conv whose output is x: 2·|x|·Cout·k².
         let ws = self.shape(w);
         let work = self.conv_flops(self.shape(x), [0, ws[1], ws[2], ws[3]]);
@@ -238,10 +238,10 @@ impl<E: Backend> Backend for Profiled<'_, E> {
     }
     fn conv_transpose2d_backward_input(
         &self,
-        dy: &E::Tensor,
-        w: &E::Tensor,
+        dy: &B::Tensor,
+        w: &B::Tensor,
         st: usize,
-    ) -> Result<E::Tensor> {
+    ) -> Result<B::Tensor> {
         // It is conv2d(dy, w read as (Cin, Cout, k, k), stride st, padding 0).
         let ws = self.shape(w);
         let [n, _, h, wd] = self.shape(dy);
@@ -258,11 +258,11 @@ impl<E: Backend> Backend for Profiled<'_, E> {
     }
     fn conv_transpose2d_backward_weight(
         &self,
-        x: &E::Tensor,
-        dy: &E::Tensor,
+        x: &B::Tensor,
+        dy: &B::Tensor,
         k: usize,
         st: usize,
-    ) -> Result<E::Tensor> {
+    ) -> Result<B::Tensor> {
         let cout = self.shape(dy)[1];
         let work = self.conv_flops(self.shape(x), [0, cout, k, k]);
         self.timed("conv_transpose2d_backward_weight", work, || {
@@ -270,120 +270,120 @@ impl<E: Backend> Backend for Profiled<'_, E> {
         })
     }
 
-    fn blur(&self, b: &Blur, x: &E::Tensor) -> Result<E::Tensor> {
+    fn blur(&self, b: &Blur, x: &B::Tensor) -> Result<B::Tensor> {
         self.timed("blur", self.bytes(&[x, x]), || self.inner.blur(b, x))
     }
-    fn blur_backward(&self, b: &Blur, dy: &E::Tensor, in_hw: (usize, usize)) -> Result<E::Tensor> {
+    fn blur_backward(&self, b: &Blur, dy: &B::Tensor, in_hw: (usize, usize)) -> Result<B::Tensor> {
         let w = self.bytes(&[dy, dy]);
         self.timed("blur_backward", w, || {
             self.inner.blur_backward(b, dy, in_hw)
         })
     }
-    fn fused_lrelu(&self, x: &mut E::Tensor, bias: &E::Tensor) -> Result<()> {
+    fn fused_lrelu(&self, x: &mut B::Tensor, bias: &B::Tensor) -> Result<()> {
         let w = self.bytes(&[x, x]);
         self.timed("fused_lrelu", w, || self.inner.fused_lrelu(x, bias))
     }
-    fn fused_lrelu_backward(&self, y: &E::Tensor, dy: &mut E::Tensor) -> Result<E::Tensor> {
+    fn fused_lrelu_backward(&self, y: &B::Tensor, dy: &mut B::Tensor) -> Result<B::Tensor> {
         let w = self.bytes(&[y, y, y, y]);
         self.timed("fused_lrelu_backward", w, || {
             self.inner.fused_lrelu_backward(y, dy)
         })
     }
-    fn fused_lrelu_tangent(&self, y: &E::Tensor, t: &mut E::Tensor) -> Result<()> {
+    fn fused_lrelu_tangent(&self, y: &B::Tensor, t: &mut B::Tensor) -> Result<()> {
         let w = self.bytes(&[y, y, y]);
         self.timed("fused_lrelu_tangent", w, || {
             self.inner.fused_lrelu_tangent(y, t)
         })
     }
-    fn add_bias(&self, x: &mut E::Tensor, bias: &E::Tensor) -> Result<()> {
+    fn add_bias(&self, x: &mut B::Tensor, bias: &B::Tensor) -> Result<()> {
         let w = self.bytes(&[x, x]);
         self.timed("add_bias", w, || self.inner.add_bias(x, bias))
     }
-    fn bias_grad(&self, dy: &E::Tensor) -> Result<E::Tensor> {
+    fn bias_grad(&self, dy: &B::Tensor) -> Result<B::Tensor> {
         self.timed("bias_grad", self.bytes(&[dy]), || self.inner.bias_grad(dy))
     }
-    fn demod(&self, w: &E::Tensor) -> Result<E::Tensor> {
+    fn demod(&self, w: &B::Tensor) -> Result<B::Tensor> {
         self.timed("demod", self.bytes(&[w, w]), || self.inner.demod(w))
     }
-    fn demod_backward(&self, w: &E::Tensor, g: &E::Tensor) -> Result<E::Tensor> {
+    fn demod_backward(&self, w: &B::Tensor, g: &B::Tensor) -> Result<B::Tensor> {
         let wk = self.bytes(&[w, g, w]);
         self.timed("demod_backward", wk, || self.inner.demod_backward(w, g))
     }
-    fn noise(&self, x: &mut E::Tensor, w: &E::Tensor, n: &E::Tensor) -> Result<()> {
+    fn noise(&self, x: &mut B::Tensor, w: &B::Tensor, n: &B::Tensor) -> Result<()> {
         let wk = self.bytes(&[x, x, n]);
         self.timed("noise", wk, || self.inner.noise(x, w, n))
     }
-    fn noise_backward_weight(&self, dy: &E::Tensor, n: &E::Tensor) -> Result<E::Tensor> {
+    fn noise_backward_weight(&self, dy: &B::Tensor, n: &B::Tensor) -> Result<B::Tensor> {
         let w = self.bytes(&[dy, n]);
         self.timed("noise_backward_weight", w, || {
             self.inner.noise_backward_weight(dy, n)
         })
     }
-    fn residual(&self, a: &mut E::Tensor, b: &E::Tensor) -> Result<()> {
+    fn residual(&self, a: &mut B::Tensor, b: &B::Tensor) -> Result<()> {
         let w = self.bytes(&[b, b, b]);
         self.timed("residual", w, || self.inner.residual(a, b))
     }
-    fn residual_backward(&self, dy: &mut E::Tensor) -> Result<()> {
+    fn residual_backward(&self, dy: &mut B::Tensor) -> Result<()> {
         let w = self.bytes(&[dy, dy]);
         self.timed("residual_backward", w, || self.inner.residual_backward(dy))
     }
-    fn relu(&self, x: &mut E::Tensor) -> Result<()> {
+    fn relu(&self, x: &mut B::Tensor) -> Result<()> {
         let w = self.bytes(&[x, x]);
         self.timed("relu", w, || self.inner.relu(x))
     }
-    fn relu_backward(&self, y: &E::Tensor, dy: &mut E::Tensor) -> Result<()> {
+    fn relu_backward(&self, y: &B::Tensor, dy: &mut B::Tensor) -> Result<()> {
         let w = self.bytes(&[y, y, y]);
         self.timed("relu_backward", w, || self.inner.relu_backward(y, dy))
     }
-    fn l2norm(&self, x: &E::Tensor) -> Result<E::Tensor> {
+    fn l2norm(&self, x: &B::Tensor) -> Result<B::Tensor> {
         self.timed("l2norm", self.bytes(&[x, x]), || self.inner.l2norm(x))
     }
-    fn l2norm_backward(&self, x: &E::Tensor, dy: &E::Tensor) -> Result<E::Tensor> {
+    fn l2norm_backward(&self, x: &B::Tensor, dy: &B::Tensor) -> Result<B::Tensor> {
         let w = self.bytes(&[x, dy, x]);
         self.timed("l2norm_backward", w, || self.inner.l2norm_backward(x, dy))
     }
 
-    fn patchnce(&self, q: &E::Tensor, k: &E::Tensor, tau: f64) -> Result<E::Tensor> {
+    fn patchnce(&self, q: &B::Tensor, k: &B::Tensor, tau: f64) -> Result<B::Tensor> {
         let w = self.bytes(&[q, k]);
         self.timed("patchnce", w, || self.inner.patchnce(q, k, tau))
     }
     fn patchnce_backward(
         &self,
-        q: &E::Tensor,
-        k: &E::Tensor,
+        q: &B::Tensor,
+        k: &B::Tensor,
         tau: f64,
-        dloss: &E::Tensor,
-    ) -> Result<E::Tensor> {
+        dloss: &B::Tensor,
+    ) -> Result<B::Tensor> {
         let w = self.bytes(&[q, k, q]);
         self.timed("patchnce_backward", w, || {
             self.inner.patchnce_backward(q, k, tau, dloss)
         })
     }
-    fn softplus_mean(&self, logits: &E::Tensor, negate: bool) -> Result<E::Tensor> {
+    fn softplus_mean(&self, logits: &B::Tensor, negate: bool) -> Result<B::Tensor> {
         let w = self.bytes(&[logits]);
         self.timed("softplus_mean", w, || {
             self.inner.softplus_mean(logits, negate)
         })
     }
-    fn softplus_mean_backward(&self, logits: &E::Tensor, negate: bool) -> Result<E::Tensor> {
+    fn softplus_mean_backward(&self, logits: &B::Tensor, negate: bool) -> Result<B::Tensor> {
         let w = self.bytes(&[logits, logits]);
         self.timed("softplus_mean_backward", w, || {
             self.inner.softplus_mean_backward(logits, negate)
         })
     }
-    fn l1_mean(&self, a: &E::Tensor, b: &E::Tensor) -> Result<E::Tensor> {
+    fn l1_mean(&self, a: &B::Tensor, b: &B::Tensor) -> Result<B::Tensor> {
         self.timed("l1_mean", self.bytes(&[a, b]), || self.inner.l1_mean(a, b))
     }
-    fn l1_mean_backward(&self, a: &E::Tensor, b: &E::Tensor) -> Result<E::Tensor> {
+    fn l1_mean_backward(&self, a: &B::Tensor, b: &B::Tensor) -> Result<B::Tensor> {
         let w = self.bytes(&[a, b, a]);
         self.timed("l1_mean_backward", w, || self.inner.l1_mean_backward(a, b))
     }
     fn adam(
         &self,
-        param: &mut E::Tensor,
-        grad: &E::Tensor,
-        exp_avg: &mut E::Tensor,
-        exp_avg_sq: &mut E::Tensor,
+        param: &mut B::Tensor,
+        grad: &B::Tensor,
+        exp_avg: &mut B::Tensor,
+        exp_avg_sq: &mut B::Tensor,
         step: u64,
         lr: f64,
         cfg: &AdamConfig,
@@ -395,7 +395,7 @@ impl<E: Backend> Backend for Profiled<'_, E> {
                 .adam(param, grad, exp_avg, exp_avg_sq, step, lr, cfg)
         })
     }
-    fn read(&self, t: &E::Tensor) -> Result<Vec<f64>> {
+    fn read(&self, t: &B::Tensor) -> Result<Vec<f64>> {
         self.timed("read (losses)", self.bytes(&[t]), || self.inner.read(t))
     }
 }

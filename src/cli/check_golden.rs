@@ -57,7 +57,7 @@ struct CheckFixture<'a> {
 
 impl OnBackend for CheckFixture<'_> {
     type Output = FixtureReport;
-    fn run<E: Backend<Elem = f32>>(self, e: &E) -> Result<FixtureReport> {
+    fn run<B: Backend<Elem = f32>>(self, e: &B) -> Result<FixtureReport> {
         check_fixture_on(e, self.dir, self.opts)
     }
 }

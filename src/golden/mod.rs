@@ -40,8 +40,8 @@ pub fn check_fixture(dir: impl AsRef<Path>, opts: &CheckOptions) -> Result<Fixtu
 
 /// Replays a fixture's step and trajectory on backend `engine` (always f32, as the official
 /// code) and compares.
-pub fn check_fixture_on<E: Backend<Elem = f32>>(
-    engine: &E,
+pub fn check_fixture_on<B: Backend<Elem = f32>>(
+    engine: &B,
     dir: impl AsRef<Path>,
     opts: &CheckOptions,
 ) -> Result<FixtureReport> {

@@ -58,22 +58,22 @@ impl Discriminator {
     }
 }
 
-pub struct DiscCache<E: Backend> {
-    stem: ConvCache<E>,
-    blocks: Vec<ResCache<E>>,
-    final_conv: ConvCache<E>,
-    l1: ConvCache<E>,
-    l2: ConvCache<E>,
+pub struct DiscCache<B: Backend> {
+    stem: ConvCache<B>,
+    blocks: Vec<ResCache<B>>,
+    final_conv: ConvCache<B>,
+    l1: ConvCache<B>,
+    l2: ConvCache<B>,
     n: usize,
 }
 
 /// Windows (N,3,S,S) → logits (N,1,1,1) and the cache.
-pub fn d_forward<E: Backend>(
-    e: &E,
+pub fn d_forward<B: Backend>(
+    e: &B,
     d: &Discriminator,
-    p: &Params<E>,
-    x: &Act<E>,
-) -> Result<(E::Tensor, DiscCache<E>)> {
+    p: &Params<B>,
+    x: &Act<B>,
+) -> Result<(B::Tensor, DiscCache<B>)> {
     let n = e.shape(x)[0];
     let (mut h, stem) = conv_forward(e, &d.stem, p, x)?;
     let mut blocks = Vec::new();
@@ -104,15 +104,15 @@ pub fn d_forward<E: Backend>(
 }
 
 /// Backward from d(loss)/d(logit) (N values); returns the gradient w.r.t. the windows.
-pub fn d_backward<E: Backend>(
-    e: &E,
+pub fn d_backward<B: Backend>(
+    e: &B,
     d: &Discriminator,
-    p: &Params<E>,
-    cache: &DiscCache<E>,
-    dlogits: E::Tensor,
-    bp: &mut Backprop<E>,
+    p: &Params<B>,
+    cache: &DiscCache<B>,
+    dlogits: B::Tensor,
+    bp: &mut Backprop<B>,
     need_dx: bool,
-) -> Result<Option<E::Tensor>> {
+) -> Result<Option<B::Tensor>> {
     let dy = e.reshape(dlogits, [cache.n, 1, 1, 1])?;
     let g = need(conv_backward(e, &d.linear2, p, &cache.l2, dy, bp, true)?)?;
     let g = need(conv_backward(e, &d.linear1, p, &cache.l1, g, bp, true)?)?;
@@ -133,13 +133,13 @@ pub fn d_backward<E: Backend>(
 }
 
 /// Tangent pass of the input direction `t` through the primal's slopes (R1's weight gradients).
-pub fn d_tangent<E: Backend>(
-    e: &E,
+pub fn d_tangent<B: Backend>(
+    e: &B,
     d: &Discriminator,
-    p: &Params<E>,
-    cache: &DiscCache<E>,
-    t: &E::Tensor,
-    r1: &mut R1Pairing<E>,
+    p: &Params<B>,
+    cache: &DiscCache<B>,
+    t: &B::Tensor,
+    r1: &mut R1Pairing<B>,
 ) -> Result<()> {
     let mut h = conv_tangent(e, &d.stem, p, &cache.stem, t, r1)?;
     for (b, c) in d.blocks.iter().zip(&cache.blocks) {

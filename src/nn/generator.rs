@@ -61,29 +61,29 @@ impl Generator {
 }
 
 /// What a full forward of G keeps for its backward.
-pub struct GenCache<E: Backend> {
-    stem: ConvCache<E>,
-    enc: Vec<ResCache<E>>,
-    dec: Vec<ResCache<E>>,
-    up: StyledCache<E>,
-    rgb: ConvCache<E>,
+pub struct GenCache<B: Backend> {
+    stem: ConvCache<B>,
+    enc: Vec<ResCache<B>>,
+    dec: Vec<ResCache<B>>,
+    up: StyledCache<B>,
+    rgb: ConvCache<B>,
 }
 
 /// What an encoder-only forward (up to the deepest NCE layer) keeps.
-pub struct EncCache<E: Backend> {
-    stem: ConvCache<E>,
-    enc: Vec<ResCache<E>>,
+pub struct EncCache<B: Backend> {
+    stem: ConvCache<B>,
+    enc: Vec<ResCache<B>>,
 }
 
 /// G's full forward: output, the NCE features of layers 0, 2, 4, and the cache.
 #[allow(clippy::type_complexity)]
-pub fn g_forward<E: Backend>(
-    e: &E,
+pub fn g_forward<B: Backend>(
+    e: &B,
     g: &Generator,
-    p: &Params<E>,
-    x: &Act<E>,
-    noise: Option<&Act<E>>,
-) -> Result<(Act<E>, [Act<E>; 3], GenCache<E>)> {
+    p: &Params<B>,
+    x: &Act<B>,
+    noise: Option<&Act<B>>,
+) -> Result<(Act<B>, [Act<B>; 3], GenCache<B>)> {
     let (mut h, stem) = conv_forward(e, &g.stem, p, x)?;
     let mut feats = vec![x.clone()];
     let mut enc = Vec::new();
@@ -104,7 +104,7 @@ pub fn g_forward<E: Backend>(
     }
     let (h, up) = styled_forward(e, &g.up, p, &h, noise)?;
     let (y, rgb) = conv_forward(e, &g.to_rgb, p, &h)?;
-    let feats: [Act<E>; 3] = feats
+    let feats: [Act<B>; 3] = feats
         .try_into()
         .map_err(|_| Error::new("G: expected three NCE features"))?;
     Ok((
@@ -121,13 +121,13 @@ pub fn g_forward<E: Backend>(
 }
 
 /// G's forward without keeping anything (render).
-pub fn g_infer<E: Backend>(
-    e: &E,
+pub fn g_infer<B: Backend>(
+    e: &B,
     g: &Generator,
-    p: &Params<E>,
-    x: &Act<E>,
-    noise: Option<&Act<E>>,
-) -> Result<E::Tensor> {
+    p: &Params<B>,
+    x: &Act<B>,
+    noise: Option<&Act<B>>,
+) -> Result<B::Tensor> {
     let mut h = conv_forward(e, &g.stem, p, x)?.0;
     for b in g.enc_blocks.iter().chain(&g.dec_blocks) {
         h = res_forward(e, b, p, &h)?.0;
@@ -139,12 +139,12 @@ pub fn g_infer<E: Backend>(
 }
 
 /// The encoder up to layer 4: the features of layers 0, 2, 4 and the cache.
-pub fn g_encode<E: Backend>(
-    e: &E,
+pub fn g_encode<B: Backend>(
+    e: &B,
     g: &Generator,
-    p: &Params<E>,
-    x: &Act<E>,
-) -> Result<([Act<E>; 3], EncCache<E>)> {
+    p: &Params<B>,
+    x: &Act<B>,
+) -> Result<([Act<B>; 3], EncCache<B>)> {
     let (h1, stem) = conv_forward(e, &g.stem, p, x)?;
     let (h2, c2) = res_forward(e, &g.enc_blocks[0], p, &h1)?;
     let (h3, c3) = res_forward(e, &g.enc_blocks[1], p, &h2)?;
@@ -160,15 +160,15 @@ pub fn g_encode<E: Backend>(
 
 /// Backward of `g_encode` from the gradients at the features of layers 2 and 4; returns the
 /// gradient w.r.t. the image (the layer-0 feature's gradient is the caller's).
-pub fn g_encoder_backward<E: Backend>(
-    e: &E,
+pub fn g_encoder_backward<B: Backend>(
+    e: &B,
     g: &Generator,
-    p: &Params<E>,
-    cache: &EncCache<E>,
-    d2: &E::Tensor,
-    d4: E::Tensor,
-    bp: &mut Backprop<E>,
-) -> Result<E::Tensor> {
+    p: &Params<B>,
+    cache: &EncCache<B>,
+    d2: &B::Tensor,
+    d4: B::Tensor,
+    bp: &mut Backprop<B>,
+) -> Result<B::Tensor> {
     let d = need(res_backward(
         e,
         &g.enc_blocks[2],
@@ -201,15 +201,15 @@ pub fn g_encoder_backward<E: Backend>(
 }
 
 /// Backward of `g_forward` from the output gradient.
-pub fn g_backward<E: Backend>(
-    e: &E,
+pub fn g_backward<B: Backend>(
+    e: &B,
     g: &Generator,
-    p: &Params<E>,
-    cache: &GenCache<E>,
-    dy: E::Tensor,
-    bp: &mut Backprop<E>,
+    p: &Params<B>,
+    cache: &GenCache<B>,
+    dy: B::Tensor,
+    bp: &mut Backprop<B>,
     need_dx: bool,
-) -> Result<Option<E::Tensor>> {
+) -> Result<Option<B::Tensor>> {
     let d = need(conv_backward(e, &g.to_rgb, p, &cache.rgb, dy, bp, true)?)?;
     let mut d = need(styled_backward(e, &g.up, p, &cache.up, d, bp, true)?)?;
     for (b, c) in g.dec_blocks.iter().zip(&cache.dec).rev() {

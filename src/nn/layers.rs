@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
 /// An activation shared between the layer that made it and the caches that keep it.
-pub type Act<E> = Rc<<E as Backend>::Tensor>;
+pub type Act<B> = Rc<<B as Backend>::Tensor>;
 
 /// A parameter by name (a missing one is an error, not a panic: parameters may come from files).
 pub fn param<'p, T>(p: &'p BTreeMap<String, T>, name: &str) -> Result<&'p T> {
@@ -19,12 +19,12 @@ pub fn param<'p, T>(p: &'p BTreeMap<String, T>, name: &str) -> Result<&'p T> {
 
 /// Adds `g` to the gradient named `name`, shaped as the parameter (the first contribution is
 /// moved in: 0 + g = g exactly, as the reference's zero-initialised accumulation).
-pub fn accumulate<E: Backend>(
-    e: &E,
-    p: &Params<E>,
-    grads: &mut Params<E>,
+pub fn accumulate<B: Backend>(
+    e: &B,
+    p: &Params<B>,
+    grads: &mut Params<B>,
     name: &str,
-    g: E::Tensor,
+    g: B::Tensor,
 ) -> Result<()> {
     match grads.get_mut(name) {
         Some(dst) => e.add_into(dst, 0, &g),
@@ -37,15 +37,15 @@ pub fn accumulate<E: Backend>(
 }
 
 /// What a backward pass does besides propagating the input gradient (as `nn::layers::Backprop`).
-pub struct Backprop<'a, E: Backend> {
+pub struct Backprop<'a, B: Backend> {
     /// Accumulate parameter gradients here (None: the network is frozen).
-    pub grads: Option<&'a mut Params<E>>,
+    pub grads: Option<&'a mut Params<B>>,
     /// Keep each conv's output-side gradient by weight name (R1's backward signals).
-    pub record: Option<&'a mut HashMap<String, E::Tensor>>,
+    pub record: Option<&'a mut HashMap<String, B::Tensor>>,
 }
 
-impl<'a, E: Backend> Backprop<'a, E> {
-    pub fn grads(grads: &'a mut Params<E>) -> Self {
+impl<'a, B: Backend> Backprop<'a, B> {
+    pub fn grads(grads: &'a mut Params<B>) -> Self {
         Backprop {
             grads: Some(grads),
             record: None,
@@ -60,9 +60,9 @@ impl<'a, E: Backend> Backprop<'a, E> {
 }
 
 /// Pairs the tangent pass with the recorded backward signals to form R1's weight gradients.
-pub struct R1Pairing<'a, E: Backend> {
-    pub signals: &'a HashMap<String, E::Tensor>,
-    pub grads: &'a mut Params<E>,
+pub struct R1Pairing<'a, B: Backend> {
+    pub signals: &'a HashMap<String, B::Tensor>,
+    pub grads: &'a mut Params<B>,
 }
 
 /// The bias after a convolution.
@@ -163,24 +163,24 @@ impl ConvLayer {
     }
 }
 
-pub struct ConvCache<E: Backend> {
+pub struct ConvCache<B: Backend> {
     /// The input (before the blur when downsampling; backward recomputes the blur).
-    x: Act<E>,
+    x: Act<B>,
     /// The output after the activation (its sign gives the slope).
-    y: Option<Act<E>>,
+    y: Option<Act<B>>,
 }
 
 /// The weight as used: raw·scale, (Cout, Cin, k, k).
-fn weight_eff<E: Backend>(e: &E, l: &ConvLayer, p: &Params<E>) -> Result<E::Tensor> {
+fn weight_eff<B: Backend>(e: &B, l: &ConvLayer, p: &Params<B>) -> Result<B::Tensor> {
     e.scale(param(p, &l.weight)?, l.scale())
 }
 
-pub fn conv_forward<E: Backend>(
-    e: &E,
+pub fn conv_forward<B: Backend>(
+    e: &B,
     l: &ConvLayer,
-    p: &Params<E>,
-    x: &Act<E>,
-) -> Result<(Act<E>, ConvCache<E>)> {
+    p: &Params<B>,
+    x: &Act<B>,
+) -> Result<(Act<B>, ConvCache<B>)> {
     let w = weight_eff(e, l, p)?;
     let mut y = if l.down {
         e.conv2d(&e.blur(&l.blur(), x)?, &w, l.stride(), l.pad())?
@@ -203,20 +203,20 @@ pub fn conv_forward<E: Backend>(
     ))
 }
 
-fn slope_y<E: Backend>(c: &ConvCache<E>) -> Result<&E::Tensor> {
+fn slope_y<B: Backend>(c: &ConvCache<B>) -> Result<&B::Tensor> {
     c.y.as_deref()
         .ok_or_else(|| Error::new("conv cache lacks the activation output"))
 }
 
-pub fn conv_backward<E: Backend>(
-    e: &E,
+pub fn conv_backward<B: Backend>(
+    e: &B,
     l: &ConvLayer,
-    p: &Params<E>,
-    cache: &ConvCache<E>,
-    mut dy: E::Tensor,
-    bp: &mut Backprop<E>,
+    p: &Params<B>,
+    cache: &ConvCache<B>,
+    mut dy: B::Tensor,
+    bp: &mut Backprop<B>,
     need_dx: bool,
-) -> Result<Option<E::Tensor>> {
+) -> Result<Option<B::Tensor>> {
     match &l.bias {
         Bias::Act(b) => {
             let db = e.fused_lrelu_backward(slope_y(cache)?, &mut dy)?;
@@ -233,7 +233,7 @@ pub fn conv_backward<E: Backend>(
     }
     if let Some(g) = bp.grads.as_deref_mut() {
         let blurred;
-        let xin: &E::Tensor = if l.down {
+        let xin: &B::Tensor = if l.down {
             blurred = e.blur(&l.blur(), &cache.x)?;
             &blurred
         } else {
@@ -268,16 +268,16 @@ pub fn conv_backward<E: Backend>(
 
 /// Tangent pass (no bias, primal slopes), accumulating R1's weight gradient where a backward
 /// signal was recorded for this weight.
-pub fn conv_tangent<E: Backend>(
-    e: &E,
+pub fn conv_tangent<B: Backend>(
+    e: &B,
     l: &ConvLayer,
-    p: &Params<E>,
-    cache: &ConvCache<E>,
-    t: &E::Tensor,
-    r1: &mut R1Pairing<E>,
-) -> Result<E::Tensor> {
+    p: &Params<B>,
+    cache: &ConvCache<B>,
+    t: &B::Tensor,
+    r1: &mut R1Pairing<B>,
+) -> Result<B::Tensor> {
     let blurred;
-    let tin: &E::Tensor = if l.down {
+    let tin: &B::Tensor = if l.down {
         blurred = e.blur(&l.blur(), t)?;
         &blurred
     } else {
@@ -325,18 +325,18 @@ impl ResBlock {
     }
 }
 
-pub struct ResCache<E: Backend> {
-    c1: ConvCache<E>,
-    c2: ConvCache<E>,
-    skip: Option<ConvCache<E>>,
+pub struct ResCache<B: Backend> {
+    c1: ConvCache<B>,
+    c2: ConvCache<B>,
+    skip: Option<ConvCache<B>>,
 }
 
-pub fn res_forward<E: Backend>(
-    e: &E,
+pub fn res_forward<B: Backend>(
+    e: &B,
     b: &ResBlock,
-    p: &Params<E>,
-    x: &Act<E>,
-) -> Result<(Act<E>, ResCache<E>)> {
+    p: &Params<B>,
+    x: &Act<B>,
+) -> Result<(Act<B>, ResCache<B>)> {
     let (h1, c1) = conv_forward(e, &b.conv1, p, x)?;
     let (h2, c2) = conv_forward(e, &b.conv2, p, &h1)?;
     drop(h1);
@@ -353,15 +353,15 @@ pub fn res_forward<E: Backend>(
     Ok((Rc::new(out), ResCache { c1, c2, skip: cs }))
 }
 
-pub fn res_backward<E: Backend>(
-    e: &E,
+pub fn res_backward<B: Backend>(
+    e: &B,
     b: &ResBlock,
-    p: &Params<E>,
-    cache: &ResCache<E>,
-    mut dy: E::Tensor,
-    bp: &mut Backprop<E>,
+    p: &Params<B>,
+    cache: &ResCache<B>,
+    mut dy: B::Tensor,
+    bp: &mut Backprop<B>,
     need_dx: bool,
-) -> Result<Option<E::Tensor>> {
+) -> Result<Option<B::Tensor>> {
     e.residual_backward(&mut dy)?;
     let dskip = match (&b.skip, &cache.skip) {
         (Some(sk), Some(cs)) => conv_backward(e, sk, p, cs, e.copy(&dy)?, bp, need_dx)?,
@@ -380,14 +380,14 @@ pub fn res_backward<E: Backend>(
     })
 }
 
-pub fn res_tangent<E: Backend>(
-    e: &E,
+pub fn res_tangent<B: Backend>(
+    e: &B,
     b: &ResBlock,
-    p: &Params<E>,
-    cache: &ResCache<E>,
-    t: &E::Tensor,
-    r1: &mut R1Pairing<E>,
-) -> Result<E::Tensor> {
+    p: &Params<B>,
+    cache: &ResCache<B>,
+    t: &B::Tensor,
+    r1: &mut R1Pairing<B>,
+) -> Result<B::Tensor> {
     let h1 = conv_tangent(e, &b.conv1, p, &cache.c1, t, r1)?;
     let mut out = conv_tangent(e, &b.conv2, p, &cache.c2, &h1, r1)?;
     let s = match (&b.skip, &cache.skip) {
@@ -432,24 +432,24 @@ impl StyledConvUp {
     }
 }
 
-pub struct StyledCache<E: Backend> {
-    x: Act<E>,
-    noise: Option<Act<E>>,
-    y: Act<E>,
+pub struct StyledCache<B: Backend> {
+    x: Act<B>,
+    noise: Option<Act<B>>,
+    y: Act<B>,
 }
 
 /// The demodulated weight in conv_transpose layout (Cin, Cout, 3, 3).
-fn styled_weight_t<E: Backend>(e: &E, s: &StyledConvUp, p: &Params<E>) -> Result<E::Tensor> {
+fn styled_weight_t<B: Backend>(e: &B, s: &StyledConvUp, p: &Params<B>) -> Result<B::Tensor> {
     e.swap01(&e.demod(param(p, &s.w())?)?)
 }
 
-pub fn styled_forward<E: Backend>(
-    e: &E,
+pub fn styled_forward<B: Backend>(
+    e: &B,
     s: &StyledConvUp,
-    p: &Params<E>,
-    x: &Act<E>,
-    noise: Option<&Act<E>>,
-) -> Result<(Act<E>, StyledCache<E>)> {
+    p: &Params<B>,
+    x: &Act<B>,
+    noise: Option<&Act<B>>,
+) -> Result<(Act<B>, StyledCache<B>)> {
     let wt = styled_weight_t(e, s, p)?;
     let up = e.conv_transpose2d(x, &wt, 2)?;
     let mut y = e.blur(&Blur::UP, &up)?;
@@ -469,15 +469,15 @@ pub fn styled_forward<E: Backend>(
     ))
 }
 
-pub fn styled_backward<E: Backend>(
-    e: &E,
+pub fn styled_backward<B: Backend>(
+    e: &B,
     s: &StyledConvUp,
-    p: &Params<E>,
-    cache: &StyledCache<E>,
-    mut dy: E::Tensor,
-    bp: &mut Backprop<E>,
+    p: &Params<B>,
+    cache: &StyledCache<B>,
+    mut dy: B::Tensor,
+    bp: &mut Backprop<B>,
     need_dx: bool,
-) -> Result<Option<E::Tensor>> {
+) -> Result<Option<B::Tensor>> {
     let db = e.fused_lrelu_backward(&cache.y, &mut dy)?;
     if let Some(g) = bp.grads.as_deref_mut() {
         accumulate(e, p, g, &s.b(), db)?;

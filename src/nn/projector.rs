@@ -25,10 +25,10 @@ impl Projector {
     }
 }
 
-pub struct ProjCache<E: Backend> {
-    x: E::Tensor,
-    hidden: E::Tensor,
-    pre: E::Tensor,
+pub struct ProjCache<B: Backend> {
+    x: B::Tensor,
+    hidden: B::Tensor,
+    pre: B::Tensor,
 }
 
 fn f_name(l: usize, part: &str) -> String {
@@ -36,13 +36,13 @@ fn f_name(l: usize, part: &str) -> String {
 }
 
 /// Rows (B, C, 1, 1) of NCE layer `l` → normalised projections (B, nc, 1, 1).
-pub fn f_forward<E: Backend>(
-    e: &E,
+pub fn f_forward<B: Backend>(
+    e: &B,
     _f: &Projector,
-    p: &Params<E>,
+    p: &Params<B>,
     l: usize,
-    rows: E::Tensor,
-) -> Result<(E::Tensor, ProjCache<E>)> {
+    rows: B::Tensor,
+) -> Result<(B::Tensor, ProjCache<B>)> {
     let mut hidden = e.conv2d(&rows, param(p, &f_name(l, "0.weight"))?, 1, 0)?;
     e.add_bias(&mut hidden, param(p, &f_name(l, "0.bias"))?)?;
     e.relu(&mut hidden)?;
@@ -61,14 +61,14 @@ pub fn f_forward<E: Backend>(
 
 /// Backward from the normalised output's gradient; accumulates F's gradients (when given) and
 /// returns the gradient w.r.t. the rows.
-pub fn f_backward<E: Backend>(
-    e: &E,
-    p: &Params<E>,
+pub fn f_backward<B: Backend>(
+    e: &B,
+    p: &Params<B>,
     l: usize,
-    cache: &ProjCache<E>,
-    dy: &E::Tensor,
-    grads: Option<&mut Params<E>>,
-) -> Result<E::Tensor> {
+    cache: &ProjCache<B>,
+    dy: &B::Tensor,
+    grads: Option<&mut Params<B>>,
+) -> Result<B::Tensor> {
     let dpre = e.l2norm_backward(&cache.pre, dy)?;
     let w2 = param(p, &f_name(l, "2.weight"))?;
     let w0 = param(p, &f_name(l, "0.weight"))?;

@@ -21,17 +21,17 @@ use std::rc::Rc;
 
 /// One step's randomness on the engine: x = cat(real_a, real_b) (2N,3,H,W), the decoder noise
 /// (2N,1,H,W), and the NCE patch positions.
-pub struct BackendInputs<E: Backend> {
-    pub x: Act<E>,
-    pub real_b: E::Tensor,
-    pub noise: Act<E>,
+pub struct BackendInputs<B: Backend> {
+    pub x: Act<B>,
+    pub real_b: B::Tensor,
+    pub noise: Act<B>,
     pub nce_ids_x: [usize; 3],
     pub nce_ids_y: [usize; 3],
 }
 
-impl<E: Backend> BackendInputs<E> {
+impl<B: Backend> BackendInputs<B> {
     /// Uploads a step's inputs (two uploads: the crops concatenated, and the noise).
-    pub fn upload(e: &E, inp: &StepInputs<E::Elem>) -> Result<Self> {
+    pub fn upload(e: &B, inp: &StepInputs<B::Elem>) -> Result<Self> {
         let n = inp.real_a.dim().0;
         let x = concatenate(Axis(0), &[inp.real_a.view(), inp.real_b.view()])
             .map_err(|err| Error::new(format!("crops do not concatenate: {err}")))?;
@@ -48,47 +48,47 @@ impl<E: Backend> BackendInputs<E> {
 }
 
 /// G's forward on cat(real_a, real_b).
-pub struct GForward<E: Backend> {
+pub struct GForward<B: Backend> {
     /// cat(fake_b, idt_b), (2N,3,H,W).
-    pub fake: Act<E>,
+    pub fake: Act<B>,
     /// Encoder features of layers 0, 2, 4 on cat(real_a, real_b): the NCE keys.
-    pub keys: [Act<E>; 3],
-    pub cache: GenCache<E>,
+    pub keys: [Act<B>; 3],
+    pub cache: GenCache<B>,
 }
 
-pub fn g_forward<E: Backend>(
-    e: &E,
+pub fn g_forward<B: Backend>(
+    e: &B,
     nets: &Networks,
-    p: &Params<E>,
-    inp: &BackendInputs<E>,
-) -> Result<GForward<E>> {
+    p: &Params<B>,
+    inp: &BackendInputs<B>,
+) -> Result<GForward<B>> {
     let (fake, keys, cache) = generator::g_forward(e, &nets.g, p, &inp.x, Some(&inp.noise))?;
     Ok(GForward { fake, keys, cache })
 }
 
 /// The D step's results; the losses are scalar tensors.
-pub struct DStep<E: Backend> {
-    pub d_fake_logits: E::Tensor,
-    pub d_real_logits: E::Tensor,
-    pub r1_input_grad: E::Tensor,
-    pub loss_fake: E::Tensor,
-    pub loss_real: E::Tensor,
+pub struct DStep<B: Backend> {
+    pub d_fake_logits: B::Tensor,
+    pub d_real_logits: B::Tensor,
+    pub r1_input_grad: B::Tensor,
+    pub loss_fake: B::Tensor,
+    pub loss_real: B::Tensor,
     /// Σ (∇_y ΣD(y))², the R1 penalty before its factor λ/(2N).
-    pub r1_sumsq: E::Tensor,
+    pub r1_sumsq: B::Tensor,
     /// Gradient of the whole D loss (R1 included).
-    pub grads: Params<E>,
+    pub grads: Params<B>,
     /// Gradient of the R1 term alone.
-    pub grads_r1: Params<E>,
+    pub grads_r1: Params<B>,
 }
 
 /// Zero gradients for every parameter of `p` starting with `prefix` that `grads` lacks (Adam
 /// updates every parameter of a network, also one whose gradient is zero).
-fn complete<E: Backend>(
-    e: &E,
-    p: &Params<E>,
+fn complete<B: Backend>(
+    e: &B,
+    p: &Params<B>,
     prefix: &str,
-    mut grads: Params<E>,
-) -> Result<Params<E>> {
+    mut grads: Params<B>,
+) -> Result<Params<B>> {
     for (name, t) in p.iter().filter(|(k, _)| k.starts_with(prefix)) {
         if !grads.contains_key(name) {
             grads.insert(name.clone(), e.zeros(e.shape(t))?);
@@ -98,19 +98,19 @@ fn complete<E: Backend>(
 }
 
 /// A vector (n, 1, 1, 1) of one value (small: one per window or per patch).
-fn filled<E: Backend>(e: &E, n: usize, v: f64) -> Result<E::Tensor> {
+fn filled<B: Backend>(e: &B, n: usize, v: f64) -> Result<B::Tensor> {
     e.upload(&Array4::from_elem((n, 1, 1, 1), c(v)))
 }
 
 /// D loss = ½(mean softplus(D(fake_b)) + mean softplus(−D(real_b))) + R1, and its gradients.
-pub fn d_step<E: Backend>(
-    e: &E,
+pub fn d_step<B: Backend>(
+    e: &B,
     cfg: &ModelConfig,
     nets: &Networks,
-    p: &Params<E>,
-    fake_b: &E::Tensor,
-    real_b: &E::Tensor,
-) -> Result<DStep<E>> {
+    p: &Params<B>,
+    fake_b: &B::Tensor,
+    real_b: &B::Tensor,
+) -> Result<DStep<B>> {
     let [n, _, h, w] = e.shape(real_b);
     let fake_win = Rc::new(e.to_windows(fake_b, cfg.d_window)?);
     let real_win = Rc::new(e.to_windows(real_b, cfg.d_window)?);
@@ -120,7 +120,7 @@ pub fn d_step<E: Backend>(
     let loss_fake = e.softplus_mean(&lf, false)?;
     let loss_real = e.softplus_mean(&lr, true)?;
 
-    let mut grads = Params::<E>::new();
+    let mut grads = Params::<B>::new();
     let df = e.scale(&e.softplus_mean_backward(&lf, false)?, 0.5)?;
     d_backward(
         e,
@@ -162,7 +162,7 @@ pub fn d_step<E: Backend>(
     .ok_or_else(|| Error::new("D backward returned no input gradient"))?;
     let r1_sumsq = e.sum_squares(&g_win)?;
     let v = e.scale(&g_win, cfg.lambda_r1 / n as f64)?;
-    let mut grads_r1 = Params::<E>::new();
+    let mut grads_r1 = Params::<B>::new();
     d_tangent(
         e,
         &nets.d,
@@ -194,42 +194,42 @@ pub fn d_step<E: Backend>(
 }
 
 /// The G step's loss terms as gradients at G's output and at the query encoder's features.
-pub struct GUpstream<E: Backend> {
+pub struct GUpstream<B: Backend> {
     /// mean softplus(−D(fake_b)) (before λ_GAN).
-    pub loss_gan: E::Tensor,
+    pub loss_gan: B::Tensor,
     /// Per NCE direction (x→fake, y→idt) and layer: the per-patch cross-entropies.
-    pub nce_ce: [[E::Tensor; 3]; 2],
+    pub nce_ce: [[B::Tensor; 3]; 2],
     /// mean |idt_b − real_b| (before λ_idt).
-    pub loss_idt: E::Tensor,
-    pub d_gan: E::Tensor,
-    pub d_idt: E::Tensor,
-    pub d_feat: [E::Tensor; 3],
-    pub enc_cache: EncCache<E>,
-    pub grads_f: Params<E>,
+    pub loss_idt: B::Tensor,
+    pub d_gan: B::Tensor,
+    pub d_idt: B::Tensor,
+    pub d_feat: [B::Tensor; 3],
+    pub enc_cache: EncCache<B>,
+    pub grads_f: Params<B>,
 }
 
-pub fn g_upstream<E: Backend>(
-    e: &E,
+pub fn g_upstream<B: Backend>(
+    e: &B,
     cfg: &ModelConfig,
     nets: &Networks,
-    p: &Params<E>,
-    gf: &GForward<E>,
-    inp: &BackendInputs<E>,
-) -> Result<GUpstream<E>> {
+    p: &Params<B>,
+    gf: &GForward<B>,
+    inp: &BackendInputs<B>,
+) -> Result<GUpstream<B>> {
     g_upstream_keys_with(e, cfg, nets, p, p, gf, inp)
 }
 
 /// [`g_upstream`] with the keys projected by F under `key_params`: the keys are detached in the
 /// official PatchNCE loss, so a finite-difference check perturbs `p` alone.
-pub fn g_upstream_keys_with<E: Backend>(
-    e: &E,
+pub fn g_upstream_keys_with<B: Backend>(
+    e: &B,
     cfg: &ModelConfig,
     nets: &Networks,
-    p: &Params<E>,
-    key_params: &Params<E>,
-    gf: &GForward<E>,
-    inp: &BackendInputs<E>,
-) -> Result<GUpstream<E>> {
+    p: &Params<B>,
+    key_params: &Params<B>,
+    gf: &GForward<B>,
+    inp: &BackendInputs<B>,
+) -> Result<GUpstream<B>> {
     let [n, _, h, w] = e.shape(&inp.real_b);
     let fake_b = e.batch_slice(&gf.fake, 0, n)?;
     let idt_b = e.batch_slice(&gf.fake, n, n)?;
@@ -254,10 +254,10 @@ pub fn g_upstream_keys_with<E: Backend>(
     for f in &qfeat {
         d_feat.push(e.zeros(e.shape(f))?);
     }
-    let mut grads_f = Params::<E>::new();
+    let mut grads_f = Params::<B>::new();
     let coef = 0.5 * cfg.lambda_nce / (NCE_LAYERS.len() * n) as f64;
     let dloss = filled(e, n, coef)?;
-    let mut nce_ce: Vec<[E::Tensor; 3]> = Vec::with_capacity(2);
+    let mut nce_ce: Vec<[B::Tensor; 3]> = Vec::with_capacity(2);
     for (half, ids) in [inp.nce_ids_x, inp.nce_ids_y].iter().enumerate() {
         let r0 = half * n;
         let mut ces = Vec::with_capacity(3);
@@ -293,15 +293,15 @@ pub fn g_upstream_keys_with<E: Backend>(
 
 /// G's gradient of the chosen terms: the upstream gradients summed at G's output (in the
 /// reference's order), one backward.
-pub fn g_backward<E: Backend>(
-    e: &E,
+pub fn g_backward<B: Backend>(
+    e: &B,
     nets: &Networks,
-    p: &Params<E>,
-    gf: &GForward<E>,
-    up: &GUpstream<E>,
+    p: &Params<B>,
+    gf: &GForward<B>,
+    up: &GUpstream<B>,
     terms: Terms,
-) -> Result<Params<E>> {
-    let mut grads = Params::<E>::new();
+) -> Result<Params<B>> {
+    let mut grads = Params::<B>::new();
     let n = e.shape(&up.d_gan)[0];
     let mut dfake = if terms.nce {
         let [d0, d2, d4] = &up.d_feat;
@@ -341,20 +341,20 @@ pub fn g_backward<E: Backend>(
 }
 
 /// Loss tensors of one iteration, read on the host when it ends.
-struct PendingLosses<E: Backend> {
-    fake: E::Tensor,
-    real: E::Tensor,
-    r1_sumsq: E::Tensor,
-    gan: E::Tensor,
-    nce_ce: [[E::Tensor; 3]; 2],
-    idt: E::Tensor,
+struct PendingLosses<B: Backend> {
+    fake: B::Tensor,
+    real: B::Tensor,
+    r1_sumsq: B::Tensor,
+    gan: B::Tensor,
+    nce_ce: [[B::Tensor; 3]; 2],
+    idt: B::Tensor,
 }
 
-impl<E: Backend> PendingLosses<E> {
-    fn new(ds: &mut DStep<E>, up: &mut GUpstream<E>, e: &E) -> Result<Self> {
+impl<B: Backend> PendingLosses<B> {
+    fn new(ds: &mut DStep<B>, up: &mut GUpstream<B>, e: &B) -> Result<Self> {
         // Moved out of the step results (they are dropped before the losses are read).
         let z = || e.zeros([1, 1, 1, 1]);
-        let take = |t: &mut E::Tensor| -> Result<E::Tensor> { Ok(std::mem::replace(t, z()?)) };
+        let take = |t: &mut B::Tensor| -> Result<B::Tensor> { Ok(std::mem::replace(t, z()?)) };
         let mut nce = Vec::with_capacity(2);
         for half in up.nce_ce.iter_mut() {
             let mut v = Vec::with_capacity(3);
@@ -377,7 +377,7 @@ impl<E: Backend> PendingLosses<E> {
 
     /// The losses with the configuration's weights, computed as the reference does (f64 from
     /// the f32 values).
-    fn read(&self, e: &E, cfg: &ModelConfig, n: usize) -> Result<Losses> {
+    fn read(&self, e: &B, cfg: &ModelConfig, n: usize) -> Result<Losses> {
         let loss_fake = read_scalar(e, &self.fake)?;
         let loss_real = read_scalar(e, &self.real)?;
         let loss_r1 = cfg.lambda_r1 * 0.5 * read_scalar(e, &self.r1_sumsq)? / n as f64;
@@ -403,7 +403,7 @@ impl<E: Backend> PendingLosses<E> {
 
 /// One direction's PatchNCE loss from its per-layer, per-patch cross-entropies: λ_NCE times
 /// the mean over layers of the mean over patches.
-pub fn nce_loss<E: Backend>(e: &E, cfg: &ModelConfig, ces: &[E::Tensor; 3]) -> Result<f64> {
+pub fn nce_loss<B: Backend>(e: &B, cfg: &ModelConfig, ces: &[B::Tensor; 3]) -> Result<f64> {
     let mut loss = 0.0;
     for ce in ces {
         let v = e.read(ce)?;
@@ -414,7 +414,7 @@ pub fn nce_loss<E: Backend>(e: &E, cfg: &ModelConfig, ces: &[E::Tensor; 3]) -> R
 }
 
 /// The value of a scalar tensor (a loss).
-pub fn read_scalar<E: Backend>(e: &E, t: &E::Tensor) -> Result<f64> {
+pub fn read_scalar<B: Backend>(e: &B, t: &B::Tensor) -> Result<f64> {
     e.read(t)?
         .first()
         .copied()
@@ -423,17 +423,17 @@ pub fn read_scalar<E: Backend>(e: &E, t: &E::Tensor) -> Result<f64> {
 
 /// Parameters and the Adam moments of all three optimizers on an engine (one step count: they
 /// step together), as `train::TrainState`.
-pub struct BackendState<E: Backend> {
-    pub params: Params<E>,
-    pub exp_avg: Params<E>,
-    pub exp_avg_sq: Params<E>,
+pub struct BackendState<B: Backend> {
+    pub params: Params<B>,
+    pub exp_avg: Params<B>,
+    pub exp_avg_sq: Params<B>,
     /// Completed Adam steps.
     pub step: u64,
 }
 
-impl<E: Backend> BackendState<E> {
+impl<B: Backend> BackendState<B> {
     /// Uploads a host training state.
-    pub fn upload(e: &E, st: &TrainState<E::Elem>) -> Result<Self> {
+    pub fn upload(e: &B, st: &TrainState<B::Elem>) -> Result<Self> {
         Ok(BackendState {
             params: upload_params(e, &st.params)?,
             exp_avg: upload_params(e, &st.exp_avg)?,
@@ -443,7 +443,7 @@ impl<E: Backend> BackendState<E> {
     }
 
     /// Downloads it (checkpoints), in the official shapes.
-    pub fn download(&self, e: &E, nets: &Networks) -> Result<TrainState<E::Elem>> {
+    pub fn download(&self, e: &B, nets: &Networks) -> Result<TrainState<B::Elem>> {
         Ok(TrainState {
             params: download_params(e, nets, &self.params)?,
             exp_avg: download_params(e, nets, &self.exp_avg)?,
@@ -454,8 +454,8 @@ impl<E: Backend> BackendState<E> {
 
     fn adam(
         &mut self,
-        e: &E,
-        grads: &Params<E>,
+        e: &B,
+        grads: &Params<B>,
         step: u64,
         lr: f64,
         cfg: &AdamConfig,
@@ -473,12 +473,12 @@ impl<E: Backend> BackendState<E> {
 
 /// One official iteration (as `train::train_iteration`): forward, D step (Adam on D), then G
 /// and F steps (Adam) against the updated D. Returns the losses.
-pub fn train_iteration<E: Backend>(
-    e: &E,
+pub fn train_iteration<B: Backend>(
+    e: &B,
     cfg: &ModelConfig,
     nets: &Networks,
-    state: &mut BackendState<E>,
-    inp: &BackendInputs<E>,
+    state: &mut BackendState<B>,
+    inp: &BackendInputs<B>,
     lr: f64,
 ) -> Result<Losses> {
     let adam = AdamConfig {
@@ -510,12 +510,12 @@ fn scalar<T: Real>(v: f64) -> ArrayD<T> {
 
 /// One step without a parameter update, every quantity under its golden-fixture name (as
 /// `train::replay_step`).
-pub fn replay_step<E: Backend>(
-    e: &E,
+pub fn replay_step<B: Backend>(
+    e: &B,
     cfg: &ModelConfig,
-    params: &ParamMap<E::Elem>,
-    inputs: &StepInputs<E::Elem>,
-) -> Result<BTreeMap<String, ArrayD<E::Elem>>> {
+    params: &ParamMap<B::Elem>,
+    inputs: &StepInputs<B::Elem>,
+) -> Result<BTreeMap<String, ArrayD<B::Elem>>> {
     let nets = Networks::new(cfg);
     let p = upload_params(e, params)?;
     let inp = BackendInputs::upload(e, inputs)?;
@@ -525,7 +525,7 @@ pub fn replay_step<E: Backend>(
     let fake_b = e.batch_slice(&gf.fake, 0, n)?;
     let mut ds = d_step(e, cfg, &nets, &p, &fake_b, &inp.real_b)?;
     let mut up = g_upstream(e, cfg, &nets, &p, &gf, &inp)?;
-    let col = |t: &E::Tensor| -> Result<ArrayD<E::Elem>> {
+    let col = |t: &B::Tensor| -> Result<ArrayD<B::Elem>> {
         let v = e.download(t)?.into_raw_vec_and_offset().0;
         Ok(ArrayD::from_shape_vec(IxDyn(&[v.len(), 1]), v).expect("column"))
     };
@@ -536,7 +536,7 @@ pub fn replay_step<E: Backend>(
         "r1.input_grad".into(),
         e.download(&ds.r1_input_grad)?.into_dyn(),
     );
-    let mut put = |prefix: &str, m: &Params<E>| -> Result<()> {
+    let mut put = |prefix: &str, m: &Params<B>| -> Result<()> {
         for (k, v) in download_params(e, &nets, m)? {
             out.insert(format!("{prefix}.{k}"), v);
         }
@@ -570,12 +570,12 @@ pub fn replay_step<E: Backend>(
 
 /// K official iterations from `params` at the configuration's learning rate (as
 /// `train::replay_trajectory`): `k<i>.loss.*` and `final.<param name>`.
-pub fn replay_trajectory<E: Backend>(
-    e: &E,
+pub fn replay_trajectory<B: Backend>(
+    e: &B,
     cfg: &ModelConfig,
-    params: &ParamMap<E::Elem>,
-    iters: &[StepInputs<E::Elem>],
-) -> Result<BTreeMap<String, ArrayD<E::Elem>>> {
+    params: &ParamMap<B::Elem>,
+    iters: &[StepInputs<B::Elem>],
+) -> Result<BTreeMap<String, ArrayD<B::Elem>>> {
     let nets = Networks::new(cfg);
     let mut state = BackendState::upload(e, &TrainState::new(params.clone()))?;
     let mut out = BTreeMap::new();
@@ -594,13 +594,13 @@ pub fn replay_trajectory<E: Backend>(
 
 /// G on one batch of images (N,3,H,W) with noise (N,1,H,W), on the engine: the render's and
 /// the snapshots' inference.
-pub fn g_infer<E: Backend>(
-    e: &E,
+pub fn g_infer<B: Backend>(
+    e: &B,
     nets: &Networks,
-    p: &Params<E>,
-    x: &Array4<E::Elem>,
-    noise: &Array4<E::Elem>,
-) -> Result<Array4<E::Elem>> {
+    p: &Params<B>,
+    x: &Array4<B::Elem>,
+    noise: &Array4<B::Elem>,
+) -> Result<Array4<B::Elem>> {
     let x = Rc::new(e.upload(x)?);
     let noise = Rc::new(e.upload(noise)?);
     let y = generator::g_infer(e, &nets.g, p, &x, Some(&noise))?;

@@ -308,13 +308,13 @@ fn rel_f32_f64(e: &ArrayD<f64>, a: &ArrayD<f32>) -> f64 {
 }
 
 /// The PatchNCE term's gradients (G from the NCE-only backward, and F) of one step.
-fn nce_gradients<E: Backend>(
-    e: &E,
+fn nce_gradients<B: Backend>(
+    e: &B,
     cfg: &ModelConfig,
     nets: &Networks,
-    p: &ParamMap<E::Elem>,
-    inp: &StepInputs<E::Elem>,
-) -> ParamMap<E::Elem> {
+    p: &ParamMap<B::Elem>,
+    inp: &StepInputs<B::Elem>,
+) -> ParamMap<B::Elem> {
     let p = upload_params(e, p).unwrap();
     let inp = BackendInputs::upload(e, inp).unwrap();
     let gf = g_forward(e, nets, &p, &inp).unwrap();
