@@ -3,7 +3,7 @@
 //!
 //! Run directory:
 //! - `run.json`: what was asked (pictures, model, schedule, seed); fixed for the run's life but
-//!   for `device`, the engine of the latest start or resume;
+//!   for `device`, the backend of the latest start or resume;
 //! - `checkpoint.safetensors`: parameters, Adam state and the iteration (written atomically);
 //!   with the seed in `run.json` it is the whole training state: every iteration's randomness
 //!   is derived from (seed, iteration), so a resumed run continues bit for bit;

@@ -18,7 +18,7 @@ pub fn param<'p, T>(p: &'p BTreeMap<String, T>, name: &str) -> Result<&'p T> {
 }
 
 /// Adds `g` to the gradient named `name`, shaped as the parameter (the first contribution is
-/// moved in: 0 + g = g exactly, as the reference's zero-initialised accumulation).
+/// moved in: 0 + g = g exactly, as a zero-initialised accumulation would give).
 pub fn accumulate<B: Backend>(
     e: &B,
     p: &Params<B>,
@@ -36,7 +36,7 @@ pub fn accumulate<B: Backend>(
     }
 }
 
-/// What a backward pass does besides propagating the input gradient (as `nn::layers::Backprop`).
+/// What a backward pass does besides propagating the input gradient.
 pub struct Backprop<'a, B: Backend> {
     /// Accumulate parameter gradients here (None: the network is frozen).
     pub grads: Option<&'a mut Params<B>>,

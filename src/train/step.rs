@@ -1,6 +1,6 @@
-//! The SinCUT step and iteration on an [`Backend`], in the official order (as `crate::train`):
+//! The SinCUT step and iteration on a [`Backend`], in the official order:
 //! G forward on cat(x, y); D loss with R1 and its gradients; G + F loss (GAN, PatchNCE both
-//! ways, identity) and its gradients; Adam. Loss values stay on the engine until the iteration
+//! ways, identity) and its gradients; Adam. Loss values stay on the backend until the iteration
 //! ends and are then read in one go (one synchronisation per iteration on a GPU).
 
 use super::{Losses, Terms};
@@ -19,7 +19,7 @@ use ndarray::{Array4, ArrayD, Axis, IxDyn, concatenate};
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 
-/// One step's randomness on the engine: x = cat(real_a, real_b) (2N,3,H,W), the decoder noise
+/// One step's randomness on the backend: x = cat(real_a, real_b) (2N,3,H,W), the decoder noise
 /// (2N,1,H,W), and the NCE patch positions.
 pub struct BackendInputs<B: Backend> {
     pub x: Act<B>,
@@ -291,8 +291,8 @@ pub fn g_upstream_keys_with<B: Backend>(
     })
 }
 
-/// G's gradient of the chosen terms: the upstream gradients summed at G's output (in the
-/// reference's order), one backward.
+/// G's gradient of the chosen terms: the upstream gradients summed at G's output (NCE, then
+/// GAN, then identity), one backward.
 pub fn g_backward<B: Backend>(
     e: &B,
     nets: &Networks,
@@ -375,8 +375,8 @@ impl<B: Backend> PendingLosses<B> {
         })
     }
 
-    /// The losses with the configuration's weights, computed as the reference does (f64 from
-    /// the f32 values).
+    /// The losses with the configuration's weights, combined in f64 from the backend's
+    /// values.
     fn read(&self, e: &B, cfg: &ModelConfig, n: usize) -> Result<Losses> {
         let loss_fake = read_scalar(e, &self.fake)?;
         let loss_real = read_scalar(e, &self.real)?;
@@ -421,8 +421,8 @@ pub fn read_scalar<B: Backend>(e: &B, t: &B::Tensor) -> Result<f64> {
         .ok_or_else(|| Error::new("an empty loss tensor"))
 }
 
-/// Parameters and the Adam moments of all three optimizers on an engine (one step count: they
-/// step together), as `train::TrainState`.
+/// Parameters and the Adam moments of all three optimizers on a backend (one step count: they
+/// step together): `train::TrainState` on the backend.
 pub struct BackendState<B: Backend> {
     pub params: Params<B>,
     pub exp_avg: Params<B>,
@@ -471,7 +471,7 @@ impl<B: Backend> BackendState<B> {
     }
 }
 
-/// One official iteration (as `train::train_iteration`): forward, D step (Adam on D), then G
+/// One official iteration: forward, D step (Adam on D), then G
 /// and F steps (Adam) against the updated D. Returns the losses.
 pub fn train_iteration<B: Backend>(
     e: &B,
@@ -508,8 +508,9 @@ fn scalar<T: Real>(v: f64) -> ArrayD<T> {
     ArrayD::from_elem(IxDyn(&[1]), c(v))
 }
 
-/// One step without a parameter update, every quantity under its golden-fixture name (as
-/// `train::replay_step`).
+/// One step without a parameter update, every quantity under its golden-fixture name:
+/// `fake`, `d_real`, `d_fake`, `r1.input_grad`, `loss.*` (shape (1,)), `grad.D.*`, `grad.G.*`,
+/// `grad.F.*`, `grad_r1.D.*`, `grad_gan.G.*`, `grad_nce.G.*`, `grad_nce.F.*`, `grad_idt.G.*`.
 pub fn replay_step<B: Backend>(
     e: &B,
     cfg: &ModelConfig,
@@ -556,8 +557,10 @@ pub fn replay_step<B: Backend>(
     }
     let losses = PendingLosses::new(&mut ds, &mut up, e)?.read(e, cfg, n)?;
     for (name, v) in losses.named() {
-        // The step's loss.G is the official compute_G_loss()'s self.loss_G, without the
-        // identity term (see train::replay_step).
+        // The official compute_G_loss() leaves self.loss_G = G_GAN + ½(NCE + NCE_Y) and
+        // returns that plus the identity term; only optimize_parameters() then stores the
+        // returned total in loss_G. A step without an update reads the former (the fixtures'
+        // step.loss.G), an iteration the latter (traj k<i>.loss.G, and `Losses::g`).
         let v = if name == "G" {
             losses.g_gan + 0.5 * (losses.nce + losses.nce_y)
         } else {
@@ -592,7 +595,7 @@ pub fn replay_trajectory<B: Backend>(
     Ok(out)
 }
 
-/// G on one batch of images (N,3,H,W) with noise (N,1,H,W), on the engine: the render's and
+/// G on one batch of images (N,3,H,W) with noise (N,1,H,W), on the backend: the render's and
 /// the snapshots' inference.
 pub fn g_infer<B: Backend>(
     e: &B,
