@@ -571,8 +571,8 @@ pub fn replay_step<B: Backend>(
     Ok(out)
 }
 
-/// K official iterations from `params` at the configuration's learning rate (as
-/// `train::replay_trajectory`): `k<i>.loss.*` and `final.<param name>`.
+/// K official iterations (D step + Adam, then G and F steps + Adam) from `params` at the
+/// configuration's learning rate: `k<i>.loss.*` for each iteration and `final.<param name>`.
 pub fn replay_trajectory<B: Backend>(
     e: &B,
     cfg: &ModelConfig,
