@@ -6,6 +6,8 @@
 //! `nvrtc_compiles_every_kernel_for_sm_90` needs no GPU, only libnvrtc (`SINCUT_NVRTC`, e.g.
 //! a wheel from scripts/nvrtc-wheels.sh).
 
+mod common;
+use common::Rng;
 use ndarray::Array4;
 use sincut::cuda::launch as gops;
 use sincut::cuda::{Gpu, GpuTensor, nvrtc};
@@ -34,25 +36,6 @@ fn gpu() -> Option<Gpu> {
             skip(&format!("no CUDA device ({e})"));
             None
         }
-    }
-}
-
-/// SplitMix64: seeded, dependency-free uniform numbers in [-1, 1).
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 = self.0.wrapping_add(0x9e3779b97f4a7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
-        z ^= z >> 31;
-        ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    fn vec(&mut self, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.next()).collect()
-    }
-    fn a4(&mut self, s: (usize, usize, usize, usize)) -> Array4<f32> {
-        Array4::from_shape_vec(s, self.vec(s.0 * s.1 * s.2 * s.3)).unwrap()
     }
 }
 

@@ -14,6 +14,8 @@
 //! CUDA outputs are poison-filled (NaN) before each launch, so an element a kernel does not
 //! write fails.
 
+mod common;
+use common::Rng;
 use ndarray::Array4;
 use sincut::backend::Backend;
 use sincut::backend::cpu::CpuBackend;
@@ -22,19 +24,6 @@ use sincut::ops::blur::Blur;
 
 type Cpu32 = CpuBackend<f32>;
 type Cpu64 = CpuBackend<f64>;
-
-/// SplitMix64 uniforms in [-1, 1), seeded per case.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> f32 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let z = sincut::rng::finalise(self.0);
-        ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-    }
-    fn a4(&mut self, s: (usize, usize, usize, usize)) -> Array4<f32> {
-        Array4::from_shape_simple_fn(s, || self.next())
-    }
-}
 
 /// An allowance |got − want| ≤ atol·max|want| + rtol·|want|, element by element.
 #[derive(Clone, Copy, Debug)]

@@ -1,7 +1,7 @@
 //! Helpers shared by the integration tests that train tiny runs (each test crate uses a part).
 #![allow(dead_code)]
 
-use ndarray::Array3;
+use ndarray::{Array3, Array4};
 use sincut::backend::device::Device;
 use sincut::config::ModelConfig;
 use sincut::fit::{FitOptions, Verbosity};
@@ -72,5 +72,20 @@ pub fn tiny_fit_options(src: &Path, tgt: &Path, out: &Path, iters: u64) -> FitOp
         stop_at: None,
         no_final_render: false,
         resume_with: Default::default(),
+    }
+}
+
+/// SplitMix64 uniforms in [-1, 1): seeded random inputs for the kernel and parity tests.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> f32 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let z = sincut::rng::finalise(self.0);
+        ((z >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    pub fn a4(&mut self, s: (usize, usize, usize, usize)) -> Array4<f32> {
+        Array4::from_shape_simple_fn(s, || self.next())
     }
 }
