@@ -760,3 +760,134 @@ parity!(
     gather_position,
     sum_squares,
 );
+
+// ---- bf16 matrix products (issue 14): rounding the operands of every convolution and linear
+// layer to bfloat16, products accumulated in f32. ----
+
+/// bfloat16's unit roundoff (8 significant bits, round to nearest even).
+const U_BF16: f64 = 1.0 / 256.0;
+/// f32's unit roundoff.
+const U_F32: f64 = f32::EPSILON as f64 / 2.0;
+
+/// Checks a bf16-operand result against the f64 product of the unrounded operands: every
+/// element within the worst-case bound (2u + u²)·S + γ_K·(1 + u)²·S, S = Σ|a·b| of its sum
+/// (both operands rounded, then K f32 additions), and the whole result measurably further from
+/// f64 than f32 rounding alone would put it (so the rounding did happen). Returns the relative
+/// norm error.
+fn bf16_within_bound(
+    what: &str,
+    got: &Array4<f32>,
+    exact: &Array4<f64>,
+    sum_abs: &Array4<f64>,
+    k: usize,
+) -> f64 {
+    let per_term = 2.0 * U_BF16 + U_BF16 * U_BF16;
+    let accumulate = k as f64 * U_F32 / (1.0 - k as f64 * U_F32) * (1.0 + U_BF16).powi(2);
+    let (mut d, mut n, mut worst) = (0.0f64, 0.0f64, (0usize, 0.0f64));
+    for (i, ((&g, &e), &s)) in got.iter().zip(exact).zip(sum_abs).enumerate() {
+        let err = (f64::from(g) - e).abs();
+        d += err * err;
+        n += e * e;
+        let bound = (per_term + accumulate) * s;
+        let ratio = if err.is_nan() {
+            f64::INFINITY
+        } else if err == 0.0 {
+            0.0
+        } else {
+            err / bound
+        };
+        if ratio > worst.1 {
+            worst = (i, ratio);
+        }
+    }
+    let rel = (d / n).sqrt();
+    println!(
+        "{what}: ‖bf16 − f64‖/‖f64‖ = {rel:.2e}; worst element {} at {:.3} of the bf16 bound",
+        worst.0, worst.1
+    );
+    assert!(
+        worst.1 <= 1.0,
+        "{what}: element {} exceeds the bf16 bound",
+        worst.0
+    );
+    // f32 alone stays near 1e-7 at these sizes; bf16 operands put the result near 1e-3.
+    assert!(
+        rel > 1e-4,
+        "{what}: {rel:.2e} is f32-level: the operands were not rounded"
+    );
+    rel
+}
+
+/// Every convolution of the networks (forward and both gradients) with bf16 operands on the
+/// CPU backend, against the f64 product of the unrounded operands.
+#[test]
+fn bf16_convolutions_round_within_the_bf16_bound() {
+    use sincut::backend::cpu::MatmulPrecision;
+    use sincut::ops::conv2d as conv;
+    let b = Cpu32::with_matmul(MatmulPrecision::Bf16);
+    let wide = |a: &Array4<f32>| a.mapv(f64::from);
+    let abs = |a: &Array4<f32>| a.mapv(|v| f64::from(v).abs());
+    let mut worst = 0.0f64;
+    for (i, &(n, ci, co, h, w, k, s, p)) in CONVS.iter().enumerate() {
+        let mut r = Rng(2300 + i as u64);
+        let (x, wt) = (r.a4((n, ci, h, w)), r.a4((co, ci, k, k)));
+        let ho = (h + 2 * p - k) / s + 1;
+        let wo = (w + 2 * p - k) / s + 1;
+        let dy = r.a4((n, co, ho, wo));
+        let tag = format!("bf16 conv2d N{n} {ci}→{co} {h}×{w} k{k} s{s} p{p}");
+        let (xg, wg, dyg) = (
+            b.upload(&x).unwrap(),
+            b.upload(&wt).unwrap(),
+            b.upload(&dy).unwrap(),
+        );
+        let y = b.download(&b.conv2d(&xg, &wg, s, p).unwrap()).unwrap();
+        let exact = conv::conv2d_forward(&wide(&x), wide(&wt).view(), s, p);
+        let sum_abs = conv::conv2d_forward(&abs(&x), abs(&wt).view(), s, p);
+        let kk = ci * k * k;
+        worst = worst.max(bf16_within_bound(
+            &format!("{tag} fwd"),
+            &y,
+            &exact,
+            &sum_abs,
+            kk,
+        ));
+        let dx = b
+            .download(&b.conv2d_backward_input(&dyg, &wg, s, p, (h, w)).unwrap())
+            .unwrap();
+        let exact = conv::conv2d_backward_input(&wide(&dy), wide(&wt).view(), s, p, (h, w));
+        let sum_abs = conv::conv2d_backward_input(&abs(&dy), abs(&wt).view(), s, p, (h, w));
+        let kk = co * k * k;
+        worst = worst.max(bf16_within_bound(
+            &format!("{tag} bwd input"),
+            &dx,
+            &exact,
+            &sum_abs,
+            kk,
+        ));
+        let dw = b
+            .download(&b.conv2d_backward_weight(&xg, &dyg, k, s, p).unwrap())
+            .unwrap();
+        let exact = conv::conv2d_backward_weight(&wide(&x), &wide(&dy), k, s, p);
+        let sum_abs = conv::conv2d_backward_weight(&abs(&x), &abs(&dy), k, s, p);
+        let kk = n * ho * wo;
+        worst = worst.max(bf16_within_bound(
+            &format!("{tag} bwd weight"),
+            &dw,
+            &exact,
+            &sum_abs,
+            kk,
+        ));
+    }
+    println!("bf16 convolutions: worst relative norm error {worst:.2e} (bf16's u = {U_BF16:.2e})");
+    // The f32 backend is untouched by the setting: the same conv is f32-exact there.
+    let f = Cpu32::new();
+    let mut r = Rng(2399);
+    let (x, wt) = (r.a4((2, 80, 9, 7)), r.a4((80, 80, 3, 3)));
+    let y = f
+        .conv2d(&f.upload(&x).unwrap(), &f.upload(&wt).unwrap(), 1, 1)
+        .unwrap();
+    let exact = conv::conv2d_forward(&wide(&x), wide(&wt).view(), 1, 1);
+    let rel = (&y.mapv(f64::from) - &exact).mapv(|v| v * v).sum().sqrt()
+        / exact.mapv(|v| v * v).sum().sqrt();
+    assert!(rel < 1e-5, "f32 backend: {rel:.2e}");
+}
