@@ -14,7 +14,7 @@
 //!   a grid of crops (rows: input, output, target, identity);
 //! - `result.png`: the source translated at full resolution when training ends.
 
-use crate::backend::device::{Device, OnBackend, open_backend};
+use crate::backend::device::{Device, OnBackend, Precision, open_backend};
 use crate::backend::{Backend, Params};
 use crate::config::ModelConfig;
 use crate::data::Sampler;
@@ -52,6 +52,8 @@ pub struct FitOptions {
     /// Continue the run in `out` instead of starting one.
     pub resume: bool,
     pub device: Device,
+    /// The matrix products' precision (`--precision`).
+    pub precision: Precision,
     pub verbosity: Verbosity,
     /// Stop after this iteration (exclusive) even if the run is longer (tests, benchmarks).
     pub stop_at: Option<u64>,
@@ -399,7 +401,11 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
         .map_err(Error::new)?;
     let nets = Networks::new(&run.model);
     // After the inputs are checked (their errors come first, alone), before anything is written.
-    let backend = open_backend(opts.device, opts.verbosity == Verbosity::Quiet)?;
+    let backend = open_backend(
+        opts.device,
+        opts.precision,
+        opts.verbosity == Verbosity::Quiet,
+    )?;
 
     std::fs::create_dir_all(run_dir).map_err(|e| {
         Error::at(
@@ -437,6 +443,7 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
         source: absolute(&run.source),
         target: absolute(&run.target),
         device: Some(backend.name()),
+        precision: Some(backend.precision().to_string()),
         ..run
     };
     let (state, start) = if let Some(restored) = resumed {

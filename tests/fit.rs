@@ -205,6 +205,7 @@ fn render_refuses_foreign_truncated_and_unwritable() {
         save: SaveOptions::default(),
         seed: None,
         device: Device::Cpu,
+        precision: Default::default(),
         quiet: true,
     };
     // Works, and tiles do not change the picture beyond one 8-bit level.
@@ -1216,5 +1217,73 @@ fn cli_incomplete_libcuda_falls_back_or_fails_in_one_line() {
             out.contains("incomplete or not NVIDIA's driver"),
             "{name}: {out}"
         );
+    }
+}
+
+/// Issue 14: `--precision bf16` trains on the CPU with bf16 matrix operands (recorded in
+/// run.json as "bf16"; the parameters come out different from the f32 run's and finite), `auto`
+/// is f32 (bit-identical to `f32`), and bf16 with a GPU device is one line before anything is
+/// written.
+#[test]
+fn cli_fit_precision_is_used_and_recorded() {
+    let dir = tmpdir("precision");
+    let (a, b) = pair(&dir);
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.join(name);
+        let mut args = vec!["fit".into(), s(&a), s(&b), "--out".into(), s(&out)];
+        args.extend(tiny_cli());
+        args.extend(["--iters", "3", "--no-render"].map(String::from));
+        args.extend(extra.iter().map(|v| v.to_string()));
+        let (code, err) = sincut_cli(&args, &[]);
+        (out, code, err)
+    };
+    let params = |out: &Path| {
+        load_checkpoint(out.join("checkpoint.safetensors"))
+            .unwrap()
+            .params
+    };
+    let precision = |out: &Path| {
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+        v["precision"].as_str().unwrap().to_string()
+    };
+    let (f32_run, code, err) = run("f32", &["--precision", "f32"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (auto_run, code, err) = run("auto", &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let (bf16_run, code, err) = run("bf16", &["--precision", "bf16"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(precision(&f32_run), "f32");
+    assert_eq!(precision(&auto_run), "f32");
+    assert_eq!(precision(&bf16_run), "bf16");
+    let (p32, pauto, p16) = (params(&f32_run), params(&auto_run), params(&bf16_run));
+    assert_eq!(p32, pauto, "auto is f32");
+    let differ = p32.iter().filter(|(k, v)| p16[*k] != **v).count();
+    assert!(
+        differ > p32.len() / 2,
+        "bf16 changed only {differ} of {} tensors",
+        p32.len()
+    );
+    assert!(p16.values().all(|v| v.iter().all(|x| x.is_finite())));
+    for device in ["cuda", "auto"] {
+        let mut args = vec![
+            "fit".into(),
+            s(&a),
+            s(&b),
+            "--out".into(),
+            s(&dir.join(format!("bf16-{device}"))),
+        ];
+        let mut tiny = tiny_cli();
+        let at = tiny.iter().position(|v| v == "--device").unwrap();
+        tiny[at + 1] = device.to_string();
+        args.extend(tiny);
+        args.extend(["--precision", "bf16"].map(String::from));
+        let (code, err) = sincut_cli(&args, &[]);
+        assert_eq!(code, Some(2), "{device}: {err}");
+        assert!(
+            err.contains("--precision bf16 runs on the CPU only"),
+            "{err}"
+        );
+        assert!(!dir.join(format!("bf16-{device}")).exists());
     }
 }

@@ -1,7 +1,7 @@
-//! Which engine runs the work: `--device auto|cpu|cuda`.
+//! Which backend runs the work: `--device auto|cpu|cuda`, `--precision f32|bf16|auto`.
 
 use crate::backend::Backend;
-use crate::backend::cpu::CpuBackend;
+use crate::backend::cpu::{CpuBackend, MatmulPrecision};
 use crate::backend::cuda::CudaBackend;
 use crate::error::{Error, Result};
 
@@ -13,6 +13,31 @@ pub enum Device {
     /// CUDA when a GPU opens, else CPU (with a one-line notice).
     Auto,
     Cuda,
+}
+
+/// The precision of the matrix products a command asks for (`--precision`). Master weights, Adam
+/// state, losses, normalisations and R1's bookkeeping stay f32 in every mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Precision {
+    /// f32 operands.
+    F32,
+    /// bfloat16 operands, f32 accumulation. On the CPU the operands are rounded and the f32
+    /// kernel runs (slower than f32 until the AVX-512 BF16 kernel exists); the CUDA backend has
+    /// no bf16 kernels yet.
+    Bf16,
+    /// bf16 where the hardware has it and the quality evidence holds; for now always f32.
+    #[default]
+    Auto,
+}
+
+impl Precision {
+    /// What `auto` means today (issue 14: bf16 waits for its quality evidence).
+    pub fn resolved(self) -> MatmulPrecision {
+        match self {
+            Precision::Bf16 => MatmulPrecision::Bf16,
+            Precision::F32 | Precision::Auto => MatmulPrecision::Full,
+        }
+    }
 }
 
 /// The backend a command runs on, opened.
@@ -35,6 +60,14 @@ impl OpenBackend {
         }
     }
 
+    /// The precision of the matrix products: "f32" or "bf16" (run.json, the report).
+    pub fn precision(&self) -> &'static str {
+        match self {
+            OpenBackend::Cpu(e) if e.matmul() == MatmulPrecision::Bf16 => "bf16",
+            _ => "f32",
+        }
+    }
+
     /// The one place where the backend's type is chosen.
     pub fn run<J: OnBackend>(&self, job: J) -> Result<J::Output> {
         match self {
@@ -44,11 +77,20 @@ impl OpenBackend {
     }
 }
 
-/// Opens the backend for `d`. `cuda` without a usable GPU is a one-line error; `auto` then runs
-/// on the CPU exactly as `cpu` does, after a one-line notice on stderr (unless `quiet`).
-pub fn open_backend(d: Device, quiet: bool) -> Result<OpenBackend> {
+/// Opens the backend for `d` at precision `p`. `cuda` without a usable GPU is a one-line error;
+/// `auto` then runs on the CPU exactly as `cpu` does, after a one-line notice on stderr (unless
+/// `quiet`). bf16 is CPU-only for now: asked for with `cuda` or `auto` it is a one-line error,
+/// before any GPU is opened.
+pub fn open_backend(d: Device, p: Precision, quiet: bool) -> Result<OpenBackend> {
+    let matmul = p.resolved();
+    if matmul == MatmulPrecision::Bf16 && d != Device::Cpu {
+        return Err(Error::new(
+            "--precision bf16 runs on the CPU only for now (the CUDA backend has no bf16 kernels yet): add --device cpu, or use --precision f32",
+        ));
+    }
+    let cpu = || OpenBackend::Cpu(CpuBackend::with_matmul(matmul));
     match d {
-        Device::Cpu => Ok(OpenBackend::Cpu(CpuBackend::new())),
+        Device::Cpu => Ok(cpu()),
         Device::Cuda => CudaBackend::open(0)
             .map(|e| OpenBackend::Cuda(Box::new(e)))
             .map_err(|e| Error::new(format!("--device cuda: {e}"))),
@@ -58,7 +100,7 @@ pub fn open_backend(d: Device, quiet: bool) -> Result<OpenBackend> {
                 if !quiet {
                     eprintln!("sincut: no usable GPU ({e}); running on the CPU");
                 }
-                Ok(OpenBackend::Cpu(CpuBackend::new()))
+                Ok(cpu())
             }
         },
     }
@@ -73,7 +115,7 @@ mod tests {
     #[test]
     fn cuda_without_a_gpu_is_one_line_and_auto_falls_back() {
         let gpu = crate::cuda::Gpu::open(0).is_ok();
-        match open_backend(Device::Cuda, true) {
+        match open_backend(Device::Cuda, Precision::F32, true) {
             Ok(b) => assert!(gpu && matches!(b, OpenBackend::Cuda(_))),
             Err(e) => {
                 let e = e.to_string();
@@ -81,11 +123,35 @@ mod tests {
                 assert!(e.starts_with("--device cuda:") && !e.contains('\n'), "{e}");
             }
         }
-        let auto = open_backend(Device::Auto, true).unwrap();
+        let auto = open_backend(Device::Auto, Precision::F32, true).unwrap();
         assert_eq!(matches!(auto, OpenBackend::Cuda(_)), gpu);
         assert!(matches!(
-            open_backend(Device::Cpu, true).unwrap(),
+            open_backend(Device::Cpu, Precision::F32, true).unwrap(),
             OpenBackend::Cpu(_)
         ));
+    }
+
+    /// bf16 opens the CPU backend with bf16 matmuls; with `cuda` or `auto` it is refused in one
+    /// line whether or not a GPU is present; `auto` precision is f32.
+    #[test]
+    fn precision_opens_the_right_backend_or_refuses_in_one_line() {
+        let b = open_backend(Device::Cpu, Precision::Bf16, true).unwrap();
+        assert_eq!(b.precision(), "bf16");
+        assert_eq!(
+            open_backend(Device::Cpu, Precision::Auto, true)
+                .unwrap()
+                .precision(),
+            "f32"
+        );
+        for d in [Device::Cuda, Device::Auto] {
+            let e = open_backend(d, Precision::Bf16, true)
+                .err()
+                .unwrap()
+                .to_string();
+            assert!(
+                e.starts_with("--precision bf16 runs on the CPU only") && !e.contains('\n'),
+                "{e}"
+            );
+        }
     }
 }

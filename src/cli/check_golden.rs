@@ -3,7 +3,7 @@
 
 use crate::backend::Backend;
 use crate::backend::device::Device;
-use crate::backend::device::{OnBackend, open_backend};
+use crate::backend::device::{OnBackend, Precision, open_backend};
 use crate::error::Error;
 use crate::error::Result;
 use crate::golden::{CheckOptions, FixtureReport, check_fixture_on, find_fixtures};
@@ -69,7 +69,8 @@ pub fn run_check_golden(
     opts: &CheckOptions,
     out: &mut dyn std::io::Write,
 ) -> Result<bool> {
-    let backend = open_backend(opts.device, false)?;
+    // The fixtures are the official f32 numbers: always f32.
+    let backend = open_backend(opts.device, Precision::F32, false)?;
     let mut fixtures = Vec::new();
     for d in dirs {
         fixtures.extend(find_fixtures(d)?);

@@ -1,7 +1,7 @@
 //! `sincut fit`: the command line of a training run, turned into [`FitOptions`] (a fresh run's
 //! configuration, or the options given again with `--resume`).
 
-use crate::backend::device::Device;
+use crate::backend::device::{Device, Precision};
 use crate::cli::presets::Preset;
 use crate::error::{Error, Result};
 use crate::fit::{FitOptions, FitOutcome, Verbosity, fit};
@@ -74,6 +74,10 @@ pub struct FitFlags {
     no_render: bool,
     #[arg(long, value_enum, default_value_t = Device::Auto)]
     device: Device,
+    /// Matrix-product operands: f32, or bf16 with f32 accumulation (CPU only for now, and
+    /// slower until its AVX-512 BF16 kernel exists); auto is f32 for now.
+    #[arg(long, value_enum, default_value_t = Precision::Auto)]
+    precision: Precision,
     /// Only errors and the final result path.
     #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
@@ -121,6 +125,7 @@ pub fn fit_options(a: FitFlags) -> Result<FitOptions> {
             out,
             resume: true,
             device: a.device,
+            precision: a.precision,
             verbosity,
             stop_at: None,
             no_final_render: a.no_render,
@@ -166,6 +171,7 @@ pub fn fit_options(a: FitFlags) -> Result<FitOptions> {
         out,
         resume: false,
         device: a.device,
+        precision: a.precision,
         verbosity,
         stop_at: None,
         no_final_render: a.no_render,

@@ -64,6 +64,7 @@ impl RunConfig {
             preset: Some(preset.name().to_string()),
             eval_every: snapshot_every,
             device: None,
+            precision: None,
             changes: Vec::new(),
         }
     }

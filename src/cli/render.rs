@@ -1,6 +1,6 @@
 //! `sincut render`: translates a picture at full resolution with a trained generator.
 
-use crate::backend::device::{Device, open_backend};
+use crate::backend::device::{Device, Precision, open_backend};
 use crate::error::{Error, Result};
 use crate::fit::load_model_checkpoint;
 use crate::image::{SaveOptions, load_rgb, save_rgb};
@@ -38,6 +38,9 @@ pub struct RenderFlags {
     seed: Option<u64>,
     #[arg(long, value_enum, default_value_t = Device::Auto)]
     device: Device,
+    /// Matrix-product operands (see `fit --help`).
+    #[arg(long, value_enum, default_value_t = Precision::Auto)]
+    precision: Precision,
     #[arg(short, long)]
     quiet: bool,
 }
@@ -54,6 +57,7 @@ pub fn run(flags: RenderFlags) -> Result<ExitCode> {
         sixteen_bit,
         seed,
         device,
+        precision,
         quiet,
     } = flags;
     let args = RenderArgs {
@@ -68,6 +72,7 @@ pub fn run(flags: RenderFlags) -> Result<ExitCode> {
         },
         seed,
         device,
+        precision,
         quiet,
     };
     let out = render_command(&args)?;
@@ -85,6 +90,7 @@ pub struct RenderArgs {
     pub save: SaveOptions,
     pub seed: Option<u64>,
     pub device: Device,
+    pub precision: Precision,
     pub quiet: bool,
 }
 
@@ -141,7 +147,7 @@ pub fn render_command(a: &RenderArgs) -> Result<PathBuf> {
             a.tiles, ck.config.ngf
         ),
     )?;
-    let backend = open_backend(a.device, a.quiet)?;
+    let backend = open_backend(a.device, a.precision, a.quiet)?;
     let seed = a.seed.or(run.as_ref().map(|r| r.seed)).unwrap_or(0);
     let (_, h, w) = img.dim();
     // A progress line rewritten in place on a terminal; in a log, one line at the end.

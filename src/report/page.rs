@@ -351,6 +351,11 @@ pub fn render_page(run_dir: &Path, run: &Value, source: &Path, target: &Path) ->
         .and_then(Value::as_str)
         .unwrap_or("cpu")
         .to_string();
+    // The matrix products' precision (run.json of runs before it existed: f32).
+    let device = match run.get("precision").and_then(Value::as_str) {
+        Some(p) => format!("{device}, {p} matrix products"),
+        None => device,
+    };
     let preset = run
         .get("preset")
         .and_then(Value::as_str)

@@ -31,6 +31,10 @@ pub struct RunConfig {
     /// The engine of the latest start or resume ("cpu", "cuda"); set by `fit`.
     #[serde(default)]
     pub device: Option<String>,
+    /// The matrix products' precision of the latest start or resume ("f32", "bf16"); set by
+    /// `fit` (master weights and Adam state are f32 whatever it is).
+    #[serde(default)]
+    pub precision: Option<String>,
     /// Options changed on resume, in order; each holds from its iteration on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<OptionChange>,
