@@ -5,9 +5,10 @@
 //!
 //!   cargo bench --bench train_step                  # both configurations, 3 timed iterations
 //!   cargo bench --bench train_step -- --crop 64 --iters 5
+//!   cargo bench --bench train_step -- --crop 64 --bf16   # bf16 matrix operands (issue 14)
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
-use sincut::backend::cpu::CpuBackend;
+use sincut::backend::cpu::{CpuBackend, MatmulPrecision};
 use sincut::config::ModelConfig;
 use sincut::nn::Networks;
 use sincut::ops::flops;
@@ -20,7 +21,7 @@ fn peak_rss_mib() -> f64 {
     sincut::memory::proc_status_mib("VmHWM:")
 }
 
-fn run_one(crop: usize, iters: usize) {
+fn run_one(crop: usize, iters: usize, bf16: bool) {
     sincut::memory::keep_freed_memory();
     let cfg = ModelConfig {
         crop,
@@ -31,7 +32,11 @@ fn run_one(crop: usize, iters: usize) {
     };
     let nets = Networks::new(&cfg);
     let mut rng = StdRng::seed_from_u64(7);
-    let e = CpuBackend::<f32>::new();
+    let e = CpuBackend::<f32>::with_matmul(if bf16 {
+        MatmulPrecision::Bf16
+    } else {
+        MatmulPrecision::Full
+    });
     let mut state =
         BackendState::upload(&e, &TrainState::new(nets.init::<f32, _>(&mut rng))).unwrap();
     let n = cfg.batch;
@@ -65,9 +70,10 @@ fn run_one(crop: usize, iters: usize) {
     times.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let median = times[times.len() / 2];
     println!(
-        "crop {crop:>3} batch {n}  ngf {} ndf {}  median {median:.2} s/iter (min {:.2}, max {:.2}, {iters} iters)  conv work {:.3} TFLOP/iter  {:.1} GFLOP/s  peak RSS {:.0} MiB  threads {}",
+        "crop {crop:>3} batch {n}  ngf {} ndf {}  {}  median {median:.2} s/iter (min {:.2}, max {:.2}, {iters} iters)  conv work {:.3} TFLOP/iter  {:.1} GFLOP/s  peak RSS {:.0} MiB  threads {}",
         cfg.ngf,
         cfg.ndf,
+        if bf16 { "bf16" } else { "f32" },
         times[0],
         times[times.len() - 1],
         conv_flops as f64 / 1e12,
@@ -86,14 +92,16 @@ fn main() {
             .and_then(|v| v.parse::<usize>().ok())
     };
     let iters = get("--iters").unwrap_or(3);
+    let bf16 = args.iter().any(|a| a == "--bf16");
     if let Some(crop) = get("--crop") {
-        run_one(crop, iters);
+        run_one(crop, iters, bf16);
         return;
     }
     let exe = std::env::current_exe().expect("bench executable");
     for crop in [64, 128] {
         let status = Command::new(&exe)
             .args(["--crop", &crop.to_string(), "--iters", &iters.to_string()])
+            .args(bf16.then_some("--bf16"))
             .status()
             .expect("re-running the bench");
         assert!(status.success());
