@@ -1,7 +1,7 @@
 //! `sincut fit` / `render` / `info` end to end on tiny configurations: exact resume, interrupts,
 //! divergence, and bad input (one-line errors, non-zero exit, nothing half-written).
 
-use sincut::backend::device::Device;
+use sincut::backend::device::{Device, Precision};
 use sincut::cli::render::{RenderArgs, render_command};
 use sincut::fit::{FitOptions, FitOutcome, fit};
 use sincut::image::{SaveOptions, load_rgb, save_rgb};
@@ -222,6 +222,18 @@ fn render_refuses_foreign_truncated_and_unwritable() {
     assert!(
         worst <= 2.0 / 255.0 + 1e-6,
         "tiled renders differ by {worst}"
+    );
+    // bf16 matrix operands: a different picture, within a few 8-bit levels of the f32 one.
+    let mut half = args(None, dir.join("r32-bf16.png"));
+    half.precision = Precision::Bf16;
+    let z = load_rgb(&render_command(&half).unwrap()).unwrap();
+    let diff = x.iter().zip(z.iter()).map(|(u, v)| (u - v).abs());
+    let (changed, worst) = diff.fold((0usize, 0.0f32), |(n, m), d| {
+        (n + usize::from(d > 0.0), m.max(d))
+    });
+    assert!(
+        changed > 0 && worst <= 16.0 / 255.0,
+        "bf16 render: {changed} values changed, worst {worst}"
     );
 
     let foreign = dir.join("foreign.safetensors");
