@@ -25,8 +25,8 @@ use crate::nn::Networks;
 use crate::render::{RenderOptions, render, render_until};
 use crate::run::metrics::{EvalLine, MetricsLine};
 use crate::run::{
-    ResumeOptions, RunConfig, checkpoint_path, load_run_config, lock_run_dir, result_path,
-    resumed_config, run_json_path, write_json,
+    OptionChange, ResumeOptions, RunConfig, checkpoint_path, load_run_config, lock_run_dir,
+    result_path, resumed_config, run_json_path, write_json,
 };
 use crate::train::Losses;
 use crate::train::TrainState;
@@ -52,8 +52,9 @@ pub struct FitOptions {
     /// Continue the run in `out` instead of starting one.
     pub resume: bool,
     pub device: Device,
-    /// The matrix products' precision (`--precision`).
-    pub precision: Precision,
+    /// The matrix products' precision (`--precision`); None: `auto` for a new run, the run's
+    /// own on resume.
+    pub precision: Option<Precision>,
     pub verbosity: Verbosity,
     /// Stop after this iteration (exclusive) even if the run is longer (tests, benchmarks).
     pub stop_at: Option<u64>,
@@ -401,11 +402,12 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
         .map_err(Error::new)?;
     let nets = Networks::new(&run.model);
     // After the inputs are checked (their errors come first, alone), before anything is written.
-    let backend = open_backend(
-        opts.device,
-        opts.precision,
-        opts.verbosity == Verbosity::Quiet,
-    )?;
+    // Resume keeps the run's precision unless one is given.
+    let precision = opts.precision.unwrap_or(match run.precision.as_deref() {
+        Some("bf16") if opts.resume => Precision::Bf16,
+        _ => Precision::Auto,
+    });
+    let backend = open_backend(opts.device, precision, opts.verbosity == Verbosity::Quiet)?;
 
     std::fs::create_dir_all(run_dir).map_err(|e| {
         Error::at(
@@ -439,13 +441,25 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
     // Absolute picture paths, so that resume, render and report work from any directory
     // (the pictures loaded above, so they exist).
     let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let run = RunConfig {
+    let mut run = RunConfig {
         source: absolute(&run.source),
         target: absolute(&run.target),
         device: Some(backend.name()),
-        precision: Some(backend.precision().to_string()),
         ..run
     };
+    // A precision changed on resume holds from the resumed iteration on, like lr.
+    let now = backend.precision().to_string();
+    if let (Some((_, at)), Some(was)) = (&resumed, &run.precision)
+        && *was != now
+    {
+        run.changes.push(OptionChange {
+            iter: *at,
+            option: "precision".into(),
+            from: serde_json::json!(was),
+            to: serde_json::json!(now),
+        });
+    }
+    run.precision = Some(now);
     let (state, start) = if let Some(restored) = resumed {
         write_json(&run_json_path(run_dir), &run)?;
         restored

@@ -1277,6 +1277,42 @@ fn cli_fit_precision_is_used_and_recorded() {
         p32.len()
     );
     assert!(p16.values().all(|v| v.iter().all(|x| x.is_finite())));
+    // Resume keeps the run's precision; one given again is recorded as a change.
+    let resume = |iters: &str, extra: &[&str]| {
+        let mut args = vec!["fit".into(), "--resume".into(), s(&bf16_run)];
+        args.extend(["--iters", iters, "--device", "cpu", "-q"].map(String::from));
+        args.extend(extra.iter().map(|v| v.to_string()));
+        sincut_cli(&args, &[])
+    };
+    let run_json = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(bf16_run.join("run.json")).unwrap()).unwrap()
+    };
+    let (code, err) = resume("4", &[]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(run_json()["precision"], "bf16");
+    assert!(
+        run_json()
+            .get("changes")
+            .is_none_or(|c| !c.to_string().contains("precision"))
+    );
+    let (code, err) = resume("5", &["--precision", "f32"]);
+    assert_eq!(code, Some(0), "{err}");
+    let v = run_json();
+    assert_eq!(v["precision"], "f32");
+    let change = v["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["option"] == "precision")
+        .unwrap_or_else(|| panic!("no precision change in {v}"));
+    assert_eq!(
+        (
+            change["iter"].as_u64(),
+            change["from"].as_str(),
+            change["to"].as_str()
+        ),
+        (Some(4), Some("bf16"), Some("f32"))
+    );
     for device in ["cuda", "auto"] {
         let mut args = vec![
             "fit".into(),
