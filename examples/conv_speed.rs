@@ -1,4 +1,5 @@
-//! Times the CPU conv2d passes on training-sized shapes: `cargo run --release --example conv_speed`.
+//! Times the CPU conv2d passes on training-sized shapes: `cargo run --release --example conv_speed`
+//! (`-- --bf16`: the conv passes with bf16 operands).
 
 use ndarray::{Array2, Array4, linalg::general_mat_mul};
 use sincut::ops::blur::Blur;
@@ -6,7 +7,7 @@ use sincut::ops::conv2d::{
     conv_out_len, conv_transpose2d_backward_input, conv_transpose2d_backward_weight,
     conv_transpose2d_forward, conv2d_backward_input, conv2d_backward_weight, conv2d_forward,
 };
-use sincut::ops::gemm::gemm;
+use sincut::ops::gemm::{MatmulPrecision, gemm};
 use std::time::Instant;
 
 fn filled(shape: (usize, usize, usize, usize), seed: u32) -> Array4<f32> {
@@ -18,6 +19,15 @@ fn filled(shape: (usize, usize, usize, usize), seed: u32) -> Array4<f32> {
         s ^= s << 5;
         (s as f32 / u32::MAX as f32) * 2.0 - 1.0
     })
+}
+
+/// The conv passes' matmul precision: bf16 with `--bf16`.
+fn precision() -> MatmulPrecision {
+    if std::env::args().any(|a| a == "--bf16") {
+        MatmulPrecision::Bf16
+    } else {
+        MatmulPrecision::Full
+    }
 }
 
 fn best_secs(reps: usize, mut f: impl FnMut()) -> f64 {
@@ -39,11 +49,22 @@ fn case(name: &str, n: usize, cin: usize, cout: usize, hw: usize, k: usize, s: u
     let dy = filled((n, cout, o, o), 3);
     let gflop = 2.0 * (n * cout * cin * k * k * o * o) as f64 / 1e9;
     let reps = 5;
-    let tf = best_secs(reps, || drop(conv2d_forward(&x, w.view(), s, p)));
-    let tb = best_secs(reps, || {
-        drop(conv2d_backward_input(&dy, w.view(), s, p, (hw, hw)))
+    let tf = best_secs(reps, || {
+        drop(conv2d_forward(&x, w.view(), s, p, precision()))
     });
-    let tw = best_secs(reps, || drop(conv2d_backward_weight(&x, &dy, k, s, p)));
+    let tb = best_secs(reps, || {
+        drop(conv2d_backward_input(
+            &dy,
+            w.view(),
+            s,
+            p,
+            (hw, hw),
+            precision(),
+        ))
+    });
+    let tw = best_secs(reps, || {
+        drop(conv2d_backward_weight(&x, &dy, k, s, p, precision()))
+    });
     println!(
         "{name}: {gflop:.2} GFLOP/pass | forward {:.1} ms {:.1} GFLOP/s | backward_input {:.1} ms {:.1} GFLOP/s | backward_weight {:.1} ms {:.1} GFLOP/s",
         tf * 1e3,
@@ -62,11 +83,20 @@ fn transposed(name: &str, n: usize, cin: usize, cout: usize, hw: usize) {
     let o = (hw - 1) * s + k;
     let dy = filled((n, cout, o, o), 3);
     let gflop = 2.0 * (n * cout * cin * k * k * hw * hw) as f64 / 1e9;
-    let tf = best_secs(5, || drop(conv_transpose2d_forward(&x, w.view(), s)));
-    let tb = best_secs(5, || {
-        drop(conv_transpose2d_backward_input(&dy, w.view(), s))
+    let tf = best_secs(5, || {
+        drop(conv_transpose2d_forward(&x, w.view(), s, precision()))
     });
-    let tw = best_secs(5, || drop(conv_transpose2d_backward_weight(&x, &dy, k, s)));
+    let tb = best_secs(5, || {
+        drop(conv_transpose2d_backward_input(
+            &dy,
+            w.view(),
+            s,
+            precision(),
+        ))
+    });
+    let tw = best_secs(5, || {
+        drop(conv_transpose2d_backward_weight(&x, &dy, k, s, precision()))
+    });
     println!(
         "{name}: {gflop:.2} GFLOP/pass | forward {:.1} ms {:.1} GFLOP/s | backward_input {:.1} ms {:.1} GFLOP/s | backward_weight {:.1} ms {:.1} GFLOP/s",
         tf * 1e3,
@@ -92,8 +122,9 @@ fn blur(name: &str, b: Blur, shape: (usize, usize, usize, usize)) {
 }
 
 /// One GEMM shape on one thread: the crate's `gemm` (AVX-512 kernel where available, unless
-/// `SINCUT_GEMM=portable`) against ndarray's `general_mat_mul`. `ta`/`tb`: operand stored
-/// transposed (as the backward passes use it).
+/// `SINCUT_GEMM=portable`) in f32 and bf16, the `vdpbf16ps` kernel where the CPU has it, and
+/// ndarray's `general_mat_mul`. `ta`/`tb`: operand stored transposed (as the backward passes
+/// use it).
 fn gemm_case(m: usize, n: usize, k: usize, ta: bool, tb: bool) {
     let f = |r: usize, c: usize, seed: u32| {
         let a = filled((1, 1, r, c), seed);
@@ -111,20 +142,45 @@ fn gemm_case(m: usize, n: usize, k: usize, ta: bool, tb: bool) {
     };
     let mut c = Array2::<f32>::zeros((m, n));
     let gflop = 2.0 * (m * n * k) as f64 / 1e9;
-    let t_crate = best_secs(5, || {
-        gemm(1.0, &a.view(), &b.view(), 0.0, &mut c.view_mut(), false)
-    });
+    let mut t_crate = |mm| {
+        best_secs(5, || {
+            gemm(mm, 1.0, &a.view(), &b.view(), 0.0, &mut c.view_mut(), false)
+        })
+    };
+    let (t_f32, t_bf16) = (
+        t_crate(MatmulPrecision::Full),
+        t_crate(MatmulPrecision::Bf16),
+    );
+    let dot = dot_secs(&a, &b, &mut c).map_or("-".into(), |t| format!("{:.1}", gflop / t));
     let t_nd = best_secs(5, || general_mat_mul(1.0, &a, &b, 0.0, &mut c));
     println!(
-        "gemm {m}x{k} · {k}x{n}{}{}: crate gemm {:.1} GFLOP/s | general_mat_mul {:.1} GFLOP/s",
+        "gemm {m}x{k} · {k}x{n}{}{}: GFLOP/s crate f32 {:.1} | crate bf16 {:.1} | vdpbf16ps {dot} | general_mat_mul {:.1}",
         if ta { " (Aᵀ)" } else { "" },
         if tb { " (Bᵀ)" } else { "" },
-        gflop / t_crate,
+        gflop / t_f32,
+        gflop / t_bf16,
         gflop / t_nd
     );
 }
 
+/// Seconds of one product on the `vdpbf16ps` kernel, where this CPU has it.
+fn dot_secs(a: &Array2<f32>, b: &Array2<f32>, c: &mut Array2<f32>) -> Option<f64> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use sincut::ops::sgemm_avx512::{Mode, bf16_available, sgemm_mode};
+        if bf16_available() {
+            let (a, b) = (a.view(), b.view());
+            return Some(best_secs(5, || {
+                sgemm_mode(Mode::Bf16Dot, 1.0, &a, &b, 0.0, &mut c.view_mut())
+            }));
+        }
+    }
+    let _ = (a, b, c);
+    None
+}
+
 fn main() {
+    println!("conv passes at {:?}", precision());
     println!("threads: {}", sincut::parallel::num_threads());
     println!("single-thread GEMM:");
     // Forward (W · cols), backward-input (Wᵀ · dy), backward-weight (dy · colsᵀ) shapes.

@@ -35,9 +35,10 @@ pub fn check_env() -> crate::error::Result<()> {
     }
     if let Some(v) = std::env::var_os("SINCUT_GEMM")
         && v != "portable"
+        && v != "bf16-dot"
     {
         return Err(Error::new(format!(
-            "SINCUT_GEMM={v:?} is not understood (the one value is \"portable\"; unset it for the fastest kernel)"
+            "SINCUT_GEMM={v:?} is not understood (\"portable\" or \"bf16-dot\"; unset it for the fastest kernel)"
         )));
     }
     Ok(())

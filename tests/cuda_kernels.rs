@@ -12,6 +12,7 @@ use ndarray::Array4;
 use sincut::cuda::launch as gops;
 use sincut::cuda::{Gpu, GpuTensor, nvrtc};
 use sincut::ops;
+use sincut::ops::gemm::MatmulPrecision;
 
 fn skip(msg: &str) {
     // Both streams: eprintln shows with --nocapture, println in captured output of failures.
@@ -121,16 +122,33 @@ fn conv_rounding_no_worse_than_cpu() {
         let (xg, wg) = (up(&g, &x), up(&g, &wt));
         let tag = format!("conv2d N{n} {ci}→{co} {h}×{w} k{k} s{s} p{p}");
         let y = gops::conv2d::forward(&g, &xg, &wg, s, p).unwrap();
-        let exact = ops::conv2d::conv2d_forward(&f64a(&x), f64a(&wt).view(), s, p);
-        let scale = ops::conv2d::conv2d_forward(&abs(&x), abs(&wt).view(), s, p);
-        let cpu = ops::conv2d::conv2d_forward(&x, wt.view(), s, p);
+        let exact =
+            ops::conv2d::conv2d_forward(&f64a(&x), f64a(&wt).view(), s, p, MatmulPrecision::Full);
+        let scale =
+            ops::conv2d::conv2d_forward(&abs(&x), abs(&wt).view(), s, p, MatmulPrecision::Full);
+        let cpu = ops::conv2d::conv2d_forward(&x, wt.view(), s, p, MatmulPrecision::Full);
         check(&format!("{tag} fwd"), &down(&g, &y), &cpu, &exact, &scale);
         let dy = r.a4(cpu.dim());
         let dyg = up(&g, &dy);
         let dx = gops::conv2d::backward_input(&g, &dyg, &wg, s, p, (h, w)).unwrap();
-        let exact = ops::conv2d::conv2d_backward_input(&f64a(&dy), f64a(&wt).view(), s, p, (h, w));
-        let scale = ops::conv2d::conv2d_backward_input(&abs(&dy), abs(&wt).view(), s, p, (h, w));
-        let cpu = ops::conv2d::conv2d_backward_input(&dy, wt.view(), s, p, (h, w));
+        let exact = ops::conv2d::conv2d_backward_input(
+            &f64a(&dy),
+            f64a(&wt).view(),
+            s,
+            p,
+            (h, w),
+            MatmulPrecision::Full,
+        );
+        let scale = ops::conv2d::conv2d_backward_input(
+            &abs(&dy),
+            abs(&wt).view(),
+            s,
+            p,
+            (h, w),
+            MatmulPrecision::Full,
+        );
+        let cpu =
+            ops::conv2d::conv2d_backward_input(&dy, wt.view(), s, p, (h, w), MatmulPrecision::Full);
         check(
             &format!("{tag} bwd input"),
             &down(&g, &dx),
@@ -139,9 +157,23 @@ fn conv_rounding_no_worse_than_cpu() {
             &scale,
         );
         let dw = gops::conv2d::backward_weight(&g, &xg, &dyg, k, s, p).unwrap();
-        let exact = ops::conv2d::conv2d_backward_weight(&f64a(&x), &f64a(&dy), k, s, p);
-        let scale = ops::conv2d::conv2d_backward_weight(&abs(&x), &abs(&dy), k, s, p);
-        let cpu = ops::conv2d::conv2d_backward_weight(&x, &dy, k, s, p);
+        let exact = ops::conv2d::conv2d_backward_weight(
+            &f64a(&x),
+            &f64a(&dy),
+            k,
+            s,
+            p,
+            MatmulPrecision::Full,
+        );
+        let scale = ops::conv2d::conv2d_backward_weight(
+            &abs(&x),
+            &abs(&dy),
+            k,
+            s,
+            p,
+            MatmulPrecision::Full,
+        );
+        let cpu = ops::conv2d::conv2d_backward_weight(&x, &dy, k, s, p, MatmulPrecision::Full);
         check(
             &format!("{tag} bwd weight"),
             &down(&g, &dw),

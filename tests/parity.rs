@@ -841,8 +841,8 @@ fn bf16_convolutions_round_within_the_bf16_bound() {
             b.upload(&dy).unwrap(),
         );
         let y = b.download(&b.conv2d(&xg, &wg, s, p).unwrap()).unwrap();
-        let exact = conv::conv2d_forward(&wide(&x), wide(&wt).view(), s, p);
-        let sum_abs = conv::conv2d_forward(&abs(&x), abs(&wt).view(), s, p);
+        let exact = conv::conv2d_forward(&wide(&x), wide(&wt).view(), s, p, MatmulPrecision::Full);
+        let sum_abs = conv::conv2d_forward(&abs(&x), abs(&wt).view(), s, p, MatmulPrecision::Full);
         let kk = ci * k * k;
         worst = worst.max(bf16_within_bound(
             &format!("{tag} fwd"),
@@ -854,8 +854,22 @@ fn bf16_convolutions_round_within_the_bf16_bound() {
         let dx = b
             .download(&b.conv2d_backward_input(&dyg, &wg, s, p, (h, w)).unwrap())
             .unwrap();
-        let exact = conv::conv2d_backward_input(&wide(&dy), wide(&wt).view(), s, p, (h, w));
-        let sum_abs = conv::conv2d_backward_input(&abs(&dy), abs(&wt).view(), s, p, (h, w));
+        let exact = conv::conv2d_backward_input(
+            &wide(&dy),
+            wide(&wt).view(),
+            s,
+            p,
+            (h, w),
+            MatmulPrecision::Full,
+        );
+        let sum_abs = conv::conv2d_backward_input(
+            &abs(&dy),
+            abs(&wt).view(),
+            s,
+            p,
+            (h, w),
+            MatmulPrecision::Full,
+        );
         let kk = co * k * k;
         worst = worst.max(bf16_within_bound(
             &format!("{tag} bwd input"),
@@ -867,8 +881,10 @@ fn bf16_convolutions_round_within_the_bf16_bound() {
         let dw = b
             .download(&b.conv2d_backward_weight(&xg, &dyg, k, s, p).unwrap())
             .unwrap();
-        let exact = conv::conv2d_backward_weight(&wide(&x), &wide(&dy), k, s, p);
-        let sum_abs = conv::conv2d_backward_weight(&abs(&x), &abs(&dy), k, s, p);
+        let exact =
+            conv::conv2d_backward_weight(&wide(&x), &wide(&dy), k, s, p, MatmulPrecision::Full);
+        let sum_abs =
+            conv::conv2d_backward_weight(&abs(&x), &abs(&dy), k, s, p, MatmulPrecision::Full);
         let kk = n * ho * wo;
         worst = worst.max(bf16_within_bound(
             &format!("{tag} bwd weight"),
@@ -886,7 +902,7 @@ fn bf16_convolutions_round_within_the_bf16_bound() {
     let y = f
         .conv2d(&f.upload(&x).unwrap(), &f.upload(&wt).unwrap(), 1, 1)
         .unwrap();
-    let exact = conv::conv2d_forward(&wide(&x), wide(&wt).view(), 1, 1);
+    let exact = conv::conv2d_forward(&wide(&x), wide(&wt).view(), 1, 1, MatmulPrecision::Full);
     let rel = (&y.mapv(f64::from) - &exact).mapv(|v| v * v).sum().sqrt()
         / exact.mapv(|v| v * v).sum().sqrt();
     assert!(rel < 1e-5, "f32 backend: {rel:.2e}");

@@ -8,7 +8,6 @@ use crate::ops::adam::AdamConfig;
 use crate::ops::blur::Blur;
 use crate::tensor::{Real, c};
 use ndarray::{Array2, Array4, s};
-use std::borrow::Cow;
 use std::marker::PhantomData;
 
 /// The CPU engine in the float type `T`: f32 for runs, f64 for the finite-difference checks
@@ -18,18 +17,7 @@ pub struct CpuBackend<T = f32> {
     elem: PhantomData<T>,
 }
 
-/// What the inputs of the matrix products (convolutions, linear layers, and their gradients)
-/// are rounded to before they are multiplied; products accumulate in the element type.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum MatmulPrecision {
-    /// No rounding: the element type throughout.
-    #[default]
-    Full,
-    /// Both operands rounded to bfloat16 (round to nearest even), as tensor cores and AVX-512
-    /// BF16 take them; each product of two bf16 values is exact in f32, so only the rounding
-    /// of the operands and the order of the sums differ from a bf16 kernel's.
-    Bf16,
-}
+pub use crate::ops::gemm::{MatmulPrecision, round_bf16};
 
 impl<T> CpuBackend<T> {
     pub const fn new() -> Self {
@@ -46,22 +34,6 @@ impl<T> CpuBackend<T> {
     pub fn matmul(&self) -> MatmulPrecision {
         self.matmul
     }
-}
-
-impl<T: Real> CpuBackend<T> {
-    /// A matrix-product operand at this backend's matmul precision.
-    fn operand<'a>(&self, a: &'a Array4<T>) -> Cow<'a, Array4<T>> {
-        match self.matmul {
-            MatmulPrecision::Full => Cow::Borrowed(a),
-            MatmulPrecision::Bf16 => Cow::Owned(a.mapv(round_bf16)),
-        }
-    }
-}
-
-/// `v` rounded to the nearest bfloat16 (ties to even; through f32 for f64 values).
-pub fn round_bf16<T: Real>(v: T) -> T {
-    let r = half::bf16::from_f32(v.to_f32().unwrap_or(f32::NAN)).to_f32();
-    c(f64::from(r))
 }
 
 impl<T> Default for CpuBackend<T> {
@@ -215,8 +187,13 @@ impl<T: Real> Backend for CpuBackend<T> {
     }
 
     fn conv2d(&self, x: &Array4<T>, w: &Array4<T>, st: usize, pad: usize) -> Result<Array4<T>> {
-        let (x, w) = (self.operand(x), self.operand(w));
-        Ok(ops::conv2d::conv2d_forward(&x, w.view(), st, pad))
+        Ok(ops::conv2d::conv2d_forward(
+            x,
+            w.view(),
+            st,
+            pad,
+            self.matmul,
+        ))
     }
     fn conv2d_backward_input(
         &self,
@@ -226,13 +203,13 @@ impl<T: Real> Backend for CpuBackend<T> {
         pad: usize,
         in_hw: (usize, usize),
     ) -> Result<Array4<T>> {
-        let (dy, w) = (self.operand(dy), self.operand(w));
         Ok(ops::conv2d::conv2d_backward_input(
-            &dy,
+            dy,
             w.view(),
             st,
             pad,
             in_hw,
+            self.matmul,
         ))
     }
     fn conv2d_backward_weight(
@@ -243,12 +220,22 @@ impl<T: Real> Backend for CpuBackend<T> {
         st: usize,
         pad: usize,
     ) -> Result<Array4<T>> {
-        let (x, dy) = (self.operand(x), self.operand(dy));
-        Ok(ops::conv2d::conv2d_backward_weight(&x, &dy, k, st, pad))
+        Ok(ops::conv2d::conv2d_backward_weight(
+            x,
+            dy,
+            k,
+            st,
+            pad,
+            self.matmul,
+        ))
     }
     fn conv_transpose2d(&self, x: &Array4<T>, w: &Array4<T>, st: usize) -> Result<Array4<T>> {
-        let (x, w) = (self.operand(x), self.operand(w));
-        Ok(ops::conv2d::conv_transpose2d_forward(&x, w.view(), st))
+        Ok(ops::conv2d::conv_transpose2d_forward(
+            x,
+            w.view(),
+            st,
+            self.matmul,
+        ))
     }
     fn conv_transpose2d_backward_input(
         &self,
@@ -256,11 +243,11 @@ impl<T: Real> Backend for CpuBackend<T> {
         w: &Array4<T>,
         st: usize,
     ) -> Result<Array4<T>> {
-        let (dy, w) = (self.operand(dy), self.operand(w));
         Ok(ops::conv2d::conv_transpose2d_backward_input(
-            &dy,
+            dy,
             w.view(),
             st,
+            self.matmul,
         ))
     }
     fn conv_transpose2d_backward_weight(
@@ -270,9 +257,12 @@ impl<T: Real> Backend for CpuBackend<T> {
         k: usize,
         st: usize,
     ) -> Result<Array4<T>> {
-        let (x, dy) = (self.operand(x), self.operand(dy));
         Ok(ops::conv2d::conv_transpose2d_backward_weight(
-            &x, &dy, k, st,
+            x,
+            dy,
+            k,
+            st,
+            self.matmul,
         ))
     }
 

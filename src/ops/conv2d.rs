@@ -5,7 +5,7 @@
 //! matrix), with images spread over the threads; 1×1 convs on 1×1 maps (linear layers) are one
 //! GEMM over the whole batch. conv_transpose2d is conv2d's adjoint, so it reuses the same passes.
 
-use super::gemm::{batch_ranges, even_ranges, gemm, split_by_ranges};
+use super::gemm::{MatmulPrecision, batch_ranges, even_ranges, gemm, split_by_ranges};
 use crate::parallel::{num_threads, par_for_each, par_map};
 use crate::tensor::Real;
 use ndarray::{Array2, Array4, ArrayView2, ArrayView4, ArrayViewMut2, s};
@@ -293,12 +293,13 @@ fn over_tiles<T: Real, S: Send>(
     })
 }
 
-/// y = conv2d(x, w): x (N,Cin,H,W), w (Cout,Cin,k,k) → (N,Cout,Ho,Wo).
+/// y = conv2d(x, w): x (N,Cin,H,W), w (Cout,Cin,k,k) → (N,Cout,Ho,Wo), products at `mm`.
 pub fn conv2d_forward<T: Real>(
     x: &Array4<T>,
     w: ArrayView4<T>,
     stride: usize,
     pad: usize,
+    mm: MatmulPrecision,
 ) -> Array4<T> {
     let (n, cin, h, wd) = x.dim();
     let (cout, wcin, k, k2) = w.dim();
@@ -326,6 +327,7 @@ pub fn conv2d_forward<T: Real>(
     if g.linear() {
         // Y (N,Cout) = X (N,Cin) · Wᵀ.
         gemm(
+            mm,
             T::one(),
             &mat(xs, n, cin),
             &wm.t(),
@@ -359,6 +361,7 @@ pub fn conv2d_forward<T: Real>(
                     yp.block::<T>(i * cout..(i + 1) * cout, ohs.start * g.wo..ohs.end * g.wo)
                 };
                 gemm(
+                    mm,
                     T::one(),
                     &wm,
                     &mat(cols, g.rows(), ohs.len() * g.wo),
@@ -380,6 +383,7 @@ pub fn conv2d_forward<T: Real>(
             mat(cols, g.rows(), np)
         };
         gemm(
+            mm,
             T::one(),
             &wm,
             &b,
@@ -398,6 +402,7 @@ pub fn conv2d_backward_input<T: Real>(
     stride: usize,
     pad: usize,
     in_hw: (usize, usize),
+    mm: MatmulPrecision,
 ) -> Array4<T> {
     let (n, cout, ho, wo) = dy.dim();
     let (wcout, cin, k, k2) = w.dim();
@@ -423,6 +428,7 @@ pub fn conv2d_backward_input<T: Real>(
     if g.linear() {
         // dX (N,Cin) = dY (N,Cout) · W.
         gemm(
+            mm,
             T::one(),
             &mat(dys, n, cout),
             &wm,
@@ -450,7 +456,7 @@ pub fn conv2d_backward_input<T: Real>(
                     let dyi = mat(&dys[i * cout * np..(i + 1) * cout * np], cout, np);
                     let dyt = dyi.slice(s![.., ohs.start * g.wo..ohs.end * g.wo]);
                     let mut cm = mat_mut(cols, g.rows(), ohs.len() * g.wo);
-                    gemm(T::one(), &wm.t(), &dyt, T::zero(), &mut cm, false);
+                    gemm(mm, T::one(), &wm.t(), &dyt, T::zero(), &mut cm, false);
                     let ih0 = (ohs.start * g.s).saturating_sub(g.p);
                     let ih1 = ((ohs.end - 1) * g.s + g.k).saturating_sub(g.p).min(h);
                     // SAFETY: same-parity tiles touch disjoint input rows (or different images).
@@ -467,6 +473,7 @@ pub fn conv2d_backward_input<T: Real>(
         let dyi = mat(&dys[i * cout * np..(i + 1) * cout * np], cout, np);
         if g.direct() {
             gemm(
+                mm,
                 T::one(),
                 &wm.t(),
                 &dyi,
@@ -476,6 +483,7 @@ pub fn conv2d_backward_input<T: Real>(
             );
         } else {
             gemm(
+                mm,
                 T::one(),
                 &wm.t(),
                 &dyi,
@@ -496,6 +504,7 @@ pub fn conv2d_backward_weight<T: Real>(
     k: usize,
     stride: usize,
     pad: usize,
+    mm: MatmulPrecision,
 ) -> Array4<T> {
     let (n, cin, h, wd) = x.dim();
     let (dn, cout, ho, wo) = dy.dim();
@@ -517,6 +526,7 @@ pub fn conv2d_backward_weight<T: Real>(
     if g.linear() {
         // dW (Cout,Cin) = dYᵀ · X.
         gemm(
+            mm,
             T::one(),
             &mat(dys, n, cout).t(),
             &mat(xs, n, cin),
@@ -535,7 +545,7 @@ pub fn conv2d_backward_weight<T: Real>(
                 im2col(&g, xi, 0..g.ho, cols);
                 mat(cols, rows, np)
             };
-            gemm(T::one(), &dyi, &b.t(), T::one(), acc, par);
+            gemm(mm, T::one(), &dyi, &b.t(), T::one(), acc, par);
         };
         let scratch = if g.direct() { 0 } else { rows * np };
         let tiled = tile_rows(&g, n).filter(|_| !serial);
@@ -558,7 +568,15 @@ pub fn conv2d_backward_weight<T: Real>(
                         let dyi = mat(&dys[i * cout * np..(i + 1) * cout * np], cout, np);
                         let dyt = dyi.slice(s![.., ohs.start * g.wo..ohs.end * g.wo]);
                         let b = mat(cols, rows, ohs.len() * g.wo);
-                        gemm(T::one(), &dyt, &b.t(), T::one(), &mut acc.view_mut(), false);
+                        gemm(
+                            mm,
+                            T::one(),
+                            &dyt,
+                            &b.t(),
+                            T::one(),
+                            &mut acc.view_mut(),
+                            false,
+                        );
                     },
                 );
                 for p in parts {
@@ -596,6 +614,7 @@ pub fn conv_transpose2d_forward<T: Real>(
     x: &Array4<T>,
     w: ArrayView4<T>,
     stride: usize,
+    mm: MatmulPrecision,
 ) -> Array4<T> {
     // The adjoint of conv2d with w read as (Cout',Cin',k,k) = (Cin,Cout,k,k): its backward_input.
     let (_, _, h, wd) = x.dim();
@@ -606,6 +625,7 @@ pub fn conv_transpose2d_forward<T: Real>(
         stride,
         0,
         ((h - 1) * stride + k, (wd - 1) * stride + k),
+        mm,
     )
 }
 
@@ -614,8 +634,9 @@ pub fn conv_transpose2d_backward_input<T: Real>(
     dy: &Array4<T>,
     w: ArrayView4<T>,
     stride: usize,
+    mm: MatmulPrecision,
 ) -> Array4<T> {
-    conv2d_forward(dy, w, stride, 0)
+    conv2d_forward(dy, w, stride, 0, mm)
 }
 
 /// dL/dw (Cin,Cout,k,k) of conv_transpose2d_forward, summed over the batch.
@@ -624,9 +645,10 @@ pub fn conv_transpose2d_backward_weight<T: Real>(
     dy: &Array4<T>,
     k: usize,
     stride: usize,
+    mm: MatmulPrecision,
 ) -> Array4<T> {
     // x plays conv2d's output gradient and dy its input.
-    conv2d_backward_weight(dy, x, k, stride, 0)
+    conv2d_backward_weight(dy, x, k, stride, 0, mm)
 }
 
 #[cfg(test)]
@@ -713,7 +735,13 @@ mod tests {
         let x = rand_array(Dim([n, cin, h, w]), seed);
         let wt = rand_array(Dim([cout, cin, k, k]), seed + 1);
         let want = naive_conv(&x, &wt, s, p);
-        let got = conv2d_forward(&x.mapv(|v| v as f32), wt.mapv(|v| v as f32).view(), s, p);
+        let got = conv2d_forward(
+            &x.mapv(|v| v as f32),
+            wt.mapv(|v| v as f32).view(),
+            s,
+            p,
+            MatmulPrecision::Full,
+        );
         assert_eq!(got.dim(), want.dim());
         // Terms are products of U(-1,1) values: the sum's f32 rounding grows like √(Cin·k²).
         let tol = 1e-6 * ((cin * k * k) as f64).sqrt() * 4.0;
@@ -757,7 +785,8 @@ mod tests {
         ] {
             let x = rand_array(Dim([n, cin, h, w]), 10);
             let wt = rand_array(Dim([cout, cin, k, k]), 11);
-            let d = &conv2d_forward(&x, wt.view(), s, p) - &naive_conv(&x, &wt, s, p);
+            let d = &conv2d_forward(&x, wt.view(), s, p, MatmulPrecision::Full)
+                - &naive_conv(&x, &wt, s, p);
             let worst = d.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             assert!(
                 worst < 1e-12,
@@ -780,11 +809,16 @@ mod tests {
         let what = format!("conv2d {n}x{cin}x{h}x{w} -> {cout} k{k} s{s} p{p}");
         let x = rand_array(Dim([n, cin, h, w]), 20).into_dyn();
         let wt = rand_array(Dim([cout, cin, k, k]), 21).into_dyn();
-        let y = conv2d_forward(&d4(&x), d4(&wt).view(), s, p);
+        let y = conv2d_forward(&d4(&x), d4(&wt).view(), s, p, MatmulPrecision::Full);
         let proj = rand_array(y.raw_dim(), 22);
-        let dx = conv2d_backward_input(&proj, d4(&wt).view(), s, p, (h, w));
-        let dw = conv2d_backward_weight(&d4(&x), &proj, k, s, p);
-        let loss_x = |xv: &ArrayD<f64>| dot(&conv2d_forward(&d4(xv), d4(&wt).view(), s, p), &proj);
+        let dx = conv2d_backward_input(&proj, d4(&wt).view(), s, p, (h, w), MatmulPrecision::Full);
+        let dw = conv2d_backward_weight(&d4(&x), &proj, k, s, p, MatmulPrecision::Full);
+        let loss_x = |xv: &ArrayD<f64>| {
+            dot(
+                &conv2d_forward(&d4(xv), d4(&wt).view(), s, p, MatmulPrecision::Full),
+                &proj,
+            )
+        };
         check_gradient(
             &format!("{what} dx"),
             &x,
@@ -793,7 +827,12 @@ mod tests {
             1e-7,
             1e-6,
         );
-        let loss_w = |wv: &ArrayD<f64>| dot(&conv2d_forward(&d4(&x), d4(wv).view(), s, p), &proj);
+        let loss_w = |wv: &ArrayD<f64>| {
+            dot(
+                &conv2d_forward(&d4(&x), d4(wv).view(), s, p, MatmulPrecision::Full),
+                &proj,
+            )
+        };
         check_gradient(
             &format!("{what} dw"),
             &wt,
@@ -850,17 +889,17 @@ mod tests {
         ] {
             let x = rand_array(Dim([n, cin, h, w]), 70);
             let wt = rand_array(Dim([cout, cin, k, k]), 71);
-            let y = conv2d_forward(&x, wt.view(), s, p);
+            let y = conv2d_forward(&x, wt.view(), s, p, MatmulPrecision::Full);
             let fwd = (&y - &naive_conv(&x, &wt, s, p))
                 .iter()
                 .fold(0.0f64, |m, v| m.max(v.abs()));
             let dy = rand_array(y.raw_dim(), 72);
-            let dw = conv2d_backward_weight(&x, &dy, k, s, p);
+            let dw = conv2d_backward_weight(&x, &dy, k, s, p, MatmulPrecision::Full);
             let bw = (&dw - &naive_dw(&x, &dy, k, s, p))
                 .iter()
                 .fold(0.0f64, |m, v| m.max(v.abs()));
             // dx through the adjoint identity ⟨conv(x'), dy⟩ = ⟨x', dx⟩ for a random x'.
-            let dx = conv2d_backward_input(&dy, wt.view(), s, p, (h, w));
+            let dx = conv2d_backward_input(&dy, wt.view(), s, p, (h, w), MatmulPrecision::Full);
             let x2 = rand_array(x.raw_dim(), 73);
             let (l, r) = (dot(&naive_conv(&x2, &wt, s, p), &dy), dot(&x2, &dx));
             assert!(
@@ -884,15 +923,19 @@ mod tests {
             let what = format!("conv_transpose2d {n}x{cin}x{h}x{w} -> {cout} k{k} s{s}");
             let x = rand_array(Dim([n, cin, h, w]), 30).into_dyn();
             let wt = rand_array(Dim([cin, cout, k, k]), 31).into_dyn();
-            let y = conv_transpose2d_forward(&d4(&x), d4(&wt).view(), s);
+            let y = conv_transpose2d_forward(&d4(&x), d4(&wt).view(), s, MatmulPrecision::Full);
             let d = &y - &naive_convt(&d4(&x), &d4(&wt), s);
             let worst = d.iter().fold(0.0f64, |m, v| m.max(v.abs()));
             assert!(worst < 1e-12, "{what}: forward vs direct loop {worst:e}");
             let proj = rand_array(y.raw_dim(), 32);
-            let dx = conv_transpose2d_backward_input(&proj, d4(&wt).view(), s);
-            let dw = conv_transpose2d_backward_weight(&d4(&x), &proj, k, s);
+            let dx =
+                conv_transpose2d_backward_input(&proj, d4(&wt).view(), s, MatmulPrecision::Full);
+            let dw = conv_transpose2d_backward_weight(&d4(&x), &proj, k, s, MatmulPrecision::Full);
             let loss_x = |xv: &ArrayD<f64>| {
-                dot(&conv_transpose2d_forward(&d4(xv), d4(&wt).view(), s), &proj)
+                dot(
+                    &conv_transpose2d_forward(&d4(xv), d4(&wt).view(), s, MatmulPrecision::Full),
+                    &proj,
+                )
             };
             check_gradient(
                 &format!("{what} dx"),
@@ -902,8 +945,12 @@ mod tests {
                 1e-7,
                 1e-6,
             );
-            let loss_w =
-                |wv: &ArrayD<f64>| dot(&conv_transpose2d_forward(&d4(&x), d4(wv).view(), s), &proj);
+            let loss_w = |wv: &ArrayD<f64>| {
+                dot(
+                    &conv_transpose2d_forward(&d4(&x), d4(wv).view(), s, MatmulPrecision::Full),
+                    &proj,
+                )
+            };
             check_gradient(
                 &format!("{what} dw"),
                 &wt,
@@ -921,9 +968,9 @@ mod tests {
         let (k, s) = (3, 2);
         let x = rand_array(Dim([2, 5, 9, 8]), 40);
         let w = rand_array(Dim([4, 5, k, k]), 41);
-        let cx = conv2d_forward(&x, w.view(), s, 0);
+        let cx = conv2d_forward(&x, w.view(), s, 0, MatmulPrecision::Full);
         let y = rand_array(cx.raw_dim(), 42);
-        let ty = conv_transpose2d_forward(&y, w.view(), s);
+        let ty = conv_transpose2d_forward(&y, w.view(), s, MatmulPrecision::Full);
         // The transposed output is (H−1)s+k = 9 rows, 7 columns: x's last column is never read.
         assert_eq!(ty.dim(), (2, 5, 9, 7));
         let lhs = dot(&cx, &y);
@@ -933,7 +980,7 @@ mod tests {
             "{lhs} vs {rhs}"
         );
         // And conv2d_backward_input is the same map padded out to x's size.
-        let bi = conv2d_backward_input(&y, w.view(), s, 0, (9, 8));
+        let bi = conv2d_backward_input(&y, w.view(), s, 0, (9, 8), MatmulPrecision::Full);
         assert!((dot(&x, &bi) - lhs).abs() < 1e-10 * lhs.abs().max(1.0));
     }
 }

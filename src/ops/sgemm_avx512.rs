@@ -8,6 +8,12 @@
 //! The vector axis is C's columns, so a row-major C (the convolution outputs) is stored with
 //! plain (masked at the right edge) vector stores; a column-major C is handled by computing
 //! Cᵀ = Bᵀ·Aᵀ instead, and any other C layout goes through a small scratch tile.
+//!
+//! bf16 products ([`Mode::Bf16Dot`]) keep the structure: the packed f32 strips are converted
+//! to pairs of bf16 (two depths per 32-bit word, rounded to nearest even) and the micro-kernel
+//! runs `vdpbf16ps`, 32 multiply-adds per instruction where f32 FMA does 16, accumulating in f32.
+//! [`Mode::Bf16Rounded`] rounds the packed strips in place and runs the f32 kernel: the same
+//! operands on CPUs without AVX512_BF16, so `--precision bf16` means the same everywhere.
 
 use ndarray::{ArrayView2, ArrayViewMut2};
 use std::arch::x86_64::*;
@@ -36,13 +42,59 @@ pub fn available() -> bool {
     *A.get_or_init(|| is_x86_feature_detected!("avx512f"))
 }
 
-/// Packing buffers (A block, B block), kept for reuse: the worker threads are spawned afresh
-/// for each parallel section, so thread-locals would be allocated (and zeroed) on every call.
-static POOL: std::sync::Mutex<Vec<(Vec<f32>, Vec<f32>)>> = std::sync::Mutex::new(Vec::new());
+/// Whether this CPU runs the `vdpbf16ps` kernel ([`Mode::Bf16Dot`]; detected once).
+pub fn bf16_available() -> bool {
+    static A: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *A.get_or_init(|| {
+        available()
+            && is_x86_feature_detected!("avx512bf16")
+            && is_x86_feature_detected!("avx512bw")
+    })
+}
 
-/// c = alpha·a·b + beta·c. With `beta == 0` c is overwritten without being read.
+/// What the kernel multiplies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The f32 operands, f32 FMA.
+    F32,
+    /// Operands rounded to bf16 (nearest even) while packing, then the f32 FMA kernel.
+    Bf16Rounded,
+    /// Operands converted to bf16 pairs while packing, `vdpbf16ps` with f32 accumulation.
+    /// Needs [`bf16_available`].
+    Bf16Dot,
+}
+
+/// Packing buffers, kept for reuse: the worker threads are spawned afresh for each parallel
+/// section, so thread-locals would be allocated (and zeroed) on every call.
+#[derive(Default)]
+struct Buffers {
+    /// A and B blocks in f32.
+    a: Vec<f32>,
+    b: Vec<f32>,
+    /// The same blocks as bf16 pairs (Bf16Dot only).
+    a16: Vec<u32>,
+    b16: Vec<u32>,
+}
+
+static POOL: std::sync::Mutex<Vec<Buffers>> = std::sync::Mutex::new(Vec::new());
+
+/// c = alpha·a·b + beta·c in f32. With `beta == 0` c is overwritten without being read.
 /// Panics when the shapes disagree or the CPU lacks AVX-512F (check [`available`]).
 pub fn sgemm(
+    alpha: f32,
+    a: &ArrayView2<f32>,
+    b: &ArrayView2<f32>,
+    beta: f32,
+    c: &mut ArrayViewMut2<f32>,
+) {
+    sgemm_mode(Mode::F32, alpha, a, b, beta, c);
+}
+
+/// c = alpha·a·b + beta·c with the products of `mode` (a and b rounded to bf16 in the bf16
+/// modes; alpha, beta and c stay f32). Panics when the shapes disagree or the CPU lacks the
+/// mode's instructions.
+pub fn sgemm_mode(
+    mode: Mode,
     alpha: f32,
     a: &ArrayView2<f32>,
     b: &ArrayView2<f32>,
@@ -59,6 +111,10 @@ pub fn sgemm(
         c.dim()
     );
     assert!(available(), "sgemm: AVX-512F not available");
+    assert!(
+        mode != Mode::Bf16Dot || bf16_available(),
+        "sgemm: AVX512_BF16 not available"
+    );
     let (sa, sb, sc) = (a.strides(), b.strides(), c.strides());
     let mut mat_a = Mat {
         p: a.as_ptr(),
@@ -89,9 +145,9 @@ pub fn sgemm(
             std::mem::swap(&mut mat_a, &mut mat_b);
             std::mem::swap(&mut mat_a.rs, &mut mat_a.cs);
             std::mem::swap(&mut mat_b.rs, &mut mat_b.cs);
-            driver(n, m, k, alpha, mat_a, mat_b, beta, cp, csc, rsc);
+            driver(mode, n, m, k, alpha, mat_a, mat_b, beta, cp, csc, rsc);
         } else {
-            driver(m, n, k, alpha, mat_a, mat_b, beta, cp, rsc, csc);
+            driver(mode, m, n, k, alpha, mat_a, mat_b, beta, cp, rsc, csc);
         }
     }
 }
@@ -135,6 +191,7 @@ fn block_len(len: usize, max: usize, align: usize) -> usize {
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 unsafe fn driver(
+    mode: Mode,
     m: usize,
     n: usize,
     k: usize,
@@ -160,22 +217,29 @@ unsafe fn driver(
         return;
     }
     // With a single row of tiles each B value is used once, so packing B would only add a
-    // copy (this is the 3-channel RGB layer): the kernel then reads B's rows in place.
-    let direct_b = m <= MR && b.cs == 1 && n > 1;
+    // copy (this is the 3-channel RGB layer): the kernel then reads B's rows in place (f32
+    // only: the bf16 modes need B rounded, hence packed).
+    let direct_b = mode == Mode::F32 && m <= MR && b.cs == 1 && n > 1;
+    // f32 folds α into the packed A; the bf16 modes must round A itself, so the tile applies α.
+    let (alpha_a, alpha_c) = if mode == Mode::F32 {
+        (alpha, 1.0)
+    } else {
+        (1.0, alpha)
+    };
     let kc_max = block_len(k, KC, 8);
     let mc_max = block_len(m, MC, MR);
     let nc_max = block_len(n, NC, NR);
     let mut bufs = POOL.lock().unwrap().pop().unwrap_or_default();
     {
-        let (abuf, bbuf) = &mut bufs;
         let (alen, blen) = (mc_max * kc_max, nc_max * kc_max);
-        if abuf.len() < alen {
-            abuf.resize(alen, 0.0);
+        grow(&mut bufs.a, alen);
+        grow(&mut bufs.b, blen);
+        if mode == Mode::Bf16Dot {
+            grow(&mut bufs.a16, alen / 2);
+            grow(&mut bufs.b16, blen / 2);
         }
-        if bbuf.len() < blen {
-            bbuf.resize(blen, 0.0);
-        }
-        let (ap, bp) = (abuf.as_mut_ptr(), bbuf.as_mut_ptr());
+        let (ap, bp) = (bufs.a.as_mut_ptr(), bufs.b.as_mut_ptr());
+        let (ap16, bp16) = (bufs.a16.as_mut_ptr(), bufs.b16.as_mut_ptr());
         let mut jc = 0;
         while jc < n {
             let nc = nc_max.min(n - jc);
@@ -194,6 +258,12 @@ unsafe fn driver(
                     }
                 } else {
                     unsafe { pack_b(&b, pc, kc, jc, nc, bp) };
+                    let strips = nc.div_ceil(NR);
+                    match mode {
+                        Mode::F32 => {}
+                        Mode::Bf16Rounded => unsafe { round_in_place(bp, strips * kc * NR) },
+                        Mode::Bf16Dot => unsafe { to_pairs::<NR>(bp, strips, kc, bp16) },
+                    }
                     BSrc {
                         p: bp,
                         strip: (kc * NR) as isize,
@@ -204,8 +274,21 @@ unsafe fn driver(
                 let mut ic = 0;
                 while ic < m {
                     let mc = mc_max.min(m - ic);
-                    unsafe { pack_a(&a, alpha, ic, mc, pc, kc, ap) };
-                    unsafe { macro_kernel(mc, nc, kc, ap, &bsrc, beta_p, c, ic, jc, rsc, csc) };
+                    unsafe { pack_a(&a, alpha_a, ic, mc, pc, kc, ap) };
+                    let strips = mc.div_ceil(MR);
+                    match mode {
+                        Mode::F32 => {}
+                        Mode::Bf16Rounded => unsafe { round_in_place(ap, strips * kc * MR) },
+                        Mode::Bf16Dot => unsafe { to_pairs::<MR>(ap, strips, kc, ap16) },
+                    }
+                    let packed = if mode == Mode::Bf16Dot {
+                        Packed::Pairs(ap16, bp16)
+                    } else {
+                        Packed::F32(ap, &bsrc)
+                    };
+                    unsafe {
+                        macro_kernel(mc, nc, kc, packed, alpha_c, beta_p, c, ic, jc, rsc, csc)
+                    };
                     ic += mc;
                 }
                 pc += kc;
@@ -214,6 +297,83 @@ unsafe fn driver(
         }
     }
     POOL.lock().unwrap().push(bufs);
+}
+
+fn grow<T: Default + Clone>(v: &mut Vec<T>, len: usize) {
+    if v.len() < len {
+        v.resize(len, T::default());
+    }
+}
+
+/// Rounds `len` packed f32 values to bf16 (nearest even, as `half::bf16::from_f32`), in place.
+#[target_feature(enable = "avx512f")]
+unsafe fn round_in_place(p: *mut f32, len: usize) {
+    let mut i = 0;
+    while i < len {
+        let mask = ((1u32 << (len - i).min(16)) - 1) as u16;
+        unsafe {
+            let x = _mm512_maskz_loadu_ps(mask, p.add(i));
+            _mm512_mask_storeu_ps(p.add(i), mask, round_bf16x16(x));
+        }
+        i += 16;
+    }
+}
+
+/// 16 f32 values rounded to the nearest bf16 (ties to even), kept as f32; NaN stays NaN.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn round_bf16x16(x: __m512) -> __m512 {
+    let bits = _mm512_castps_si512(x);
+    // bits + 0x7FFF + (bit 16), then clear the low half: round to nearest, ties to even.
+    let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(bits), _mm512_set1_epi32(1));
+    let up = _mm512_add_epi32(_mm512_add_epi32(bits, _mm512_set1_epi32(0x7FFF)), odd);
+    let rounded = _mm512_and_si512(up, _mm512_set1_epi32(0xFFFF_0000u32 as i32));
+    // NaN payloads could carry into the exponent: keep a NaN as the quiet NaN of its sign.
+    let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(x, x);
+    let quiet = _mm512_or_si512(bits, _mm512_set1_epi32(0x0040_0000));
+    let quiet = _mm512_and_si512(quiet, _mm512_set1_epi32(0xFFFF_0000u32 as i32));
+    _mm512_castsi512_ps(_mm512_mask_blend_epi32(nan, rounded, quiet))
+}
+
+/// Converts `strips` packed f32 strips (kc depths × L values each) into bf16 pairs: strip s,
+/// depth pair q, lane j holds depth 2q in its low half and 2q + 1 in its high half (zero past
+/// an odd kc), which is how `vdpbf16ps` pairs its operands.
+#[target_feature(enable = "avx512f,avx512bf16,avx512bw")]
+unsafe fn to_pairs<const L: usize>(src: *const f32, strips: usize, kc: usize, dst: *mut u32) {
+    let kp = kc.div_ceil(2);
+    // Lanes 0..16 of cvtne2ps are the second operand, 16..32 the first: interleave them.
+    let idx = _mm512_set_epi16(
+        31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4,
+        19, 3, 18, 2, 17, 1, 16, 0,
+    );
+    for s in 0..strips {
+        let (sp, dp) = unsafe { (src.add(s * kc * L), dst.add(s * kp * L)) };
+        for q in 0..kp {
+            for v in 0..L.div_ceil(16) {
+                let lanes = (L - 16 * v).min(16);
+                let mask = ((1u32 << lanes) - 1) as u16;
+                unsafe {
+                    let lo = _mm512_maskz_loadu_ps(mask, sp.add(2 * q * L + 16 * v));
+                    let hi = if 2 * q + 1 < kc {
+                        _mm512_maskz_loadu_ps(mask, sp.add((2 * q + 1) * L + 16 * v))
+                    } else {
+                        _mm512_setzero_ps()
+                    };
+                    let both: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
+                    let pairs = _mm512_permutexvar_epi16(idx, both);
+                    _mm512_mask_storeu_epi32(dp.add(q * L + 16 * v).cast(), mask, pairs);
+                }
+            }
+        }
+    }
+}
+
+/// The packed operands of one block, as the micro-kernels read them.
+#[derive(Clone, Copy)]
+enum Packed<'a> {
+    F32(*const f32, &'a BSrc),
+    /// A and B as bf16 pairs (strips of kc.div_ceil(2) depth pairs).
+    Pairs(*const u32, *const u32),
 }
 
 /// Packs B[pc..pc+kc, jc..jc+nc] into strips of NR columns: strip s holds, for each depth p,
@@ -404,15 +564,16 @@ fn col_masks(w: usize) -> [__mmask16; NV] {
     })
 }
 
-/// One packed (mc × kc) A block times one packed (kc × nc) B block into C at (ic, jc).
+/// One packed (mc × kc) A block times one packed (kc × nc) B block into C at (ic, jc):
+/// C = alpha·A·B + beta·C (alpha is 1 where the packing folded it into A).
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 unsafe fn macro_kernel(
     mc: usize,
     nc: usize,
     kc: usize,
-    ap: *const f32,
-    bp: &BSrc,
+    packed: Packed,
+    alpha: f32,
     beta: f32,
     c: *mut f32,
     ic: usize,
@@ -420,26 +581,36 @@ unsafe fn macro_kernel(
     rsc: isize,
     csc: isize,
 ) {
+    let kp = kc.div_ceil(2);
     let mut scratch = [0.0f32; MR * NR];
     for s in 0..nc.div_ceil(NR) {
         let j0 = s * NR;
         let w = NR.min(nc - j0);
         let masks = col_masks(w);
-        let b = BSrc {
-            p: unsafe { bp.p.offset(s as isize * bp.strip) },
-            ..*bp
-        };
         for t in 0..mc.div_ceil(MR) {
             let i0 = t * MR;
             let h = MR.min(mc - i0);
-            let a = unsafe { ap.add(t * kc * MR) };
             let ci = unsafe { c.offset((ic + i0) as isize * rsc + (jc + j0) as isize * csc) };
+            // One tile into (c, its row stride, beta): C itself, or the scratch tile.
+            let run = |c: *mut f32, rsc: isize, beta: f32| match packed {
+                Packed::F32(ap, bp) => {
+                    let b = BSrc {
+                        p: unsafe { bp.p.offset(s as isize * bp.strip) },
+                        ..*bp
+                    };
+                    let a = unsafe { ap.add(t * kc * MR) };
+                    unsafe { tile(h, kc, a, &b, alpha, beta, c, rsc, masks) }
+                }
+                Packed::Pairs(ap, bp) => unsafe {
+                    let (a, b) = (ap.add(t * kp * MR), bp.add(s * kp * NR));
+                    tile_bf16(h, kp, a, b, alpha, beta, c, rsc, masks)
+                },
+            };
             if csc == 1 {
-                unsafe { tile(h, kc, a, &b, beta, ci, rsc, masks) };
+                run(ci, rsc, beta);
             } else {
                 // General C layout: compute into a row-major scratch tile, then merge.
-                let sp = scratch.as_mut_ptr();
-                unsafe { tile(h, kc, a, &b, 0.0, sp, NR as isize, masks) };
+                run(scratch.as_mut_ptr(), NR as isize, 0.0);
                 for i in 0..h {
                     for j in 0..w {
                         unsafe {
@@ -463,6 +634,7 @@ unsafe fn tile(
     kc: usize,
     a: *const f32,
     b: &BSrc,
+    alpha: f32,
     beta: f32,
     c: *mut f32,
     rsc: isize,
@@ -472,8 +644,8 @@ unsafe fn tile(
         ($($r:literal)*) => {
             match (h, b.direct) {
                 $(
-                    ($r, false) => kernel::<$r, false>(kc, a, b.p, b.row, beta, c, rsc, masks),
-                    ($r, true) => kernel::<$r, true>(kc, a, b.p, b.row, beta, c, rsc, masks),
+                    ($r, false) => kernel::<$r, false>(kc, a, b.p, b.row, alpha, beta, c, rsc, masks),
+                    ($r, true) => kernel::<$r, true>(kc, a, b.p, b.row, alpha, beta, c, rsc, masks),
                 )*
                 _ => unreachable!("tile height {h}"),
             }
@@ -494,18 +666,13 @@ unsafe fn kernel<const R: usize, const DIRECT: bool>(
     a: *const f32,
     b: *const f32,
     brow: isize,
+    alpha: f32,
     beta: f32,
     c: *mut f32,
     rsc: isize,
     masks: [__mmask16; NV],
 ) {
-    // Start fetching the C tile now so its cache misses overlap the FMA loop.
-    for r in 0..R {
-        for v in 0..NV {
-            let line = c.wrapping_offset(r as isize * rsc).wrapping_add(16 * v);
-            _mm_prefetch::<_MM_HINT_T0>(line as *const i8);
-        }
-    }
+    prefetch_tile::<R>(c, rsc);
     let mut acc = [[_mm512_setzero_ps(); NV]; R];
     let (mut a, mut b) = (a, b);
     for _ in 0..kc {
@@ -528,23 +695,116 @@ unsafe fn kernel<const R: usize, const DIRECT: bool>(
             b = b.wrapping_offset(brow);
         }
     }
-    let bv = _mm512_set1_ps(beta);
+    unsafe { store_tile(acc, alpha, beta, c, rsc, masks) };
+}
+
+/// Starts fetching an R-row C tile so its cache misses overlap the multiply loop.
+#[inline(always)]
+fn prefetch_tile<const R: usize>(c: *mut f32, rsc: isize) {
+    for r in 0..R {
+        for v in 0..NV {
+            let line = c.wrapping_offset(r as isize * rsc).wrapping_add(16 * v);
+            // SAFETY: a prefetch never faults, whatever the address.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(line as *const i8) };
+        }
+    }
+}
+
+/// C tile = alpha·acc + beta·C, columns beyond the masks untouched; with `beta == 0` C is
+/// not read.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn store_tile<const R: usize>(
+    acc: [[__m512; NV]; R],
+    alpha: f32,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    masks: [__mmask16; NV],
+) {
+    let (av, bv) = (_mm512_set1_ps(alpha), _mm512_set1_ps(beta));
     for (r, row) in acc.iter().enumerate() {
         let cr = unsafe { c.offset(r as isize * rsc) };
         for v in 0..NV {
             unsafe {
                 let p = cr.wrapping_add(16 * v);
-                let out = if beta == 0.0 {
+                let x = if alpha == 1.0 {
                     row[v]
-                } else if beta == 1.0 {
-                    _mm512_add_ps(row[v], _mm512_maskz_loadu_ps(masks[v], p))
                 } else {
-                    _mm512_fmadd_ps(bv, _mm512_maskz_loadu_ps(masks[v], p), row[v])
+                    _mm512_mul_ps(av, row[v])
+                };
+                let out = if beta == 0.0 {
+                    x
+                } else if beta == 1.0 {
+                    _mm512_add_ps(x, _mm512_maskz_loadu_ps(masks[v], p))
+                } else {
+                    _mm512_fmadd_ps(bv, _mm512_maskz_loadu_ps(masks[v], p), x)
                 };
                 _mm512_mask_storeu_ps(p, masks[v], out);
             }
         }
     }
+}
+
+/// [`tile`] for bf16 pairs: `kp` depth pairs of A (MR words each) and B (NR words each).
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn tile_bf16(
+    h: usize,
+    kp: usize,
+    a: *const u32,
+    b: *const u32,
+    alpha: f32,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    masks: [__mmask16; NV],
+) {
+    macro_rules! rows {
+        ($($r:literal)*) => {
+            match h {
+                $( $r => kernel_bf16::<$r>(kp, a, b, alpha, beta, c, rsc, masks), )*
+                _ => unreachable!("tile height {h}"),
+            }
+        };
+    }
+    unsafe { rows!(1 2 3 4 5 6 7 8 9 10 11 12) }
+}
+
+/// The bf16 micro-kernel: per depth pair, one broadcast A word (two bf16) per row against NV
+/// B vectors (16 columns × two depths each), 32 multiply-adds per `vdpbf16ps`.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn kernel_bf16<const R: usize>(
+    kp: usize,
+    a: *const u32,
+    b: *const u32,
+    alpha: f32,
+    beta: f32,
+    c: *mut f32,
+    rsc: isize,
+    masks: [__mmask16; NV],
+) {
+    prefetch_tile::<R>(c, rsc);
+    let mut acc = [[_mm512_setzero_ps(); NV]; R];
+    let (mut a, mut b) = (a, b);
+    for _ in 0..kp {
+        unsafe {
+            let bv: [__m512bh; NV] = std::array::from_fn(|v| {
+                std::mem::transmute(_mm512_loadu_si512(b.add(16 * v).cast()))
+            });
+            for (r, row) in acc.iter_mut().enumerate() {
+                let ar: __m512bh = std::mem::transmute(_mm512_set1_epi32(*a.add(r) as i32));
+                for v in 0..NV {
+                    row[v] = _mm512_dpbf16_ps(row[v], ar, bv[v]);
+                }
+            }
+            a = a.add(MR);
+            b = b.add(NR);
+        }
+    }
+    unsafe { store_tile(acc, alpha, beta, c, rsc, masks) };
 }
 
 #[cfg(test)]
@@ -570,17 +830,35 @@ mod tests {
         beta: f32,
         c: &mut ArrayViewMut2<f32>,
     ) -> f64 {
+        check_mode(Mode::F32, alpha, a, b, beta, c)
+    }
+
+    fn bf16(x: f32) -> f64 {
+        half::bf16::from_f32(x).to_f64()
+    }
+
+    /// [`check`] for any mode: in the bf16 modes the reference multiplies the bf16-rounded
+    /// operands exactly, so only the f32 sums are left to the bound.
+    fn check_mode(
+        mode: Mode,
+        alpha: f32,
+        a: &ArrayView2<f32>,
+        b: &ArrayView2<f32>,
+        beta: f32,
+        c: &mut ArrayViewMut2<f32>,
+    ) -> f64 {
         let (m, k) = a.dim();
         let n = b.dim().1;
         let c0 = c.to_owned();
-        sgemm(alpha, a, b, beta, c);
+        sgemm_mode(mode, alpha, a, b, beta, c);
+        let op = |x: f32| if mode == Mode::F32 { x as f64 } else { bf16(x) };
         let eps = f32::EPSILON as f64;
         let mut worst = 0.0f64;
         for i in 0..m {
             for j in 0..n {
                 let (mut dot, mut mag) = (0.0f64, 0.0f64);
                 for p in 0..k {
-                    let t = a[[i, p]] as f64 * b[[p, j]] as f64;
+                    let t = op(a[[i, p]]) * op(b[[p, j]]);
                     dot += t;
                     mag += t.abs();
                 }
@@ -596,7 +874,7 @@ mod tests {
                 let err = (c[[i, j]] as f64 - want).abs();
                 assert!(
                     err <= bound,
-                    "({m}x{k})·({k}x{n}) α={alpha} β={beta}: C[{i},{j}] = {} want {want} (err {err:e} > {bound:e})",
+                    "{mode:?} ({m}x{k})·({k}x{n}) α={alpha} β={beta}: C[{i},{j}] = {} want {want} (err {err:e} > {bound:e})",
                     c[[i, j]]
                 );
                 worst = worst.max(err / bound);
@@ -704,6 +982,131 @@ mod tests {
             }
         }
         println!("worst error {worst:.3} of the bound");
+    }
+
+    /// Both bf16 modes on this CPU (the rounded one everywhere AVX-512F is, the `vdpbf16ps`
+    /// one where AVX512_BF16 is) against the exact product of the rounded operands.
+    #[test]
+    fn bf16_modes_match_reference() {
+        if skip() {
+            return;
+        }
+        let mut modes = vec![Mode::Bf16Rounded];
+        if bf16_available() {
+            modes.push(Mode::Bf16Dot);
+        } else {
+            eprintln!("Bf16Dot not tested: this CPU lacks AVX512_BF16");
+        }
+        let dims = [1usize, 3, 12, 13, 33, 80, 161, 384, 515];
+        for mode in modes {
+            let (mut worst, mut cases, mut seed) = (0.0f64, 0, 7u64);
+            for &m in &dims {
+                for &n in &dims {
+                    for &k in &dims {
+                        if m * n * k > 20_000_000 {
+                            continue;
+                        }
+                        seed += 1;
+                        let layout = seed % 4;
+                        let a_own = if layout & 1 == 0 {
+                            filled(m, k, seed)
+                        } else {
+                            filled(k, m, seed).reversed_axes()
+                        };
+                        let b_own = if layout & 2 == 0 {
+                            filled(k, n, seed + 1000)
+                        } else {
+                            filled(n, k, seed + 1000).reversed_axes()
+                        };
+                        let (alpha, beta) =
+                            [(1.0, 0.0), (0.75, 1.0), (-1.5, 0.5)][seed as usize % 3];
+                        // Row-major C, or (every third case) column-major.
+                        let mut c_row = filled(m, n, seed + 2000);
+                        let mut c_col = filled(n, m, seed + 3000);
+                        let mut cv = if seed % 3 == 0 {
+                            c_col.view_mut().reversed_axes()
+                        } else {
+                            c_row.view_mut()
+                        };
+                        worst = worst.max(check_mode(
+                            mode,
+                            alpha,
+                            &a_own.view(),
+                            &b_own.view(),
+                            beta,
+                            &mut cv,
+                        ));
+                        cases += 1;
+                    }
+                }
+            }
+            println!("{mode:?}: {cases} shapes, worst error {worst:.3} of the bound");
+        }
+    }
+
+    /// Rounding before the product is what makes bf16 differ from f32: a product the f32
+    /// kernel gets right to ~1e-7 must come out of the bf16 modes with bf16's error.
+    #[test]
+    fn bf16_modes_round_their_operands() {
+        if skip() {
+            return;
+        }
+        // 1 + 2⁻¹⁰ is not a bf16 (8 significant bits): it rounds to 1.
+        let a = Array2::from_elem((5, 40), 1.0f32 + 1.0 / 1024.0);
+        let b = Array2::from_elem((40, 7), 1.0f32);
+        for mode in [Mode::F32, Mode::Bf16Rounded, Mode::Bf16Dot] {
+            if mode == Mode::Bf16Dot && !bf16_available() {
+                continue;
+            }
+            let mut c = Array2::<f32>::zeros((5, 7));
+            sgemm_mode(mode, 1.0, &a.view(), &b.view(), 0.0, &mut c.view_mut());
+            let want = if mode == Mode::F32 {
+                40.0 + 40.0 / 1024.0
+            } else {
+                40.0
+            };
+            assert!(c.iter().all(|&v| v == want), "{mode:?}: {c:?}");
+        }
+    }
+
+    #[test]
+    fn round_bf16x16_matches_half() {
+        if skip() {
+            return;
+        }
+        let mut st = 0x1234_5678_9abc_def0u64;
+        let mut specials = vec![
+            0.0f32,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            -f32::NAN,
+            f32::from_bits(0x7F80_0001), // signalling NaN whose payload would carry
+            f32::from_bits(0x3F80_8000), // exact tie, even below: rounds down
+            f32::from_bits(0x3F81_8000), // exact tie, odd below: rounds up
+            f32::from_bits(0x7F7F_FFFF), // largest finite: rounds to infinity
+            f32::from_bits(0x0000_8001), // subnormal
+        ];
+        for _ in 0..100_000 {
+            st ^= st << 13;
+            st ^= st >> 7;
+            st ^= st << 17;
+            specials.push(f32::from_bits((st >> 32) as u32));
+        }
+        for chunk in specials.chunks(16) {
+            let mut buf = chunk.to_vec();
+            // SAFETY: AVX-512F is present (checked above); buf holds buf.len() values.
+            unsafe { round_in_place(buf.as_mut_ptr(), buf.len()) };
+            for (&x, &r) in chunk.iter().zip(&buf) {
+                let want = half::bf16::from_f32(x).to_f32();
+                assert!(
+                    r.to_bits() == want.to_bits() || (r.is_nan() && want.is_nan()),
+                    "{x:e} ({:#x}) → {r:e}, want {want:e}",
+                    x.to_bits()
+                );
+            }
+        }
     }
 
     #[test]
