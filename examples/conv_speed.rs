@@ -179,8 +179,58 @@ fn dot_secs(a: &Array2<f32>, b: &Array2<f32>, c: &mut Array2<f32>) -> Option<f64
     None
 }
 
+/// One core's multiply-add ceiling: 24 independent accumulator chains of f32 FMA, and of
+/// `vdpbf16ps` where the CPU has it (GFLOP/s, 2 FLOP per multiply-add).
+#[cfg(target_arch = "x86_64")]
+fn peak_rates() {
+    use std::arch::x86_64::*;
+    const CHAINS: usize = 24;
+    const STEPS: usize = 20_000_000;
+    #[target_feature(enable = "avx512f")]
+    fn fma() -> f32 {
+        let mut acc = [_mm512_setzero_ps(); CHAINS];
+        let (x, y) = (_mm512_set1_ps(1.000_001), _mm512_set1_ps(0.999_999));
+        for _ in 0..STEPS {
+            for a in acc.iter_mut() {
+                *a = _mm512_fmadd_ps(x, y, *a);
+            }
+        }
+        acc.iter().map(|&a| _mm512_reduce_add_ps(a)).sum()
+    }
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    fn dot() -> f32 {
+        let mut acc = [_mm512_setzero_ps(); CHAINS];
+        // SAFETY: __m512bh and __m512i are the same 512 bits.
+        let x: __m512bh = unsafe { std::mem::transmute(_mm512_set1_epi32(0x3F80_3F80)) };
+        for _ in 0..STEPS {
+            for a in acc.iter_mut() {
+                *a = _mm512_dpbf16_ps(*a, x, x);
+            }
+        }
+        acc.iter().map(|&a| _mm512_reduce_add_ps(a)).sum()
+    }
+    let rate = |f: &dyn Fn() -> f32, flops_per_op: usize| {
+        let t = Instant::now();
+        std::hint::black_box(f());
+        (STEPS * CHAINS * flops_per_op) as f64 / t.elapsed().as_secs_f64() / 1e9
+    };
+    if !sincut::ops::sgemm_avx512::available() {
+        return;
+    }
+    // SAFETY (both): the features were detected above / just below.
+    let f = rate(&|| unsafe { fma() }, 32);
+    print!("one-core peak: f32 FMA {f:.1} GFLOP/s");
+    if sincut::ops::sgemm_avx512::bf16_available() {
+        let d = rate(&|| unsafe { dot() }, 64);
+        print!(" | vdpbf16ps {d:.1} GFLOP/s ({:.2}× FMA)", d / f);
+    }
+    println!();
+}
+
 fn main() {
     println!("conv passes at {:?}", precision());
+    #[cfg(target_arch = "x86_64")]
+    peak_rates();
     println!("threads: {}", sincut::parallel::num_threads());
     println!("single-thread GEMM:");
     // Forward (W · cols), backward-input (Wᵀ · dy), backward-weight (dy · colsᵀ) shapes.
