@@ -512,6 +512,8 @@ impl OnBackend for TrainingLoop<'_> {
             start,
         } = self;
         let run_dir = &opts.out;
+        // Owned: a time budget re-estimates the iteration count as the run goes.
+        let mut run = run.clone();
         let mut state = BackendState::upload(e, &state)?;
         let metrics_path = run_dir.join("metrics.jsonl");
         if opts.resume {
@@ -522,7 +524,7 @@ impl OnBackend for TrainingLoop<'_> {
             .append(true)
             .open(&metrics_path)
             .map_err(|e| Error::at(&metrics_path, e))?;
-        let end = opts.stop_at.map_or(run.iters, |s| s.min(run.iters));
+        let end_of = |iters: u64| opts.stop_at.map_or(iters, |s| s.min(iters));
         let progress = Progress::new(opts.verbosity, start, run.iters);
         if start > 0 {
             progress.line(&format!(
@@ -532,8 +534,11 @@ impl OnBackend for TrainingLoop<'_> {
         }
         install_interrupt_handler();
         let t0 = Instant::now();
+        // End of this session's first iteration (warm-up excluded from the time budget's speed).
+        let mut t1 = None;
         let mut last_saved = start;
-        for it in start..end {
+        let mut it = start;
+        while it < end_of(run.iters) {
             if INTERRUPTED.load(Ordering::SeqCst) {
                 progress.finish();
                 if last_saved != it {
@@ -562,6 +567,27 @@ impl OnBackend for TrainingLoop<'_> {
             let elapsed = t0.elapsed().as_secs_f64();
             let done = (it + 1 - start) as f64;
             let it_per_s = done / elapsed;
+            if it == start {
+                t1 = Some(Instant::now());
+            }
+            if let Some(t) = run.time.as_mut().filter(|t| t.fixed_at.is_none()) {
+                let s_per_iter = match t1 {
+                    Some(t1) if it > start => t1.elapsed().as_secs_f64() / (it - start) as f64,
+                    _ => elapsed / done,
+                };
+                run.iters = t.iters_for(s_per_iter, it);
+                t.s_per_iter = Some(s_per_iter);
+                // From the next iteration on the lr would decay: the count is final.
+                if it + 1 >= run.iters / 2 {
+                    t.fixed_at = Some(it + 1);
+                    write_json(&run_json_path(run_dir), &run)?;
+                    progress.line(&format!(
+                        "--time: {} iterations at {s_per_iter:.2} s/iteration",
+                        run.iters
+                    ));
+                }
+            }
+            let end = end_of(run.iters);
             let line = MetricsLine {
                 iter: it,
                 lr,
@@ -582,6 +608,10 @@ impl OnBackend for TrainingLoop<'_> {
             if next % run.checkpoint_every == 0 || next == end {
                 save_state(run_dir, &run.model, &state.download(e, nets)?, next)?;
                 last_saved = next;
+                if run.time.as_ref().is_some_and(|t| t.fixed_at.is_none()) {
+                    // The estimate so far, for report and info (a resume re-estimates).
+                    write_json(&run_json_path(run_dir), &run)?;
+                }
             }
             let due = |every: u64| every > 0 && (next % every == 0 || next == run.iters);
             let eval_due = due(run.eval_every) && eval_pictures.is_some();
@@ -606,10 +636,11 @@ impl OnBackend for TrainingLoop<'_> {
                     snapshot(e, run_dir, nets, &state.params, &translated, &inp, next)?;
                 }
             }
+            it = next;
         }
         progress.finish();
-        if end < run.iters {
-            return Ok(FitOutcome::Stopped { iteration: end });
+        if it < run.iters {
+            return Ok(FitOutcome::Stopped { iteration: it });
         }
         let result = if opts.no_final_render {
             None

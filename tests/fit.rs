@@ -1335,3 +1335,123 @@ fn cli_fit_precision_is_used_and_recorded() {
         assert!(!dir.join(format!("bf16-{device}")).exists());
     }
 }
+
+/// Issue 15, item 4: `--time` sets the count from the measured speed while the lr is constant,
+/// fixes it where the decay begins (so the schedule still ends at 0), records it in run.json,
+/// and a resume keeps it; `--iters` given on resume replaces an estimate still open.
+#[test]
+fn fit_by_time_fixes_the_count_where_the_lr_decay_begins() {
+    use sincut::fit::lr_at;
+    use sincut::run::{TimeBudget, load_run_config};
+    let dir = tmpdir("bytime");
+    let (a, b) = pair(&dir);
+    let budget = |seconds| {
+        Some(TimeBudget {
+            seconds,
+            s_per_iter: None,
+            fixed_at: None,
+        })
+    };
+
+    // A budget of a few seconds: whatever this machine's speed, the count is final at its
+    // half, every iteration ran at the lr of the final schedule, and the run did them all.
+    let out = dir.join("run");
+    let mut o = options(&a, &b, &out, 1);
+    o.run.time = budget(2.0);
+    o.no_final_render = true;
+    let FitOutcome::Finished { iteration, .. } = fit(&o).unwrap() else {
+        panic!("stopped")
+    };
+    let run = load_run_config(&out).unwrap();
+    let t = run.time.clone().unwrap();
+    let (fixed_at, s_per_iter) = (t.fixed_at.unwrap(), t.s_per_iter.unwrap());
+    assert_eq!(iteration, run.iters);
+    assert_eq!(fixed_at, run.iters / 2, "{t:?}");
+    assert_eq!(run.iters, t.iters_for(s_per_iter, fixed_at - 1), "{t:?}");
+    let (losses, _) = metrics_lines(&out);
+    assert_eq!(losses.len() as u64, run.iters);
+    for l in &losses {
+        let i = l["iter"].as_u64().unwrap();
+        let (got, want) = (l["lr"].as_f64().unwrap(), lr_at(run.model.lr, i, run.iters));
+        // serde_json's default float parsing may miss the last bit.
+        assert!(
+            (got - want).abs() <= 1e-15 * want,
+            "lr at iteration {i}: {got} vs {want}"
+        );
+    }
+    println!(
+        "2 s budget: {} iterations at {s_per_iter:.3} s/iteration",
+        run.iters
+    );
+
+    // Stopped after the count became final: the resume keeps it.
+    let out = dir.join("kept");
+    let mut o = options(&a, &b, &out, 1);
+    o.run.time = budget(1e-9); // final at once: 2 iterations
+    o.no_final_render = true;
+    o.stop_at = Some(1);
+    assert_eq!(fit(&o).unwrap(), FitOutcome::Stopped { iteration: 1 });
+    let stopped = load_run_config(&out).unwrap();
+    assert_eq!(
+        (stopped.iters, stopped.time.unwrap().fixed_at),
+        (2, Some(1))
+    );
+    o.stop_at = None;
+    o.resume = true;
+    let done = fit(&o).unwrap();
+    assert!(
+        matches!(done, FitOutcome::Finished { iteration: 2, .. }),
+        "{done:?}"
+    );
+
+    // Stopped while the count is still an estimate (a budget far away): run.json holds the
+    // estimate; --iters on resume fixes the count there.
+    let out = dir.join("open");
+    let mut o = options(&a, &b, &out, 1);
+    o.run.time = budget(1e7);
+    o.no_final_render = true;
+    o.stop_at = Some(3);
+    assert_eq!(fit(&o).unwrap(), FitOutcome::Stopped { iteration: 3 });
+    let open = load_run_config(&out).unwrap();
+    assert_eq!(open.time.as_ref().unwrap().fixed_at, None);
+    assert!(open.iters > 1000, "estimate {}", open.iters);
+    o.stop_at = None;
+    o.resume = true;
+    o.resume_with.iters = Some(5);
+    let done = fit(&o).unwrap();
+    assert!(
+        matches!(done, FitOutcome::Finished { iteration: 5, .. }),
+        "{done:?}"
+    );
+    let run = load_run_config(&out).unwrap();
+    assert_eq!(run.time.unwrap().fixed_at, Some(3));
+    let (losses, _) = metrics_lines(&out);
+    assert_eq!(losses.len(), 5);
+}
+
+/// `--time` takes a duration with units, and not together with `--iters`.
+#[test]
+fn cli_time_needs_a_unit_and_excludes_iters() {
+    let dir = tmpdir("clitime");
+    let (a, b) = pair(&dir);
+    for (extra, needle) in [
+        (&["--time", "30"][..], "needs a unit"),
+        (
+            &["--time", "10m", "--iters", "5"][..],
+            "cannot be used with",
+        ),
+    ] {
+        let out = dir.join("run");
+        let mut args = vec!["fit".into(), s(&a), s(&b), "--out".into(), s(&out)];
+        args.extend(tiny_cli());
+        args.extend(extra.iter().map(|x| x.to_string()));
+        let o = Command::new(env!("CARGO_BIN_EXE_sincut"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {err}");
+        assert!(err.contains(needle), "{extra:?}: {err}");
+        assert!(!out.exists(), "{extra:?}: a run directory was created");
+    }
+}

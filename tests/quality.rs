@@ -78,6 +78,7 @@ fn short_run(reference: &Value, out: &Path) -> Vec<Value> {
             device: None,
             precision: None,
             changes: Vec::new(),
+            time: None,
         },
         out: out.to_path_buf(),
         resume: false,

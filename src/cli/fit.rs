@@ -5,7 +5,7 @@ use crate::backend::device::{Device, Precision};
 use crate::cli::presets::Preset;
 use crate::error::{Error, Result};
 use crate::fit::{FitOptions, FitOutcome, Verbosity, fit};
-use crate::run::{ResumeOptions, RunConfig, default_run_dir};
+use crate::run::{ResumeOptions, RunConfig, TimeBudget, default_run_dir};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +29,11 @@ pub struct FitFlags {
     /// Total iterations (lr constant for the first half, then linear decay to 0).
     #[arg(long)]
     iters: Option<u64>,
+    /// Train for this long instead of a given count, e.g. 30m, 1h30m, 90s: the count is set
+    /// from the speed measured during the run's first half (while the lr is constant), so the
+    /// lr still decays to 0 on time. The final render comes after.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with_all = ["iters", "resume"])]
+    time: Option<f64>,
     #[arg(long)]
     crop: Option<usize>,
     #[arg(long)]
@@ -157,6 +162,11 @@ pub fn fit_options(a: FitFlags) -> Result<FitOptions> {
     run.source = source;
     run.target = target;
     run.iters = a.iters.unwrap_or(run.iters);
+    run.time = a.time.map(|seconds| TimeBudget {
+        seconds,
+        s_per_iter: None,
+        fixed_at: None,
+    });
     run.seed = a.seed.unwrap_or(0);
     // The eval interval follows the snapshot interval unless given.
     run.eval_every = a
@@ -202,6 +212,51 @@ pub fn run(a: FitFlags) -> Result<ExitCode> {
                 opts.out.display()
             );
             Ok(ExitCode::from(130))
+        }
+    }
+}
+
+/// Seconds in a duration such as `30m`, `1h30m`, `90s` or `1.5h` (a unit on every number).
+pub fn parse_duration(text: &str) -> std::result::Result<f64, String> {
+    let bad = || format!("{text:?} is not a duration (e.g. 30m, 1h30m, 90s)");
+    let (mut total, mut number) = (0.0f64, String::new());
+    for ch in text.trim().chars() {
+        match ch {
+            '0'..='9' | '.' => number.push(ch),
+            'h' | 'm' | 's' => {
+                let v: f64 = number.parse().map_err(|_| bad())?;
+                total += v * match ch {
+                    'h' => 3600.0,
+                    'm' => 60.0,
+                    _ => 1.0,
+                };
+                number.clear();
+            }
+            _ => return Err(bad()),
+        }
+    }
+    if !number.is_empty() {
+        return Err(format!("{text:?} needs a unit: h, m or s (e.g. 30m)"));
+    }
+    if !(total.is_finite() && total > 0.0) {
+        return Err(bad());
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations_parse_with_units_only() {
+        assert_eq!(parse_duration("30m"), Ok(1800.0));
+        assert_eq!(parse_duration("1h30m"), Ok(5400.0));
+        assert_eq!(parse_duration("90s"), Ok(90.0));
+        assert_eq!(parse_duration("1.5h"), Ok(5400.0));
+        assert_eq!(parse_duration("2m30s"), Ok(150.0));
+        for bad in ["30", "", "m", "0m", "1x", "-5m", "1..5m", "1h 30m"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
     }
 }

@@ -66,6 +66,7 @@ impl RunConfig {
             device: None,
             precision: None,
             changes: Vec::new(),
+            time: None,
         }
     }
 }

@@ -38,6 +38,35 @@ pub struct RunConfig {
     /// Options changed on resume, in order; each holds from its iteration on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<OptionChange>,
+    /// `--time`: the iteration count comes from a training-time budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<TimeBudget>,
+}
+
+/// A training-time budget (`fit --time`). While the learning rate is constant (the first half
+/// of the run) `iters` is re-estimated after every iteration as the number of iterations that
+/// fit in `seconds` at the speed measured so far; the count becomes final at the iteration
+/// where the decay begins, so the schedule still ends at 0, and a resume keeps it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimeBudget {
+    /// Seconds of training asked for (snapshots, quality lines and checkpoints included;
+    /// the final render comes after).
+    pub seconds: f64,
+    /// Measured seconds per iteration behind the current count.
+    pub s_per_iter: Option<f64>,
+    /// The iteration at which the count became final; `None` while it is still an estimate.
+    pub fixed_at: Option<u64>,
+}
+
+impl TimeBudget {
+    /// The iteration count for `s_per_iter` once iteration `it` is done: the iterations that
+    /// fit in the budget, but at least 2·(it + 1), since iterations 0..=it all ran at the
+    /// constant lr of a schedule's first half.
+    pub fn iters_for(&self, s_per_iter: f64, it: u64) -> u64 {
+        let fit = (self.seconds / s_per_iter.max(1e-9)).floor();
+        // Float → int saturates; the budget is validated to be finite and positive.
+        (fit as u64).max(2 * (it + 1))
+    }
 }
 
 /// Picture paths in run.json, losslessly: a string when the path is UTF-8 (JSON text must be),
@@ -120,6 +149,11 @@ impl RunConfig {
         crate::memory::check_training_fits(&self.model)?;
         if self.iters == 0 {
             return Err(Error::new("--iters must be at least 1"));
+        }
+        if let Some(t) = &self.time
+            && !(t.seconds.is_finite() && t.seconds > 0.0)
+        {
+            return Err(Error::new("--time must be a positive duration"));
         }
         if self.checkpoint_every == 0 {
             return Err(Error::new("--checkpoint-every must be at least 1"));

@@ -6,7 +6,7 @@ mod config;
 pub mod metrics;
 mod resume;
 
-pub use config::{OptionChange, RunConfig, load_run_config, path_json, write_json};
+pub use config::{OptionChange, RunConfig, TimeBudget, load_run_config, path_json, write_json};
 pub use resume::{ResumeOptions, resumed_config};
 
 use crate::error::Result;

@@ -104,6 +104,10 @@ pub fn resumed_config(mut run: RunConfig, given: &ResumeOptions, at: u64) -> Res
     if let Some(v) = given.iters {
         change("iters", json!(run.iters), json!(v));
         run.iters = v;
+        // A count given outright ends the time budget's estimate.
+        if let Some(t) = &mut run.time {
+            t.fixed_at.get_or_insert(at);
+        }
     }
     if let Some(v) = given.snapshot_every {
         change("snapshot_every", json!(run.snapshot_every), json!(v));

@@ -65,6 +65,7 @@ pub fn tiny_fit_options(src: &Path, tgt: &Path, out: &Path, iters: u64) -> FitOp
             device: None,
             precision: None,
             changes: Vec::new(),
+            time: None,
         },
         out: out.to_path_buf(),
         resume: false,
