@@ -52,3 +52,45 @@ __device__ __forceinline__ void sincut_finish_sum(const double* __restrict__ par
 #define SINCUT_GRID_STRIDE(i, n) \
     for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); \
          i += (long long)gridDim.x * blockDim.x)
+
+// ---- bf16 tensor cores (sm_80 and newer; the bf16 conv kernels only) ----
+// Under the CPU emulator (tools/cuda-emulator/cuda_emu.h defines SINCUT_CUDA_EMU) the two PTX
+// instructions are emulated functions with the same semantics; on older GPUs they trap (the
+// launchers refuse bf16 below sm_80, so this is never reached).
+
+// Two f32 rounded to bf16 (nearest even) and packed: `lo` in bits 0-15, `hi` in bits 16-31,
+// the order in which mma takes two consecutive elements of a fragment register.
+__device__ __forceinline__ unsigned sincut_pack_bf16x2(float lo, float hi) {
+#if defined(SINCUT_CUDA_EMU)
+    return sincut_emu::cvt_rn_bf16x2_f32(hi, lo);
+#elif __CUDA_ARCH__ >= 800
+    unsigned r;
+    // cvt.rn.bf16x2.f32 d, a, b puts a in the upper half, b in the lower.
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+    return r;
+#else
+    __trap();
+    return 0u;
+#endif
+}
+
+// D = A*B + C for one 16x8x16 tile, warp-wide (all 32 lanes, converged): A 16x16 row-major and
+// B 16x8 column-major in bf16, C and D in f32, fragments as the PTX ISA lays them out for
+// mma.m16n8k16 (g = lane/4, t = lane%4): a[0] = A[g][2t..2t+1], a[1] = A[g+8][2t..2t+1],
+// a[2] = A[g][2t+8..2t+9], a[3] = A[g+8][2t+8..2t+9]; b[0] = B[2t..2t+1][g],
+// b[1] = B[2t+8..2t+9][g]; c, d: [g][2t], [g][2t+1], [g+8][2t], [g+8][2t+1] (low half = lower
+// column / row index).
+__device__ __forceinline__ void sincut_mma_bf16_16816(float d[4], const unsigned a[4], const unsigned b[2],
+                                                      const float c[4]) {
+#if defined(SINCUT_CUDA_EMU)
+    sincut_emu::mma_m16n8k16_bf16(d, a, b, c);
+#elif __CUDA_ARCH__ >= 800
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%10,%11,%12,%13};"
+        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]),
+          "f"(c[3]));
+#else
+    __trap();
+#endif
+}

@@ -120,7 +120,7 @@ step "doctor (driver, NVRTC, kernels)" 120 "$B/sincut" doctor
 detail "^(GPU|CUDA driver|libcuda|NVRTC|prebuilt)|kernels in|SPILLS|DOES NOT"
 
 # ---- correctness ----------------------------------------------------------------------------
-step "op parity vs CPU (every op)" 120 "$B/parity" cuda:: --test-threads=1 --nocapture
+step "op parity vs CPU (every op)" 120 "$B/parity" cuda --test-threads=1 --nocapture
 detail "^test result|FAILED|panicked"
 step "kernel rounding + engine vs CPU" 200 "$B/cuda_kernels" --test-threads=1 --nocapture ${GPU_CHECK_TESTS:-}
 detail "^test result|FAILED|panicked"

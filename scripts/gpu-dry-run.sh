@@ -41,7 +41,7 @@ if command -v cargo >/dev/null 2>&1 && env -i PATH=/usr/local/bin:/usr/bin:/bin 
 fi
 [ $rc -eq 0 ] || { echo "dry run: gpu-check exited $rc"; fail=1; }
 if grep -E 'FAIL|TIMEOUT|SKIPPED' out/summary.txt; then echo "dry run: a step failed or was skipped"; fail=1; fi
-grep -q 'prebuilt cubins: .*(20 of 20 kernel files for sm_90, each loaded by the driver)' out/summary.txt \
+grep -q 'prebuilt cubins: .*(21 of 21 kernel files for sm_90, each loaded by the driver)' out/summary.txt \
     || { echo "dry run: the doctor did not load the prebuilt cubins"; fail=1; }
 for f in gpu-check.log summary.txt fit-metrics.jsonl fit-report.html render-64.png; do
     [ -s "out/$f" ] || { echo "dry run: out/$f missing"; fail=1; }

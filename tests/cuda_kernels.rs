@@ -9,10 +9,10 @@
 mod common;
 use common::Rng;
 use ndarray::Array4;
+use sincut::backend::cpu::MatmulPrecision::Full;
 use sincut::cuda::launch as gops;
 use sincut::cuda::{Gpu, GpuTensor, nvrtc};
 use sincut::ops;
-use sincut::ops::gemm::MatmulPrecision;
 
 fn skip(msg: &str) {
     // Both streams: eprintln shows with --nocapture, println in captured output of failures.
@@ -121,34 +121,19 @@ fn conv_rounding_no_worse_than_cpu() {
         let wt = r.a4((co, ci, k, k));
         let (xg, wg) = (up(&g, &x), up(&g, &wt));
         let tag = format!("conv2d N{n} {ci}→{co} {h}×{w} k{k} s{s} p{p}");
-        let y = gops::conv2d::forward(&g, &xg, &wg, s, p).unwrap();
-        let exact =
-            ops::conv2d::conv2d_forward(&f64a(&x), f64a(&wt).view(), s, p, MatmulPrecision::Full);
-        let scale =
-            ops::conv2d::conv2d_forward(&abs(&x), abs(&wt).view(), s, p, MatmulPrecision::Full);
-        let cpu = ops::conv2d::conv2d_forward(&x, wt.view(), s, p, MatmulPrecision::Full);
+        let y = gops::conv2d::forward(&g, Full, &xg, &wg, s, p).unwrap();
+        let exact = ops::conv2d::conv2d_forward(&f64a(&x), f64a(&wt).view(), s, p, Full);
+        let scale = ops::conv2d::conv2d_forward(&abs(&x), abs(&wt).view(), s, p, Full);
+        let cpu = ops::conv2d::conv2d_forward(&x, wt.view(), s, p, Full);
         check(&format!("{tag} fwd"), &down(&g, &y), &cpu, &exact, &scale);
         let dy = r.a4(cpu.dim());
         let dyg = up(&g, &dy);
-        let dx = gops::conv2d::backward_input(&g, &dyg, &wg, s, p, (h, w)).unwrap();
-        let exact = ops::conv2d::conv2d_backward_input(
-            &f64a(&dy),
-            f64a(&wt).view(),
-            s,
-            p,
-            (h, w),
-            MatmulPrecision::Full,
-        );
-        let scale = ops::conv2d::conv2d_backward_input(
-            &abs(&dy),
-            abs(&wt).view(),
-            s,
-            p,
-            (h, w),
-            MatmulPrecision::Full,
-        );
-        let cpu =
-            ops::conv2d::conv2d_backward_input(&dy, wt.view(), s, p, (h, w), MatmulPrecision::Full);
+        let dx = gops::conv2d::backward_input(&g, Full, &dyg, &wg, s, p, (h, w)).unwrap();
+        let exact =
+            ops::conv2d::conv2d_backward_input(&f64a(&dy), f64a(&wt).view(), s, p, (h, w), Full);
+        let scale =
+            ops::conv2d::conv2d_backward_input(&abs(&dy), abs(&wt).view(), s, p, (h, w), Full);
+        let cpu = ops::conv2d::conv2d_backward_input(&dy, wt.view(), s, p, (h, w), Full);
         check(
             &format!("{tag} bwd input"),
             &down(&g, &dx),
@@ -156,24 +141,10 @@ fn conv_rounding_no_worse_than_cpu() {
             &exact,
             &scale,
         );
-        let dw = gops::conv2d::backward_weight(&g, &xg, &dyg, k, s, p).unwrap();
-        let exact = ops::conv2d::conv2d_backward_weight(
-            &f64a(&x),
-            &f64a(&dy),
-            k,
-            s,
-            p,
-            MatmulPrecision::Full,
-        );
-        let scale = ops::conv2d::conv2d_backward_weight(
-            &abs(&x),
-            &abs(&dy),
-            k,
-            s,
-            p,
-            MatmulPrecision::Full,
-        );
-        let cpu = ops::conv2d::conv2d_backward_weight(&x, &dy, k, s, p, MatmulPrecision::Full);
+        let dw = gops::conv2d::backward_weight(&g, Full, &xg, &dyg, k, s, p).unwrap();
+        let exact = ops::conv2d::conv2d_backward_weight(&f64a(&x), &f64a(&dy), k, s, p, Full);
+        let scale = ops::conv2d::conv2d_backward_weight(&abs(&x), &abs(&dy), k, s, p, Full);
+        let cpu = ops::conv2d::conv2d_backward_weight(&x, &dy, k, s, p, Full);
         check(
             &format!("{tag} bwd weight"),
             &down(&g, &dw),
@@ -288,6 +259,77 @@ fn cuda_engine_matches_cpu_engine() {
         );
         println!("{}", rep.table(8));
         assert!(rep.passed(), "{}", rep.verdict());
+    }
+}
+
+/// One bf16 mma (`sincut_mma_bf16_16816`, through `mma_selftest`, whose kernel places every
+/// element by the PTX ISA's fragment layouts) against the scalar product of the bf16-rounded
+/// matrices, in f64. Every element of A, B and C is distinct, so a misplaced row, column or
+/// half of a register changes the result by far more than the allowance; some elements of A
+/// are ties halfway between two bf16 values, where round-to-nearest-even differs from
+/// truncation and from rounding half up.
+#[test]
+fn mma_bf16_matches_the_documented_fragment_layout() {
+    use sincut::backend::cpu::round_bf16;
+    let Some(g) = gpu() else { return };
+    let mut r = Rng(4242);
+    let mut a: Vec<f32> = (0..256).map(|_| r.next()).collect();
+    let b: Vec<f32> = (0..128).map(|_| r.next()).collect();
+    let c: Vec<f32> = (0..128).map(|_| r.next()).collect();
+    // 1 + 2^-8 rounds (to even) down to 1, 1 + 3·2^-8 up to 1 + 2^-6; negated, likewise.
+    for (i, v) in [
+        (0, 1.0 + 1.0 / 256.0),
+        (17, 1.0 + 3.0 / 256.0),
+        (200, -(1.0 + 3.0 / 256.0)),
+    ] {
+        a[i] = v;
+    }
+    assert_eq!(round_bf16(1.0f32 + 1.0 / 256.0), 1.0);
+    assert_eq!(round_bf16(1.0f32 + 3.0 / 256.0), 1.0 + 1.0 / 64.0);
+    let d = gops::conv2d::mma_selftest(&g, &a, &b, &c).unwrap();
+    let ar: Vec<f64> = a.iter().map(|&v| f64::from(round_bf16(v))).collect();
+    let br: Vec<f64> = b.iter().map(|&v| f64::from(round_bf16(v))).collect();
+    let mut worst = (0usize, 0.0f64);
+    for i in 0..16 {
+        for j in 0..8 {
+            let (mut want, mut sum_abs) = (f64::from(c[i * 8 + j]), f64::from(c[i * 8 + j]).abs());
+            for k in 0..16 {
+                want += ar[i * 16 + k] * br[k * 8 + j];
+                sum_abs += (ar[i * 16 + k] * br[k * 8 + j]).abs();
+            }
+            // The products are exact in f32; 16 additions to c, each rounded once in f32
+            // (in whatever order): at most γ_16 · Σ|terms|.
+            let allowance = 16.0 * U32 / (1.0 - 16.0 * U32) * sum_abs;
+            let err = (f64::from(d[i * 8 + j]) - want).abs();
+            let ratio = if err.is_nan() {
+                f64::INFINITY
+            } else {
+                err / allowance
+            };
+            if ratio >= worst.1 {
+                worst = (i * 8 + j, ratio);
+            }
+            assert!(
+                ratio <= 1.0,
+                "D[{i}][{j}] = {} vs {want} (allowance {allowance:e})",
+                d[i * 8 + j]
+            );
+        }
+    }
+    println!(
+        "mma bf16 16x8x16: worst element {} at {:.3} of the f32 summation allowance",
+        worst.0, worst.1
+    );
+    // The packing helper: lo in bits 0-15, hi in bits 16-31, each rounded to nearest even.
+    let bits = |v: f32| round_bf16(v).to_bits() >> 16;
+    for i in 0..32 {
+        assert_eq!(
+            d[128 + i].to_bits(),
+            bits(b[i]) << 16 | bits(a[i]),
+            "pack({}, {})",
+            a[i],
+            b[i]
+        );
     }
 }
 

@@ -1234,8 +1234,7 @@ fn cli_incomplete_libcuda_falls_back_or_fails_in_one_line() {
 
 /// Issue 14: `--precision bf16` trains on the CPU with bf16 matrix operands (recorded in
 /// run.json as "bf16"; the parameters come out different from the f32 run's and finite), `auto`
-/// is f32 (bit-identical to `f32`), and bf16 with a GPU device is one line before anything is
-/// written.
+/// is f32 (bit-identical to `f32`), and bf16 with a GPU device uses the GPU's bf16 kernels.
 #[test]
 fn cli_fit_precision_is_used_and_recorded() {
     let dir = tmpdir("precision");
@@ -1313,26 +1312,28 @@ fn cli_fit_precision_is_used_and_recorded() {
         ),
         (Some(4), Some("bf16"), Some("f32"))
     );
+    // bf16 on a GPU device: the CUDA backend's tensor-core convolutions where an sm_80+ GPU
+    // opens; without one `cuda` fails in one line before anything is written and `auto` trains
+    // on the CPU, bf16 either way.
+    let gpu = sincut::cuda::Gpu::open(0)
+        .is_ok_and(|g| sincut::cuda::launch::conv2d::check_bf16(&g).is_ok());
     for device in ["cuda", "auto"] {
-        let mut args = vec![
-            "fit".into(),
-            s(&a),
-            s(&b),
-            "--out".into(),
-            s(&dir.join(format!("bf16-{device}"))),
-        ];
+        let out = dir.join(format!("bf16-{device}"));
+        let mut args = vec!["fit".into(), s(&a), s(&b), "--out".into(), s(&out)];
         let mut tiny = tiny_cli();
         let at = tiny.iter().position(|v| v == "--device").unwrap();
         tiny[at + 1] = device.to_string();
         args.extend(tiny);
-        args.extend(["--precision", "bf16"].map(String::from));
+        args.extend(["--precision", "bf16", "--iters", "1", "--no-render"].map(String::from));
         let (code, err) = sincut_cli(&args, &[]);
-        assert_eq!(code, Some(2), "{device}: {err}");
-        assert!(
-            err.contains("--precision bf16 runs on the CPU only"),
-            "{err}"
-        );
-        assert!(!dir.join(format!("bf16-{device}")).exists());
+        if device == "cuda" && !gpu {
+            assert_eq!(code, Some(2), "{device}: {err}");
+            assert!(err.contains("--device cuda: "), "{err}");
+            assert!(!out.exists());
+        } else {
+            assert_eq!(code, Some(0), "{device}: {err}");
+            assert_eq!(precision(&out), "bf16");
+        }
     }
 }
 

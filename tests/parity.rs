@@ -907,3 +907,235 @@ fn bf16_convolutions_round_within_the_bf16_bound() {
         / exact.mapv(|v| v * v).sum().sqrt();
     assert!(rel < 1e-5, "f32 backend: {rel:.2e}");
 }
+
+// ---- The same convolutions with bf16 operands on a backend under test (the CUDA tensor-core
+// kernels; the CPU's bf16 mode as a check of the checks). ----
+
+/// |computed − exact| for a sum of n terms in f32, as a multiple of S = Σ|terms|, when each
+/// term is exact (a product of two bf16 values is exact in f32) and only the n additions round,
+/// in any order: the smaller of the worst case γ_n = nu/(1 − nu) and the probabilistic bound
+/// of Higham & Mary (2019), exp(λ√n·u + nu²/(1 − u)) − 1, which holds with probability at
+/// least 1 − 2n·exp(−λ²(1 − u)²/2) when the rounding errors are independent and mean-zero;
+/// λ = 9 makes that failure probability below 1e-13 per element at these n. Any two summation
+/// orders (the GPU's tiles and mma chains, the CPU's blocked GEMM) both meet it, so they differ
+/// by at most twice it.
+fn sum_allowance(n: usize) -> f64 {
+    let (n, u, lambda) = (n as f64, U_F32, 9.0);
+    let worst = n * u / (1.0 - n * u);
+    let probable = (lambda * n.sqrt() * u + n * u * u / (1.0 - u)).exp() - 1.0;
+    worst.min(probable)
+}
+
+/// Element by element: |got − want| ≤ factor·sum_allowance(n)·S; prints the worst element.
+fn within_sum_bound(
+    what: &str,
+    got: &Array4<f32>,
+    want: &Array4<f64>,
+    s: &Array4<f64>,
+    n: usize,
+    factor: f64,
+) {
+    assert_eq!(got.dim(), want.dim(), "{what}: shapes");
+    let a = factor * sum_allowance(n);
+    let mut worst = (0usize, 0.0f64, 0.0f64, 0.0f64);
+    for (i, ((&g, &w), &sv)) in got.iter().zip(want).zip(s).enumerate() {
+        let err = (f64::from(g) - w).abs();
+        let ratio = if err.is_nan() {
+            f64::INFINITY
+        } else if err == 0.0 {
+            0.0
+        } else {
+            err / (a * sv)
+        };
+        if ratio >= worst.1 {
+            worst = (i, ratio, f64::from(g), w);
+        }
+    }
+    println!(
+        "{what}: worst element {}: {} vs {} ({:.3} of {factor}·allowance(n = {n}) = {:.2e}·Σ|terms|)",
+        worst.0, worst.2, worst.3, worst.1, a
+    );
+    assert!(
+        worst.1 <= 1.0,
+        "{what}: element {}: {} vs {} exceeds the f32 summation bound",
+        worst.0,
+        worst.2,
+        worst.3
+    );
+}
+
+/// One bf16 conv output checked three ways: against f64 on the bf16-rounded operands (within
+/// the summation allowance of its K terms, plus one for the rounding of split sums), against
+/// the CPU's bf16 mode (twice that: both meet it), and measurably away from the f64 product of
+/// the unrounded operands (the operands were rounded: bf16's u = 2^-8 puts the result near
+/// 1e-3 of its norm, f32 near 1e-7).
+struct Bf16Outputs {
+    got: Array4<f32>,
+    cpu: Array4<f32>,
+    exact_rounded: Array4<f64>,
+    sum_abs_rounded: Array4<f64>,
+    exact: Array4<f64>,
+}
+
+fn check_bf16(what: &str, o: &Bf16Outputs, k: usize) {
+    within_sum_bound(
+        &format!("{what} vs f64 of bf16 operands"),
+        &o.got,
+        &o.exact_rounded,
+        &o.sum_abs_rounded,
+        k + 1,
+        1.0,
+    );
+    within_sum_bound(
+        &format!("{what} vs cpu bf16"),
+        &o.got,
+        &o.cpu.mapv(f64::from),
+        &o.sum_abs_rounded,
+        k + 1,
+        2.0,
+    );
+    let diff = (&o.got.mapv(f64::from) - &o.exact)
+        .mapv(|v| v * v)
+        .sum()
+        .sqrt();
+    let rel = diff / o.exact.mapv(|v| v * v).sum().sqrt();
+    println!("{what}: ‖got − f64 of unrounded operands‖/‖·‖ = {rel:.2e}");
+    assert!(
+        rel > 1e-4,
+        "{what}: {rel:.2e} is f32-level: the operands were not rounded"
+    );
+}
+
+/// Runs `$body` on the backend under test, on CPU f32 in bf16 mode, on CPU f64 in bf16 mode
+/// (operands rounded to bf16, products and sums in f64), on CPU f64 with the absolute values
+/// of the operands in bf16 mode (Σ|terms|, the scale of the summation error) and on plain CPU
+/// f64 (unrounded operands). `$body` returns one output tensor.
+macro_rules! bf16_runs {
+    ($b:expr, [$($x:ident),*], |$e:ident| $body:expr) => {{
+        use sincut::backend::cpu::MatmulPrecision::Bf16;
+        let got = { let $e = $b; $(let $x = &$x;)* $body };
+        let cpu = { let $e = &Cpu32::with_matmul(Bf16); $(let $x = &$x;)* $body };
+        let exact_rounded = {
+            let $e = &Cpu64::with_matmul(Bf16);
+            $(let $x = &$x.mapv(f64::from);)*
+            $body
+        };
+        let sum_abs_rounded = {
+            let $e = &Cpu64::with_matmul(Bf16);
+            $(let $x = &$x.mapv(|v| f64::from(v).abs());)*
+            $body
+        };
+        let exact = { let $e = &Cpu64::new(); $(let $x = &$x.mapv(f64::from);)* $body };
+        Bf16Outputs { got, cpu, exact_rounded, sum_abs_rounded, exact }
+    }};
+}
+
+fn bf16_conv2d<B: Backend<Elem = f32>>(b: &B) {
+    for (i, &(n, ci, co, h, w, k, s, p)) in CONVS.iter().enumerate() {
+        let mut r = Rng(2500 + i as u64);
+        let (x, wt) = (r.a4((n, ci, h, w)), r.a4((co, ci, k, k)));
+        let ho = (h + 2 * p - k) / s + 1;
+        let wo = (w + 2 * p - k) / s + 1;
+        let dy = r.a4((n, co, ho, wo));
+        let tag = format!("bf16 conv2d N{n} {ci}→{co} {h}×{w} k{k} s{s} p{p}");
+        let o = bf16_runs!(b, [x, wt], |e| {
+            let y = e
+                .conv2d(&e.upload(x).unwrap(), &e.upload(wt).unwrap(), s, p)
+                .unwrap();
+            e.download(&y).unwrap()
+        });
+        check_bf16(&format!("{tag} fwd"), &o, ci * k * k);
+        let o = bf16_runs!(b, [dy, wt], |e| {
+            let dx = e
+                .conv2d_backward_input(&e.upload(dy).unwrap(), &e.upload(wt).unwrap(), s, p, (h, w))
+                .unwrap();
+            e.download(&dx).unwrap()
+        });
+        check_bf16(&format!("{tag} bwd input"), &o, co * k * k);
+        let o = bf16_runs!(b, [x, dy], |e| {
+            let dw = e
+                .conv2d_backward_weight(&e.upload(x).unwrap(), &e.upload(dy).unwrap(), k, s, p)
+                .unwrap();
+            e.download(&dw).unwrap()
+        });
+        check_bf16(&format!("{tag} bwd weight"), &o, n * ho * wo);
+    }
+}
+
+fn bf16_conv_transpose2d<B: Backend<Elem = f32>>(b: &B) {
+    for (i, &(n, ci, co, h, w)) in [(2, 160, 80, 8, 8), (2, 160, 80, 7, 9), (1, 3, 384, 5, 3)]
+        .iter()
+        .enumerate()
+    {
+        let mut r = Rng(2600 + i as u64);
+        let (x, wt) = (r.a4((n, ci, h, w)), r.a4((ci, co, 3, 3)));
+        let dy = r.a4((n, co, 2 * h + 1, 2 * w + 1));
+        let tag = format!("bf16 conv_transpose2d N{n} {ci}→{co} {h}×{w}");
+        let o = bf16_runs!(b, [x, wt], |e| {
+            let y = e
+                .conv_transpose2d(&e.upload(x).unwrap(), &e.upload(wt).unwrap(), 2)
+                .unwrap();
+            e.download(&y).unwrap()
+        });
+        // Each output sums over Cin and the taps that reach it: at most Cin·9 terms.
+        check_bf16(&format!("{tag} fwd"), &o, ci * 9);
+        let o = bf16_runs!(b, [dy, wt], |e| {
+            let dx = e
+                .conv_transpose2d_backward_input(&e.upload(dy).unwrap(), &e.upload(wt).unwrap(), 2)
+                .unwrap();
+            e.download(&dx).unwrap()
+        });
+        check_bf16(&format!("{tag} bwd input"), &o, co * 9);
+        let o = bf16_runs!(b, [x, dy], |e| {
+            let dw = e
+                .conv_transpose2d_backward_weight(
+                    &e.upload(x).unwrap(),
+                    &e.upload(dy).unwrap(),
+                    3,
+                    2,
+                )
+                .unwrap();
+            e.download(&dw).unwrap()
+        });
+        check_bf16(&format!("{tag} bwd weight"), &o, n * h * w);
+    }
+}
+
+/// The CUDA backend in bf16 with poisoned outputs, or None (after printing the skip line).
+fn cuda_bf16() -> Option<sincut::backend::cuda::CudaBackend> {
+    use sincut::backend::cpu::MatmulPrecision::Bf16;
+    match sincut::backend::cuda::CudaBackend::open_with(0, Bf16) {
+        Ok(mut b) => {
+            b.gpu.set_poison(true);
+            Some(b)
+        }
+        Err(e) => {
+            eprintln!("skipped: no CUDA device for bf16 ({e})");
+            println!("skipped: no CUDA device for bf16 ({e})");
+            None
+        }
+    }
+}
+
+/// `cpu_bf16::*` on `CpuBackend<f32>` in bf16 mode (its own GEMM must meet the same bounds),
+/// `cuda_bf16::*` on the CUDA backend's tensor-core kernels.
+macro_rules! parity_bf16 {
+    ($($op:ident),* $(,)?) => {
+        mod cpu_bf16 {
+            $(#[test]
+            fn $op() {
+                super::$op(&super::Cpu32::with_matmul(sincut::backend::cpu::MatmulPrecision::Bf16));
+            })*
+        }
+        mod cuda_bf16 {
+            $(#[test]
+            fn $op() {
+                if let Some(b) = super::cuda_bf16() {
+                    super::$op(&b);
+                }
+            })*
+        }
+    };
+}
+
+parity_bf16!(bf16_conv2d, bf16_conv_transpose2d);

@@ -3,6 +3,7 @@
 //! slices, reshapes) are device-to-device copies or shape changes.
 
 use super::Backend;
+use crate::backend::cpu::MatmulPrecision;
 use crate::cuda::launch as gops;
 use crate::cuda::{CudaError, Gpu, GpuTensor};
 use crate::error::Result;
@@ -14,12 +15,26 @@ use ndarray::Array4;
 /// The CUDA engine: one GPU, all work on its one stream.
 pub struct CudaBackend {
     pub gpu: Gpu,
+    /// The convolutions' operands: f32 (kernels/conv2d.cu) or bf16 on tensor cores
+    /// (kernels/conv2d_bf16.cu), as `CpuBackend::with_matmul`.
+    matmul: MatmulPrecision,
 }
 
 impl CudaBackend {
-    /// Opens GPU `ordinal` for training / rendering (errors in one line, never panics).
+    /// Opens GPU `ordinal` for training / rendering in f32 (errors in one line, never panics).
     pub fn open(ordinal: usize) -> std::result::Result<CudaBackend, CudaError> {
+        Self::open_with(ordinal, MatmulPrecision::Full)
+    }
+
+    /// Opens GPU `ordinal` with convolution operands at `matmul` (bf16 needs sm_80 or newer).
+    pub fn open_with(
+        ordinal: usize,
+        matmul: MatmulPrecision,
+    ) -> std::result::Result<CudaBackend, CudaError> {
         let gpu = Gpu::open(ordinal)?;
+        if matmul == MatmulPrecision::Bf16 {
+            gops::conv2d::check_bf16(&gpu)?;
+        }
         // All of the engine's work, allocations, frees and copies go through the one stream
         // of `gpu`, in order: cudarc's per-buffer event tracking (for work spread over several
         // streams) would add event records to every launch and buys nothing here.
@@ -27,7 +42,11 @@ impl CudaBackend {
         unsafe { gpu.context().disable_event_tracking() };
         // Only a speed setting: a driver without memory-pool attributes runs the same, slower.
         let _ = gpu.keep_pool_memory();
-        Ok(CudaBackend { gpu })
+        Ok(CudaBackend { gpu, matmul })
+    }
+
+    pub fn matmul(&self) -> MatmulPrecision {
+        self.matmul
     }
 
     /// Makes a tensor of a launcher's vector result (a bias gradient, a loss row, a scalar).
@@ -136,7 +155,14 @@ impl Backend for CudaBackend {
     }
 
     fn conv2d(&self, x: &GpuTensor, w: &GpuTensor, stride: usize, pad: usize) -> Result<GpuTensor> {
-        Ok(gops::conv2d::forward(&self.gpu, x, w, stride, pad)?)
+        Ok(gops::conv2d::forward(
+            &self.gpu,
+            self.matmul,
+            x,
+            w,
+            stride,
+            pad,
+        )?)
     }
     fn conv2d_backward_input(
         &self,
@@ -147,7 +173,13 @@ impl Backend for CudaBackend {
         in_hw: (usize, usize),
     ) -> Result<GpuTensor> {
         Ok(gops::conv2d::backward_input(
-            &self.gpu, dy, w, stride, pad, in_hw,
+            &self.gpu,
+            self.matmul,
+            dy,
+            w,
+            stride,
+            pad,
+            in_hw,
         )?)
     }
     fn conv2d_backward_weight(
@@ -159,12 +191,22 @@ impl Backend for CudaBackend {
         pad: usize,
     ) -> Result<GpuTensor> {
         Ok(gops::conv2d::backward_weight(
-            &self.gpu, x, dy, k, stride, pad,
+            &self.gpu,
+            self.matmul,
+            x,
+            dy,
+            k,
+            stride,
+            pad,
         )?)
     }
     fn conv_transpose2d(&self, x: &GpuTensor, w: &GpuTensor, stride: usize) -> Result<GpuTensor> {
         Ok(gops::conv2d::conv_transpose2d_forward(
-            &self.gpu, x, w, stride,
+            &self.gpu,
+            self.matmul,
+            x,
+            w,
+            stride,
         )?)
     }
     fn conv_transpose2d_backward_input(
@@ -174,7 +216,11 @@ impl Backend for CudaBackend {
         stride: usize,
     ) -> Result<GpuTensor> {
         Ok(gops::conv2d::conv_transpose2d_backward_input(
-            &self.gpu, dy, w, stride,
+            &self.gpu,
+            self.matmul,
+            dy,
+            w,
+            stride,
         )?)
     }
     fn conv_transpose2d_backward_weight(
@@ -185,7 +231,12 @@ impl Backend for CudaBackend {
         stride: usize,
     ) -> Result<GpuTensor> {
         Ok(gops::conv2d::conv_transpose2d_backward_weight(
-            &self.gpu, x, dy, k, stride,
+            &self.gpu,
+            self.matmul,
+            x,
+            dy,
+            k,
+            stride,
         )?)
     }
 

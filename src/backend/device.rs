@@ -22,8 +22,8 @@ pub enum Precision {
     /// f32 operands.
     F32,
     /// bfloat16 operands, f32 accumulation. On the CPU the operands are rounded and the f32
-    /// kernel runs (slower than f32 until the AVX-512 BF16 kernel exists); the CUDA backend has
-    /// no bf16 kernels yet.
+    /// kernel runs (slower than f32 until the AVX-512 BF16 kernel exists); on CUDA the
+    /// convolutions run on bf16 tensor cores (sm_80 or newer).
     Bf16,
     /// bf16 where the hardware has it and the quality evidence holds; for now always f32.
     #[default]
@@ -64,6 +64,7 @@ impl OpenBackend {
     pub fn precision(&self) -> &'static str {
         match self {
             OpenBackend::Cpu(e) if e.matmul() == MatmulPrecision::Bf16 => "bf16",
+            OpenBackend::Cuda(e) if e.matmul() == MatmulPrecision::Bf16 => "bf16",
             _ => "f32",
         }
     }
@@ -79,22 +80,17 @@ impl OpenBackend {
 
 /// Opens the backend for `d` at precision `p`. `cuda` without a usable GPU is a one-line error;
 /// `auto` then runs on the CPU exactly as `cpu` does, after a one-line notice on stderr (unless
-/// `quiet`). bf16 is CPU-only for now: asked for with `cuda` or `auto` it is a one-line error,
-/// before any GPU is opened.
+/// `quiet`). The precision applies to either backend (bf16 on CUDA: tensor-core convolutions;
+/// a GPU older than sm_80 then does not open, so `cuda` fails and `auto` uses the CPU).
 pub fn open_backend(d: Device, p: Precision, quiet: bool) -> Result<OpenBackend> {
     let matmul = p.resolved();
-    if matmul == MatmulPrecision::Bf16 && d != Device::Cpu {
-        return Err(Error::new(
-            "--precision bf16 runs on the CPU only for now (the CUDA backend has no bf16 kernels yet): add --device cpu, or use --precision f32",
-        ));
-    }
     let cpu = || OpenBackend::Cpu(CpuBackend::with_matmul(matmul));
     match d {
         Device::Cpu => Ok(cpu()),
-        Device::Cuda => CudaBackend::open(0)
+        Device::Cuda => CudaBackend::open_with(0, matmul)
             .map(|e| OpenBackend::Cuda(Box::new(e)))
             .map_err(|e| Error::new(format!("--device cuda: {e}"))),
-        Device::Auto => match CudaBackend::open(0) {
+        Device::Auto => match CudaBackend::open_with(0, matmul) {
             Ok(e) => Ok(OpenBackend::Cuda(Box::new(e))),
             Err(e) => {
                 if !quiet {
@@ -131,10 +127,11 @@ mod tests {
         ));
     }
 
-    /// bf16 opens the CPU backend with bf16 matmuls; with `cuda` or `auto` it is refused in one
-    /// line whether or not a GPU is present; `auto` precision is f32.
+    /// bf16 opens the CPU backend with bf16 matmuls, and the CUDA backend with bf16
+    /// convolutions where a GPU (sm_80+) opens; without one, `cuda` fails in one line and `auto`
+    /// falls back to the CPU, still in bf16. `auto` precision is f32 on both.
     #[test]
-    fn precision_opens_the_right_backend_or_refuses_in_one_line() {
+    fn precision_opens_the_right_backend() {
         let b = open_backend(Device::Cpu, Precision::Bf16, true).unwrap();
         assert_eq!(b.precision(), "bf16");
         assert_eq!(
@@ -143,15 +140,28 @@ mod tests {
                 .precision(),
             "f32"
         );
-        for d in [Device::Cuda, Device::Auto] {
-            let e = open_backend(d, Precision::Bf16, true)
-                .err()
-                .unwrap()
-                .to_string();
-            assert!(
-                e.starts_with("--precision bf16 runs on the CPU only") && !e.contains('\n'),
-                "{e}"
-            );
+        let gpu = crate::cuda::Gpu::open(0)
+            .is_ok_and(|g| crate::cuda::launch::conv2d::check_bf16(&g).is_ok());
+        match open_backend(Device::Cuda, Precision::Bf16, true) {
+            Ok(b) => {
+                assert!(gpu && matches!(b, OpenBackend::Cuda(_)));
+                assert_eq!(b.precision(), "bf16");
+            }
+            Err(e) => {
+                let e = e.to_string();
+                assert!(
+                    !gpu,
+                    "a GPU opens but --device cuda --precision bf16 failed: {e}"
+                );
+                assert!(e.starts_with("--device cuda:") && !e.contains('\n'), "{e}");
+            }
+        }
+        let auto = open_backend(Device::Auto, Precision::Bf16, true).unwrap();
+        assert_eq!(matches!(auto, OpenBackend::Cuda(_)), gpu);
+        assert_eq!(auto.precision(), "bf16");
+        if gpu {
+            let f = open_backend(Device::Cuda, Precision::Auto, true).unwrap();
+            assert_eq!(f.precision(), "f32");
         }
     }
 }

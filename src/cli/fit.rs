@@ -79,9 +79,9 @@ pub struct FitFlags {
     no_render: bool,
     #[arg(long, value_enum, default_value_t = Device::Auto)]
     device: Device,
-    /// Matrix-product operands: f32, or bf16 with f32 accumulation (CPU only for now, and
-    /// slower until its AVX-512 BF16 kernel exists); auto is f32 for now [default: auto; on
-    /// resume: the run's].
+    /// Matrix-product operands: f32, or bf16 with f32 accumulation (on CUDA: tensor cores,
+    /// sm_80+; on the CPU slower until its AVX-512 BF16 kernel exists); auto is f32 for now
+    /// [default: auto; on resume: the run's].
     #[arg(long, value_enum)]
     precision: Option<Precision>,
     /// Only errors and the final result path.

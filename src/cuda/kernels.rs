@@ -10,6 +10,10 @@ pub const FILES: &[(&str, &str)] = &[
     ("bias.cu", include_str!("../../kernels/bias.cu")),
     ("blur.cu", include_str!("../../kernels/blur.cu")),
     ("conv2d.cu", include_str!("../../kernels/conv2d.cu")),
+    (
+        "conv2d_bf16.cu",
+        include_str!("../../kernels/conv2d_bf16.cu"),
+    ),
     ("demod.cu", include_str!("../../kernels/demod.cu")),
     (
         "fused_lrelu.cu",

@@ -184,6 +184,7 @@ struct BlockRun {
     Barrier block;
     std::vector<Barrier> warps;
     std::vector<uint64_t> slots;  // shuffle exchange, 32 per warp
+    std::vector<unsigned> mma;    // mma fragment exchange, 32 lanes x 6 words per warp
 };
 
 inline void fiber_main(Fiber* f);
@@ -391,6 +392,7 @@ inline bool run_blocks(const char* name, Thunk thunk, void** params, dim3 grid, 
     run.params = params;
     run.warps.resize(nwarps);
     run.slots.assign(size_t(nwarps) * 32, 0);
+    run.mma.assign(size_t(nwarps) * 32 * 6, 0);
     bool ok = true;
     for (;;) {
         const unsigned long long lin = next.fetch_add(1);
@@ -518,8 +520,73 @@ inline T __shfl_down_sync(unsigned, T v, unsigned delta, int width = 32) {
     const int src = lane + int(delta) < end ? lane + int(delta) : lane;
     return sincut_emu::from_bits<T>(sincut_emu::exchange(sincut_emu::to_bits(v), src));
 }
-// Of the warp collectives only __shfl_down_sync is emulated, and no atomics: that is what
-// kernels/ uses. A kernel using more fails to compile here, naming what to add.
+// Of the warp collectives only __shfl_down_sync and the bf16 mma below are emulated, and no
+// atomics: that is what kernels/ uses. A kernel using more fails to compile here, naming what
+// to add.
+
+// common.cuh tests this to use the emulated instructions below instead of inline PTX.
+#define SINCUT_CUDA_EMU 1
+
+namespace sincut_emu {
+
+// f32 -> bf16 bits, round to nearest even (PTX cvt.rn); NaN stays a (quiet) NaN.
+inline unsigned bf16_rn(float f) {
+    const unsigned u = sincut_emu_bits<unsigned>(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return ((u >> 16) | 0x40u) & 0xffffu;
+    return (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+}
+inline float bf16_to_f32(unsigned h) { return sincut_emu_bits<float>((h & 0xffffu) << 16); }
+
+// PTX `cvt.rn.bf16x2.f32 d, a, b`: a goes to the upper half of d, b to the lower half.
+inline unsigned cvt_rn_bf16x2_f32(float a, float b) { return (bf16_rn(a) << 16) | bf16_rn(b); }
+
+// PTX `mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 d, a, b, c` as a warp collective:
+// every lane publishes its A and B fragments, then computes its own four outputs. The fragment
+// layouts are the PTX ISA's (Matrix Fragments for mma.m16n8k16 with floating point type), with
+// groupID g = lane >> 2 and threadID_in_group t = lane % 4; element i of a fragment lies in
+// register i / 2, in its low half when i is even:
+//   A (16x16, 8 elements a0..a7): row g for i in {0,1,4,5}, else g + 8;
+//                                 col 2t + (i & 1), + 8 for i >= 4;
+//   B (16x8, 4 elements b0..b3):  row (k) 2t + (i & 1), + 8 for i >= 2; col g;
+//   C, D (16x8, 4 f32 c0..c3):    row g for i < 2, else g + 8; col 2t + (i & 1).
+// The products of two bf16 values are exact in f32; they are added to c in k order in f32.
+inline void mma_m16n8k16_bf16(float d[4], const unsigned a[4], const unsigned b[2], const float c[4]) {
+    Fiber* f = cur->fiber;
+    BlockRun* r = f->run;
+    if (r->warps[f->warp].live != 32) {
+        std::fprintf(stderr, "cuda emulator: mma.sync in a warp without 32 active threads\n");
+        std::abort();
+    }
+    unsigned* slots = &r->mma[size_t(f->warp) * 32 * 6];
+    for (int j = 0; j < 4; ++j) slots[f->lane * 6 + j] = a[j];
+    for (int j = 0; j < 2; ++j) slots[f->lane * 6 + 4 + j] = b[j];
+    sync_warp();
+    // The whole 16x16 A and 16x8 B, placed from every lane's fragment by the layouts above.
+    float A[16][16], B[16][8];
+    for (int lane = 0; lane < 32; ++lane) {
+        const int g = lane >> 2, t = lane & 3;
+        const unsigned* s = &slots[lane * 6];
+        for (int i = 0; i < 8; ++i) {
+            const int row = (i < 2 || (i >= 4 && i < 6)) ? g : g + 8;
+            const int col = 2 * t + (i & 1) + (i >= 4 ? 8 : 0);
+            A[row][col] = bf16_to_f32(s[i / 2] >> (16 * (i & 1)));
+        }
+        for (int i = 0; i < 4; ++i) {
+            const int row = 2 * t + (i & 1) + (i >= 2 ? 8 : 0);
+            B[row][g] = bf16_to_f32(s[4 + i / 2] >> (16 * (i & 1)));
+        }
+    }
+    sync_warp();  // nobody overwrites a slot before every lane has read
+    const int g = f->lane >> 2, t = f->lane & 3;
+    for (int i = 0; i < 4; ++i) {
+        const int row = i < 2 ? g : g + 8, col = 2 * t + (i & 1);
+        float acc = c[i];
+        for (int k = 0; k < 16; ++k) acc += A[row][k] * B[k][col];
+        d[i] = acc;
+    }
+}
+
+}  // namespace sincut_emu
 
 // Entry points the emulator's libcuda looks up with dlsym.
 extern "C" __attribute__((visibility("default"))) int sincut_emu_has(const char* name) {

@@ -1,15 +1,64 @@
 //! conv2d and conv_transpose2d (its adjoint) as `ops::conv2d`: x (N,Cin,H,W), w (Cout,Cin,k,k).
+//!
+//! Each launcher takes the matmul precision: `Full` runs the f32 kernels of kernels/conv2d.cu,
+//! `Bf16` the tensor-core kernels of kernels/conv2d_bf16.cu (operands rounded to bf16, f32
+//! accumulation; sm_80 or newer), with the same arguments and the same grid.
 
 use super::{check, launch};
+use crate::backend::cpu::MatmulPrecision;
 use crate::cuda::{CudaError, Gpu, GpuTensor, grid_1d, i32_arg};
 use crate::ops::conv2d::conv_out_len;
-use cudarc::driver::{LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaFunction, LaunchConfig, PushKernelArg};
 
-/// Tile sizes of kernels/conv2d.cu.
+/// Output tile of both kernel files (so one grid serves both).
 const BM: usize = 64;
 const BN: usize = 64;
-const BK: usize = 16;
-const THREADS: u32 = 256;
+/// K step of each kernel file: a weight-gradient split is a whole number of steps.
+const BK_F32: usize = 16;
+const BK_BF16: usize = 32;
+const THREADS_F32: u32 = 256;
+const THREADS_BF16: u32 = 128;
+
+/// The kernel of one conv pass at a precision: its function, block size and K step.
+struct Kernel {
+    f: CudaFunction,
+    threads: u32,
+    bk: usize,
+}
+
+fn kernel(gpu: &Gpu, prec: MatmulPrecision, name: &'static str) -> Result<Kernel, CudaError> {
+    match prec {
+        MatmulPrecision::Full => Ok(Kernel {
+            f: gpu.function("conv2d.cu", name)?,
+            threads: THREADS_F32,
+            bk: BK_F32,
+        }),
+        MatmulPrecision::Bf16 => {
+            check_bf16(gpu)?;
+            Ok(Kernel {
+                f: gpu.function("conv2d_bf16.cu", &format!("{name}_bf16"))?,
+                threads: THREADS_BF16,
+                bk: BK_BF16,
+            })
+        }
+    }
+}
+
+/// bf16 mma needs compute capability 8.0 (Ampere) or newer.
+pub fn check_bf16(gpu: &Gpu) -> Result<(), CudaError> {
+    let cc: u32 = gpu
+        .arch()
+        .trim_start_matches("sm_")
+        .trim_end_matches(|c: char| !c.is_ascii_digit())
+        .parse()
+        .unwrap_or(0);
+    check(cc >= 80, || {
+        format!(
+            "bf16 tensor-core convolutions need sm_80 or newer; this GPU is {}",
+            gpu.arch()
+        )
+    })
+}
 /// Pixels (K) one split of the weight gradient covers: a few hundred K-steps per block keeps
 /// the f32 partial sums short, and the splits are added in double.
 const SPLIT_K: usize = 4096;
@@ -47,14 +96,14 @@ fn args(
     ]))
 }
 
-fn grid(n_cols: usize, m_rows: usize, splits: usize) -> LaunchConfig {
+fn grid(n_cols: usize, m_rows: usize, splits: usize, threads: u32) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (
             n_cols.div_ceil(BN) as u32,
             m_rows.div_ceil(BM) as u32,
             splits as u32,
         ),
-        block_dim: (THREADS, 1, 1),
+        block_dim: (threads, 1, 1),
         shared_mem_bytes: 0,
     }
 }
@@ -69,6 +118,7 @@ fn geometry(h: usize, w: usize, k: usize, s: usize, p: usize) -> Result<(usize, 
 /// y (N,Cout,Ho,Wo), as `ops::conv2d::conv2d_forward`.
 pub fn forward(
     gpu: &Gpu,
+    prec: MatmulPrecision,
     x: &GpuTensor,
     w: &GpuTensor,
     stride: usize,
@@ -82,19 +132,20 @@ pub fn forward(
     let (ho, wo) = geometry(h, wd, k, stride, pad)?;
     let a = args(n, cin, (h, wd), cout, k, stride, pad, (ho, wo))?;
     let mut y = GpuTensor::output(gpu, [n, cout, ho, wo])?;
-    let f = gpu.function("conv2d.cu", "conv2d_fwd")?;
-    let mut l = gpu.stream().launch_builder(&f);
+    let kn = kernel(gpu, prec, "conv2d_fwd")?;
+    let mut l = gpu.stream().launch_builder(&kn.f);
     l.arg(&x.buf).arg(&w.buf).arg(&mut y.buf);
     for v in &a.0 {
         l.arg(v);
     }
-    launch!(l, grid(n * ho * wo, cout, 1), "conv2d_fwd")?;
+    launch!(l, grid(n * ho * wo, cout, 1, kn.threads), "conv2d_fwd")?;
     Ok(y)
 }
 
 /// dx (N,Cin,H,W) from dy, as `ops::conv2d::conv2d_backward_input`.
 pub fn backward_input(
     gpu: &Gpu,
+    prec: MatmulPrecision,
     dy: &GpuTensor,
     w: &GpuTensor,
     stride: usize,
@@ -118,19 +169,20 @@ pub fn backward_input(
     })?;
     let a = args(n, cin, (h, wd), cout, k, stride, pad, (ho, wo))?;
     let mut dx = GpuTensor::output(gpu, [n, cin, h, wd])?;
-    let f = gpu.function("conv2d.cu", "conv2d_bwd_input")?;
-    let mut l = gpu.stream().launch_builder(&f);
+    let kn = kernel(gpu, prec, "conv2d_bwd_input")?;
+    let mut l = gpu.stream().launch_builder(&kn.f);
     l.arg(&dy.buf).arg(&w.buf).arg(&mut dx.buf);
     for v in &a.0 {
         l.arg(v);
     }
-    launch!(l, grid(n * h * wd, cin, 1), "conv2d_bwd_input")?;
+    launch!(l, grid(n * h * wd, cin, 1, kn.threads), "conv2d_bwd_input")?;
     Ok(dx)
 }
 
 /// dw (Cout,Cin,k,k) summed over the batch, as `ops::conv2d::conv2d_backward_weight`.
 pub fn backward_weight(
     gpu: &Gpu,
+    prec: MatmulPrecision,
     x: &GpuTensor,
     dy: &GpuTensor,
     k: usize,
@@ -151,13 +203,13 @@ pub fn backward_weight(
     let a = args(n, cin, (h, wd), cout, k, stride, pad, (ho, wo))?;
     let kdim = n * ho * wo;
     let rows = cin * k * k;
+    let kn = kernel(gpu, prec, "conv2d_bwd_weight")?;
     let splits = kdim.div_ceil(SPLIT_K).clamp(1, 65535);
     // Chunks are whole K-tiles, so every split starts on a tile boundary.
-    let chunk = kdim.div_ceil(splits).div_ceil(BK) * BK;
+    let chunk = kdim.div_ceil(splits).div_ceil(kn.bk) * kn.bk;
     let splits = kdim.div_ceil(chunk).max(1);
     let chunk_i = i32_arg("chunk", chunk)?;
     let mut dw = GpuTensor::output(gpu, [cout, cin, k, k])?;
-    let f = gpu.function("conv2d.cu", "conv2d_bwd_weight")?;
     // One split writes dw directly; more write partials that a second kernel adds up.
     let mut part = if splits > 1 {
         Some(gpu.alloc_out(splits * cout * rows)?)
@@ -165,7 +217,7 @@ pub fn backward_weight(
         None
     };
     {
-        let mut l = gpu.stream().launch_builder(&f);
+        let mut l = gpu.stream().launch_builder(&kn.f);
         l.arg(&x.buf).arg(&dy.buf);
         match part.as_mut() {
             Some(p) => l.arg(p),
@@ -175,7 +227,7 @@ pub fn backward_weight(
             l.arg(v);
         }
         l.arg(&chunk_i);
-        launch!(l, grid(rows, cout, splits), "conv2d_bwd_weight")?;
+        launch!(l, grid(rows, cout, splits, kn.threads), "conv2d_bwd_weight")?;
     }
     if let Some(p) = part {
         let f = gpu.function("conv2d.cu", "conv2d_sum_splits")?;
@@ -191,6 +243,7 @@ pub fn backward_weight(
 /// (N,Cout,(H−1)·s+k,(W−1)·s+k), as `ops::conv2d::conv_transpose2d_forward`.
 pub fn conv_transpose2d_forward(
     gpu: &Gpu,
+    prec: MatmulPrecision,
     x: &GpuTensor,
     w: &GpuTensor,
     stride: usize,
@@ -200,6 +253,7 @@ pub fn conv_transpose2d_forward(
     check(h >= 1 && wd >= 1, || "conv_transpose2d: empty input".into())?;
     backward_input(
         gpu,
+        prec,
         x,
         w,
         stride,
@@ -211,20 +265,46 @@ pub fn conv_transpose2d_forward(
 /// dL/dx of conv_transpose2d_forward.
 pub fn conv_transpose2d_backward_input(
     gpu: &Gpu,
+    prec: MatmulPrecision,
     dy: &GpuTensor,
     w: &GpuTensor,
     stride: usize,
 ) -> Result<GpuTensor, CudaError> {
-    forward(gpu, dy, w, stride, 0)
+    forward(gpu, prec, dy, w, stride, 0)
 }
 
 /// dL/dw (Cin,Cout,k,k) of conv_transpose2d_forward, summed over the batch.
 pub fn conv_transpose2d_backward_weight(
     gpu: &Gpu,
+    prec: MatmulPrecision,
     x: &GpuTensor,
     dy: &GpuTensor,
     k: usize,
     stride: usize,
 ) -> Result<GpuTensor, CudaError> {
-    backward_weight(gpu, dy, x, k, stride, 0)
+    backward_weight(gpu, prec, dy, x, k, stride, 0)
+}
+
+/// One `sincut_mma_bf16_16816` (kernel `mma_bf16_selftest` of conv2d_bf16.cu, one warp): D =
+/// A·B + C with A 16×16, B 16×8 and C 16×8 row-major f32 (A and B rounded to bf16 as the conv
+/// kernels round them). The kernel reads and writes the fragments by the PTX ISA's layouts, so
+/// a wrong layout (in the emulator, or in the helper on a GPU) shows here. Returns D (128
+/// values) followed by 32 words: the bits of `sincut_pack_bf16x2(a[i], b[i])`, i < 32.
+pub fn mma_selftest(gpu: &Gpu, a: &[f32], b: &[f32], c: &[f32]) -> Result<Vec<f32>, CudaError> {
+    check(a.len() == 256 && b.len() == 128 && c.len() == 128, || {
+        "mma_selftest: A 16×16, B 16×8, C 16×8".into()
+    })?;
+    check_bf16(gpu)?;
+    let (ab, bb, cb) = (gpu.upload(a)?, gpu.upload(b)?, gpu.upload(c)?);
+    let mut d = gpu.alloc_out(160)?;
+    let f = gpu.function("conv2d_bf16.cu", "mma_bf16_selftest")?;
+    let mut l = gpu.stream().launch_builder(&f);
+    l.arg(&ab).arg(&bb).arg(&cb).arg(&mut d);
+    let cfg = LaunchConfig {
+        grid_dim: (1, 1, 1),
+        block_dim: (32, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    launch!(l, cfg, "mma_bf16_selftest")?;
+    gpu.download(&d)
 }
