@@ -7,6 +7,7 @@
 //!
 //!   cargo bench --bench gpu                        # everything, 5 timed iterations per crop
 //!   cargo bench --bench gpu -- --iters 10 --profile
+//!   cargo bench --bench gpu -- --bf16 --crops 128     # bf16 tensor-core convolutions
 //!   cargo bench --bench gpu -- --crops 32 --batch 2 --ngf 2 --ndf 2 --render-side 256
 //!                                                  # a tiny run (the CPU emulator's dry run)
 //!
@@ -14,6 +15,7 @@
 
 use ndarray::{Array3, Array4};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
+use sincut::backend::cpu::MatmulPrecision;
 use sincut::backend::cuda::CudaBackend;
 use sincut::backend::profile::Profiled;
 use sincut::backend::upload_params;
@@ -48,6 +50,8 @@ struct Bench {
     ngf: usize,
     ndf: usize,
     render_side: usize,
+    /// Convolutions with bf16 operands (`--precision bf16`).
+    bf16: bool,
 }
 
 impl Bench {
@@ -86,6 +90,7 @@ impl Bench {
             ngf: number("--ngf", 10)?,
             ndf: number("--ndf", 8)?,
             render_side: number("--render-side", 2048)?,
+            bf16: args.iter().any(|a| a == "--bf16"),
         })
     }
 
@@ -190,14 +195,24 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let e = match CudaBackend::open(0) {
+    let matmul = if b.bf16 {
+        MatmulPrecision::Bf16
+    } else {
+        MatmulPrecision::Full
+    };
+    let e = match CudaBackend::open_with(0, matmul) {
         Ok(e) => e,
         Err(err) => {
             println!("skipped: no CUDA device ({err})");
             return;
         }
     };
-    println!("GPU: {} ({})", e.gpu.name(), e.gpu.arch());
+    println!(
+        "GPU: {} ({}), convolutions in {}",
+        e.gpu.name(),
+        e.gpu.arch(),
+        if b.bf16 { "bf16" } else { "f32" }
+    );
     let run = || -> sincut::error::Result<()> {
         let mut rows = Vec::new();
         for &crop in &b.crops {

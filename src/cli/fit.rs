@@ -80,8 +80,8 @@ pub struct FitFlags {
     #[arg(long, value_enum, default_value_t = Device::Auto)]
     device: Device,
     /// Matrix-product operands: f32, or bf16 with f32 accumulation (on CUDA: tensor cores,
-    /// sm_80+; on the CPU slower until its AVX-512 BF16 kernel exists); auto is f32 for now
-    /// [default: auto; on resume: the run's].
+    /// sm_80+; on the CPU: operands rounded inside the AVX-512 GEMM, no faster than f32);
+    /// auto is f32 for now [default: auto; on resume: the run's].
     #[arg(long, value_enum)]
     precision: Option<Precision>,
     /// Only errors and the final result path.
