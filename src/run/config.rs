@@ -228,3 +228,27 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
         .map_err(|e| Error::at(path, format_args!("cannot encode: {e}")))?;
     crate::io::write_atomic(path, text.as_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::presets::Preset;
+
+    /// A run.json written before the moving average existed reads as a run without one.
+    #[test]
+    fn old_run_json_keeps_no_average() {
+        let mut v = serde_json::to_value(RunConfig::from_preset(Preset::Quick)).unwrap();
+        let m = v.as_object_mut().unwrap();
+        assert!(m.contains_key("ema_half_life") && m.contains_key("no_ema"));
+        for k in ["ema_half_life", "ema_rampup", "no_ema"] {
+            m.remove(k);
+        }
+        let old: RunConfig = serde_json::from_value(v).unwrap();
+        assert!(!old.keeps_ema() && !old.pictures_from_ema());
+        assert_eq!(old.ema_rampup, crate::train::ema::DEFAULT_EMA_RAMPUP);
+        assert_eq!(old.picture_weights(), "raw weights");
+        let new = RunConfig::from_preset(Preset::Quick);
+        assert!(new.keeps_ema() && new.pictures_from_ema());
+        assert_eq!(new.ema_half_life, crate::train::ema::DEFAULT_EMA_HALF_LIFE);
+    }
+}
