@@ -10,7 +10,8 @@
 //!   is derived from (seed, iteration), so a resumed run continues bit for bit;
 //! - `metrics.jsonl`: one JSON object per iteration (every loss term, lr, iterations/s), and
 //!   every `eval_every` iterations one with the quality metrics of a preview-size translation
-//!   (`{"iter": N, "eval": {…}, "eval_s": …}`, `crate::eval::Metrics`; N counts iterations done);
+//!   (`{"iter": N, "eval": {…}, "eval_s": …, "weights": "ema"|"raw"}`, `crate::eval::Metrics`;
+//!   N counts iterations done);
 //! - `snapshots/`: every `snapshot_every` iterations the source translated at preview size and
 //!   a grid of crops (rows: input, output, target, identity);
 //! - `result.png`: the source translated at full resolution when training ends.
