@@ -121,7 +121,7 @@ fn resume_is_bit_exact_and_the_run_directory_is_complete() {
         );
     }
     assert!(
-        xe.iter().any(|(n, w)| w != &x.params[n]),
+        xe.iter().any(|(n, w)| *w != x.params[n]),
         "the EMA equals G's latest weights"
     );
     // The quality lines say the pictures came from the average.
