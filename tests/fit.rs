@@ -1176,8 +1176,19 @@ fn non_finite_weights_are_refused_on_load() {
     ]
     .map(String::from)
     .to_vec();
-    for args in [render, info, resume] {
-        let (code, err) = sincut_cli(&args, &[]);
+    for args in [&render, &info, &resume] {
+        let (code, err) = sincut_cli(args, &[]);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(&needle), "{args:?}: {err}");
+    }
+    assert!(!dir.join("black.png").exists());
+    // The same for an infinite value in the moving average of G.
+    ck.params.get_mut(&name).unwrap()[[0, 0, 0, 0]] = 0.0;
+    ck.ema.as_mut().unwrap().get_mut(&name).unwrap()[[0, 0, 0, 0]] = f32::INFINITY;
+    sincut::io::save_checkpoint(checkpoint_path(&run), &ck).unwrap();
+    let needle = format!("tensor 'ema.{name}' holds a non-finite value (inf)");
+    for args in [&render, &info, &resume] {
+        let (code, err) = sincut_cli(args, &[]);
         assert_eq!(code, Some(2), "{args:?}: {err}");
         assert!(err.contains(&needle), "{args:?}: {err}");
     }
