@@ -152,6 +152,7 @@ fn train(e: &CudaBackend, b: &Bench, crop: usize) -> sincut::error::Result<(f64,
             exp_avg: state.exp_avg,
             exp_avg_sq: state.exp_avg_sq,
             step: state.step,
+            ema: None,
         };
         train_iteration(&p, &cfg, &nets, &mut st, &inp, cfg.lr)?;
         println!("per-op times of one iteration at crop {crop} (each op synchronised):");

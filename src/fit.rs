@@ -4,15 +4,20 @@
 //! Run directory:
 //! - `run.json`: what was asked (pictures, model, schedule, seed); fixed for the run's life but
 //!   for `device`, the backend of the latest start or resume;
-//! - `checkpoint.safetensors`: parameters, Adam state and the iteration (written atomically);
+//! - `checkpoint.safetensors`: parameters, Adam state, the moving average of G's weights when
+//!   the run keeps one (`crate::train::ema`) and the iteration (written atomically);
 //!   with the seed in `run.json` it is the whole training state: every iteration's randomness
 //!   is derived from (seed, iteration), so a resumed run continues bit for bit;
 //! - `metrics.jsonl`: one JSON object per iteration (every loss term, lr, iterations/s), and
 //!   every `eval_every` iterations one with the quality metrics of a preview-size translation
-//!   (`{"iter": N, "eval": {…}, "eval_s": …}`, `crate::eval::Metrics`; N counts iterations done);
+//!   (`{"iter": N, "eval": {…}, "eval_s": …, "weights": "ema"|"raw"}`, `crate::eval::Metrics`;
+//!   N counts iterations done);
 //! - `snapshots/`: every `snapshot_every` iterations the source translated at preview size and
 //!   a grid of crops (rows: input, output, target, identity);
 //! - `result.png`: the source translated at full resolution when training ends.
+//!
+//! Snapshots, quality lines and `result.png` come from the moving average of G's weights when
+//! the run keeps one, and from the raw weights with `--no-ema` (`RunConfig::pictures_from_ema`).
 
 use crate::backend::device::{Device, OnBackend, Precision, open_backend};
 use crate::backend::{Backend, Params};
@@ -30,6 +35,7 @@ use crate::run::{
 };
 use crate::train::Losses;
 use crate::train::TrainState;
+use crate::train::ema::ema_beta;
 use crate::train::step::{BackendInputs, BackendState, g_infer, train_iteration};
 use ndarray::{Array3, Axis, concatenate, s};
 use rand::SeedableRng;
@@ -128,6 +134,7 @@ fn save_state(
         iteration,
         params: state.params.clone(),
         adam: Some(adam_of(state)),
+        ema: state.ema.clone(),
     };
     save_checkpoint(checkpoint_path(run_dir), &ck)
 }
@@ -150,7 +157,12 @@ pub fn load_model_checkpoint(path: &Path) -> Result<(Checkpoint, Networks)> {
         m.chain(a.exp_avg_sq.iter().map(|(n, v)| (format!("adam.v.{n}"), v)))
     });
     let tensors = ck.params.iter().map(|(n, v)| (format!("param.{n}"), v));
-    for (name, v) in tensors.chain(moments) {
+    let ema = ck
+        .ema
+        .iter()
+        .flatten()
+        .map(|(n, v)| (format!("ema.{n}"), v));
+    for (name, v) in tensors.chain(moments).chain(ema) {
         if let Some(x) = v.iter().find(|x| !x.is_finite()) {
             return Err(Error::at(
                 path,
@@ -182,12 +194,29 @@ fn restore_state(path: &Path, run: &RunConfig) -> Result<(TrainState<f32>, u64)>
             "checkpoint has no optimizer state; it cannot resume training",
         )
     })?;
+    // The average is kept from a run's start or not at all (its options are fixed).
+    match (run.keeps_ema(), ck.ema.is_some()) {
+        (true, false) => {
+            return Err(Error::at(
+                path,
+                "run.json keeps a moving average of G (ema_half_life > 0) but the checkpoint holds none",
+            ));
+        }
+        (false, true) => {
+            return Err(Error::at(
+                path,
+                "the checkpoint holds a moving average of G but run.json keeps none (ema_half_life 0)",
+            ));
+        }
+        _ => {}
+    }
     let step = adam.step.values().copied().max().unwrap_or(0);
     let state = TrainState {
         params: ck.params,
         exp_avg: adam.exp_avg,
         exp_avg_sq: adam.exp_avg_sq,
         step,
+        ema: ck.ema,
     };
     Ok((state, ck.iteration))
 }
@@ -467,7 +496,10 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
         write_json(&run_json_path(run_dir), &run)?;
         let mut rng = crate::data::stream(run.seed, 0, 0);
         let params = nets.init::<f32, _>(&mut rand::rngs::StdRng::from_rng(&mut rng));
-        let st = TrainState::new(params);
+        let mut st = TrainState::new(params);
+        if run.keeps_ema() {
+            st.ema = Some(crate::train::ema::ema_start(&st.params));
+        }
         save_state(run_dir, &run.model, &st, 0)?;
         std::mem::forget(new_dir.take()); // the run exists now: keep it
         (st, 0)
@@ -525,6 +557,8 @@ impl OnBackend for TrainingLoop<'_> {
             .open(&metrics_path)
             .map_err(|e| Error::at(&metrics_path, e))?;
         let end_of = |iters: u64| opts.stop_at.map_or(iters, |s| s.min(iters));
+        // The weights of the run's pictures: the average unless --no-ema (or none is kept).
+        let use_ema = run.pictures_from_ema();
         let progress = Progress::new(opts.verbosity, start, run.iters);
         if start > 0 {
             progress.line(&format!(
@@ -563,6 +597,10 @@ impl OnBackend for TrainingLoop<'_> {
                     bad.join(", "),
                     run_dir.display()
                 )));
+            }
+            if run.keeps_ema() {
+                let beta = ema_beta(run.ema_half_life, run.ema_rampup, run.model.batch, it);
+                state.update_ema(e, beta)?;
             }
             let elapsed = t0.elapsed().as_secs_f64();
             let done = (it + 1 - start) as f64;
@@ -617,13 +655,15 @@ impl OnBackend for TrainingLoop<'_> {
             let eval_due = due(run.eval_every) && eval_pictures.is_some();
             if due(run.snapshot_every) || eval_due {
                 let t_eval = Instant::now();
-                let translated = translate_preview(e, nets, &state.params, preview, run.seed)?;
+                let translated =
+                    translate_preview(e, nets, state.picture_params(use_ema), preview, run.seed)?;
                 if let (true, Some(pics)) = (eval_due, eval_pictures) {
                     let m = crate::eval::evaluate(&translated, &pics.source, &pics.target);
                     let line = EvalLine {
                         iter: next,
                         eval: &m,
                         eval_s: t_eval.elapsed().as_secs_f64(),
+                        weights: Some(if use_ema { "ema" } else { "raw" }.into()),
                     };
                     writeln!(metrics, "{}", serde_json::to_string(&line).unwrap())
                         .map_err(|e| Error::at(&metrics_path, e))?;
@@ -633,7 +673,15 @@ impl OnBackend for TrainingLoop<'_> {
                     ));
                 }
                 if due(run.snapshot_every) {
-                    snapshot(e, run_dir, nets, &state.params, &translated, &inp, next)?;
+                    snapshot(
+                        e,
+                        run_dir,
+                        nets,
+                        state.picture_params(use_ema),
+                        &translated,
+                        &inp,
+                        next,
+                    )?;
                 }
             }
             it = next;
@@ -650,7 +698,7 @@ impl OnBackend for TrainingLoop<'_> {
             let img = render_until(
                 e,
                 nets,
-                &state.params,
+                state.picture_params(use_ema),
                 sampler.source_image(),
                 &RenderOptions {
                     tile: run.tiles,

@@ -5,7 +5,7 @@ use sincut::backend::device::{Device, Precision};
 use sincut::cli::render::{RenderArgs, render_command};
 use sincut::fit::{FitOptions, FitOutcome, fit};
 use sincut::image::{SaveOptions, load_rgb, save_rgb};
-use sincut::io::load_checkpoint;
+use sincut::io::{load_checkpoint, save_checkpoint};
 use sincut::run::checkpoint_path;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -103,6 +103,32 @@ fn resume_is_bit_exact_and_the_run_directory_is_complete() {
         "weights after 3 + 3 iterations differ from 6 uninterrupted"
     );
     assert_eq!(x.adam, y.adam);
+    // The moving average of G continues bit for bit across the resume, and is an average:
+    // neither G's latest weights nor its initial ones.
+    let (xe, ye) = (x.ema.as_ref().unwrap(), y.ema.as_ref().unwrap());
+    assert_eq!(
+        xe.len(),
+        x.params.keys().filter(|k| k.starts_with("G.")).count()
+    );
+    for (name, w) in xe {
+        let same = w
+            .iter()
+            .zip(ye[name].iter())
+            .all(|(a, b)| a.to_bits() == b.to_bits());
+        assert!(
+            same,
+            "EMA {name} after 3 + 3 iterations differs from 6 uninterrupted"
+        );
+    }
+    assert!(
+        xe.iter().any(|(n, w)| *w != x.params[n]),
+        "the EMA equals G's latest weights"
+    );
+    // The quality lines say the pictures came from the average.
+    assert!(
+        whole_evals.iter().all(|v| v["weights"] == "ema"),
+        "{whole_evals:?}"
+    );
     // The run directory: config, metrics (one line per iteration), snapshots, result.
     assert!(whole.join("run.json").is_file());
     assert_eq!(whole_losses.len(), 6);
@@ -206,6 +232,7 @@ fn render_refuses_foreign_truncated_and_unwritable() {
         seed: None,
         device: Device::Cpu,
         precision: Default::default(),
+        no_ema: false,
         quiet: true,
     };
     // Works, and tiles do not change the picture beyond one 8-bit level.
@@ -262,6 +289,126 @@ fn render_refuses_foreign_truncated_and_unwritable() {
         .to_string();
     assert!(e.contains("out.png") && !e.contains('\n'), "{e}");
     assert!(!dir.join("f.png").exists() && !dir.join("t.png").exists());
+}
+
+/// Issue 15, item 2: fit's pictures and `render` come from the moving average of G's weights
+/// by default, from the raw weights with `--no-ema`; the average does not change training;
+/// a run without one has no `ema.*` tensors and its pictures are the raw weights'.
+#[test]
+fn pictures_use_the_ema_unless_no_ema() {
+    let dir = tmpdir("ema");
+    let (a, b) = pair(&dir);
+    let render = |run_dir: Option<&Path>, ck: Option<PathBuf>, no_ema: bool, name: &str| {
+        let out = dir.join(name);
+        render_command(&RenderArgs {
+            run_dir: run_dir.map(Path::to_path_buf),
+            checkpoint: ck,
+            input: Some(a.clone()),
+            output: Some(out.clone()),
+            tiles: 48,
+            save: SaveOptions::default(),
+            seed: Some(11),
+            device: Device::Cpu,
+            precision: Default::default(),
+            no_ema,
+            quiet: true,
+        })
+        .unwrap();
+        load_rgb(&out).unwrap()
+    };
+    let result = |run: &Path| load_rgb(&run.join("result.png")).unwrap();
+    let eval_weights = |run: &Path| -> Vec<String> {
+        metrics_lines(run)
+            .1
+            .iter()
+            .map(|v| v["weights"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    // A run with an average (common: default half-life, ramp-up 1): the default is the average.
+    let run = dir.join("run");
+    fit(&options(&a, &b, &run, 4)).unwrap();
+    let ema = render(Some(&run), None, false, "ema.png");
+    let raw = render(Some(&run), None, true, "raw.png");
+    assert_ne!(ema, raw, "--no-ema rendered the same picture");
+    assert_eq!(result(&run), ema, "fit's result.png is not the average's");
+    assert_eq!(eval_weights(&run), ["ema", "ema"]);
+    // G's weights replaced by the average in a checkpoint without one render the default.
+    let mut ck = load_checkpoint(checkpoint_path(&run)).unwrap();
+    let avg = ck.ema.take().unwrap();
+    ck.params.extend(avg);
+    let swapped = dir.join("swapped.safetensors");
+    save_checkpoint(&swapped, &ck).unwrap();
+    assert_eq!(render(None, Some(swapped.clone()), false, "s.png"), ema);
+    assert_eq!(render(None, Some(swapped), true, "s-raw.png"), ema);
+    let info = sincut::cli::info::info_command(&run).unwrap();
+    assert!(
+        info.contains(
+            "G average   moving average (EMA) of G's weights, half-life 5000 images, ramp-up 1;"
+        ),
+        "{info}"
+    );
+    assert!(info.contains("result.png from the EMA weights"), "{info}");
+
+    // fit --no-ema: pictures from the raw weights; the same average is still kept.
+    let run_raw = dir.join("run-no-ema");
+    let mut o = options(&a, &b, &run_raw, 4);
+    o.run.no_ema = true;
+    fit(&o).unwrap();
+    assert_eq!(result(&run_raw), raw, "fit --no-ema's result.png");
+    assert_eq!(eval_weights(&run_raw), ["raw", "raw"]);
+    let ck_raw = load_checkpoint(checkpoint_path(&run_raw)).unwrap();
+    let ck_ema = load_checkpoint(checkpoint_path(&run)).unwrap();
+    assert_eq!(ck_raw.ema, ck_ema.ema);
+    let run_json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_raw.join("run.json")).unwrap()).unwrap();
+    assert_eq!(
+        (&run_json["no_ema"], &run_json["ema_half_life"]),
+        (&serde_json::json!(true), &serde_json::json!(5000.0))
+    );
+    let info = sincut::cli::info::info_command(&run_raw).unwrap();
+    assert!(info.contains("result.png from the raw weights"), "{info}");
+
+    // --ema-half-life 0: no average; training and the raw pictures are the same.
+    let run_none = dir.join("run-none");
+    let mut o = options(&a, &b, &run_none, 4);
+    o.run.ema_half_life = 0.0;
+    fit(&o).unwrap();
+    let ck_none = load_checkpoint(checkpoint_path(&run_none)).unwrap();
+    assert!(ck_none.ema.is_none());
+    assert_eq!(
+        ck_none.params, ck_ema.params,
+        "the average changed training"
+    );
+    assert_eq!(ck_none.adam, ck_ema.adam);
+    assert_eq!(result(&run_none), raw);
+    assert_eq!(render(Some(&run_none), None, false, "none.png"), raw);
+    assert_eq!(eval_weights(&run_none), ["raw", "raw"]);
+    let info = sincut::cli::info::info_command(&run_none).unwrap();
+    assert!(info.contains("G average   none"), "{info}");
+    // Resumed, it stays without one (a run.json of before the average reads the same way).
+    let mut o = options(&a, &b, &run_none, 6);
+    o.resume = true;
+    o.resume_with.iters = Some(6);
+    o.no_final_render = true;
+    fit(&o).unwrap();
+    let ck_none = load_checkpoint(checkpoint_path(&run_none)).unwrap();
+    assert_eq!((ck_none.iteration, ck_none.ema.is_none()), (6, true));
+    // A run.json that asks for an average its checkpoint lacks is refused, and vice versa.
+    for (run_dir, half_life, needle) in [
+        (&run_none, 5000.0, "the checkpoint holds none"),
+        (&run, 0.0, "run.json keeps none"),
+    ] {
+        let path = run_dir.join("run.json");
+        let mut v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        v["ema_half_life"] = serde_json::json!(half_life);
+        std::fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
+        let mut o = options(&a, &b, run_dir, 8);
+        o.resume = true;
+        let e = fit(&o).unwrap_err().to_string();
+        assert!(e.contains(needle), "{e}");
+    }
 }
 
 #[test]
@@ -467,6 +614,12 @@ fn cli_fit_options_are_checked_before_anything_is_written() {
         ("--lambda-nce=-1", "lambda_NCE -1"),
         ("--lambda-gan=inf", "lambda_GAN inf"),
         ("--checkpoint-every=0", "--checkpoint-every"),
+        ("--ema-half-life=-1", "--ema-half-life -1 must"),
+        ("--ema-half-life=nan", "--ema-half-life NaN must"),
+        ("--ema-half-life=inf", "--ema-half-life inf must"),
+        ("--ema-rampup=0", "--ema-rampup 0 must lie in (0, 1]"),
+        ("--ema-rampup=1.5", "--ema-rampup 1.5 must"),
+        ("--ema-rampup=-0.1", "--ema-rampup -0.1 must"),
     ]
     .into_iter()
     .enumerate()
@@ -513,6 +666,11 @@ fn cli_resume_uses_changed_options_and_refuses_fixed_ones() {
         (vec!["--iters", "1"], "fewer than the 2 iterations"),
         (vec!["--tiles", "0"], "--tiles 0 is too small"),
         (vec!["--lr", "nan"], "lr NaN"),
+        (
+            vec!["--ema-half-life", "100"],
+            "--ema-half-life 100 differs",
+        ),
+        (vec!["--ema-rampup", "0.5"], "--ema-rampup 0.5 differs"),
     ] {
         let (code, err) = resume(&extra);
         assert_eq!(code, Some(2), "{extra:?}: {err}");
@@ -533,6 +691,9 @@ fn cli_resume_uses_changed_options_and_refuses_fixed_ones() {
         "32",
         "--snapshot-every",
         "0",
+        "--no-ema",
+        "--ema-rampup",
+        "1",
     ]);
     assert_eq!(code, Some(0), "{err}");
     let (losses, _) = metrics_lines(&out);
@@ -568,8 +729,15 @@ fn cli_resume_uses_changed_options_and_refuses_fixed_ones() {
         .collect();
     assert_eq!(
         changes,
-        [(2, "lr"), (2, "iters"), (2, "snapshot_every"), (2, "tiles")]
+        [
+            (2, "lr"),
+            (2, "iters"),
+            (2, "snapshot_every"),
+            (2, "tiles"),
+            (2, "no_ema")
+        ]
     );
+    assert_eq!(run["no_ema"], true);
     assert_eq!(run["changes"][0]["from"], 0.002);
     assert_eq!(load_checkpoint(checkpoint_path(&out)).unwrap().iteration, 6);
     assert_eq!(
@@ -1008,8 +1176,19 @@ fn non_finite_weights_are_refused_on_load() {
     ]
     .map(String::from)
     .to_vec();
-    for args in [render, info, resume] {
-        let (code, err) = sincut_cli(&args, &[]);
+    for args in [&render, &info, &resume] {
+        let (code, err) = sincut_cli(args, &[]);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(&needle), "{args:?}: {err}");
+    }
+    assert!(!dir.join("black.png").exists());
+    // The same for an infinite value in the moving average of G.
+    ck.params.get_mut(&name).unwrap()[[0, 0, 0, 0]] = 0.0;
+    ck.ema.as_mut().unwrap().get_mut(&name).unwrap()[[0, 0, 0, 0]] = f32::INFINITY;
+    sincut::io::save_checkpoint(checkpoint_path(&run), &ck).unwrap();
+    let needle = format!("tensor 'ema.{name}' holds a non-finite value (inf)");
+    for args in [&render, &info, &resume] {
+        let (code, err) = sincut_cli(args, &[]);
         assert_eq!(code, Some(2), "{args:?}: {err}");
         assert!(err.contains(&needle), "{args:?}: {err}");
     }

@@ -79,6 +79,11 @@ fn short_run(reference: &Value, out: &Path) -> Vec<Value> {
             precision: None,
             changes: Vec::new(),
             time: None,
+            // The reference bounds were measured on the raw weights, before the average
+            // existed; its quality lines must stay comparable.
+            ema_half_life: 0.0,
+            ema_rampup: sincut::train::ema::DEFAULT_EMA_RAMPUP,
+            no_ema: false,
         },
         out: out.to_path_buf(),
         resume: false,

@@ -77,6 +77,24 @@ pub struct FitFlags {
     /// Skip the final full-resolution render.
     #[arg(long)]
     no_render: bool,
+    /// Half-life in images of the moving average (EMA) of G's weights kept beside them
+    /// (0: keep none) [default: see `crate::train::ema::DEFAULT_EMA_HALF_LIFE`].
+    #[arg(long, value_name = "IMAGES", help = format!(
+        "Half-life in images of the moving average (EMA) of G's weights kept beside them (0: keep none) [default: {}; fixed for a run's life]",
+        crate::train::ema::DEFAULT_EMA_HALF_LIFE
+    ))]
+    ema_half_life: Option<f64>,
+    /// The EMA's ramp-up: its half-life is at most R times the images seen so far, so early
+    /// averages are short (StyleGAN2's).
+    #[arg(long, value_name = "R", help = format!(
+        "The EMA's ramp-up: its half-life is at most R times the images seen so far, so early averages are short (StyleGAN2's) [default: {}; fixed for a run's life]",
+        crate::train::ema::DEFAULT_EMA_RAMPUP
+    ))]
+    ema_rampup: Option<f64>,
+    /// Snapshots, logged quality metrics and result.png from the raw weights instead of the
+    /// EMA (which is still kept and stored, for `render`).
+    #[arg(long)]
+    no_ema: bool,
     #[arg(long, value_enum, default_value_t = Device::Auto)]
     device: Device,
     /// Matrix-product operands: f32, or bf16 with f32 accumulation (on CUDA: tensor cores,
@@ -125,6 +143,9 @@ pub fn fit_options(a: FitFlags) -> Result<FitOptions> {
             checkpoint_every: a.checkpoint_every,
             eval_every: a.eval_every,
             tiles: a.tiles,
+            ema_half_life: a.ema_half_life,
+            ema_rampup: a.ema_rampup,
+            no_ema: a.no_ema,
         };
         return Ok(FitOptions {
             run: RunConfig::from_preset(Preset::Default),
@@ -177,6 +198,9 @@ pub fn fit_options(a: FitFlags) -> Result<FitOptions> {
     run.checkpoint_every = a.checkpoint_every.unwrap_or(run.checkpoint_every);
     run.preview_size = a.preview_size.unwrap_or(run.preview_size);
     run.tiles = a.tiles.unwrap_or(run.tiles);
+    run.ema_half_life = a.ema_half_life.unwrap_or(run.ema_half_life);
+    run.ema_rampup = a.ema_rampup.unwrap_or(run.ema_rampup);
+    run.no_ema = a.no_ema;
     Ok(FitOptions {
         run,
         out,

@@ -85,5 +85,20 @@ pub fn info_command(path: &Path) -> Result<String> {
             "none (inference only)".into()
         }
     );
+    let ema = match (&ck.ema, &run) {
+        (None, _) => "none (render uses the raw weights)".to_string(),
+        (Some(_), None) => "moving average (EMA) of G's weights present; render uses it (--no-ema: the raw weights)".into(),
+        (Some(_), Some(r)) => format!(
+            "moving average (EMA) of G's weights, half-life {} images, ramp-up {}; render uses it (--no-ema: the raw weights)",
+            r.ema_half_life, r.ema_rampup
+        ),
+    };
+    s += &format!("G average   {ema}\n");
+    if let Some(r) = &run {
+        s += &format!(
+            "pictures    snapshots, quality lines and result.png from the {}\n",
+            r.picture_weights()
+        );
+    }
     Ok(s)
 }

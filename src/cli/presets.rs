@@ -67,6 +67,9 @@ impl RunConfig {
             precision: None,
             changes: Vec::new(),
             time: None,
+            ema_half_life: crate::train::ema::DEFAULT_EMA_HALF_LIFE,
+            ema_rampup: crate::train::ema::DEFAULT_EMA_RAMPUP,
+            no_ema: false,
         }
     }
 }

@@ -41,6 +41,10 @@ pub struct RenderFlags {
     /// Matrix-product operands (see `fit --help`).
     #[arg(long, value_enum, default_value_t = Precision::Auto)]
     precision: Precision,
+    /// G's raw weights instead of the moving average (EMA) the checkpoint holds when its run
+    /// kept one.
+    #[arg(long)]
+    no_ema: bool,
     #[arg(short, long)]
     quiet: bool,
 }
@@ -58,6 +62,7 @@ pub fn run(flags: RenderFlags) -> Result<ExitCode> {
         seed,
         device,
         precision,
+        no_ema,
         quiet,
     } = flags;
     let args = RenderArgs {
@@ -73,6 +78,7 @@ pub fn run(flags: RenderFlags) -> Result<ExitCode> {
         seed,
         device,
         precision,
+        no_ema,
         quiet,
     };
     let out = render_command(&args)?;
@@ -91,6 +97,8 @@ pub struct RenderArgs {
     pub seed: Option<u64>,
     pub device: Device,
     pub precision: Precision,
+    /// The raw weights even where the checkpoint holds an average of G's.
+    pub no_ema: bool,
     pub quiet: bool,
 }
 
@@ -150,22 +158,28 @@ pub fn render_command(a: &RenderArgs) -> Result<PathBuf> {
     let backend = open_backend(a.device, a.precision, a.quiet)?;
     let seed = a.seed.or(run.as_ref().map(|r| r.seed)).unwrap_or(0);
     let (_, h, w) = img.dim();
+    // G's moving average when the checkpoint holds one (it names only G's parameters, all
+    // that rendering reads), unless --no-ema.
+    let (params, weights) = match (&ck.ema, a.no_ema) {
+        (Some(ema), false) => (ema, "EMA weights"),
+        _ => (&ck.params, "raw weights"),
+    };
     // A progress line rewritten in place on a terminal; in a log, one line at the end.
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut report = |done: usize, total: usize| {
         if a.quiet {
         } else if terminal {
-            eprint!("\rrendering {w}×{h}: tile {done}/{total}");
+            eprint!("\rrendering {w}×{h} ({weights}): tile {done}/{total}");
             if done == total {
                 eprintln!();
             }
         } else if done == total {
-            eprintln!("rendered {w}×{h} in {total} tiles");
+            eprintln!("rendered {w}×{h} in {total} tiles ({weights})");
         }
     };
     let out = backend.run(crate::render::RenderJob {
         nets: &nets,
-        params: &ck.params,
+        params,
         img: &img,
         opts: RenderOptions {
             tile: a.tiles,

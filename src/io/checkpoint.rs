@@ -8,6 +8,11 @@
 //! - `adam.m.<name>`, `adam.v.<name>`: Adam's `exp_avg` and `exp_avg_sq` for that parameter (same
 //!   shape). Either every parameter has both, or there is no optimizer state at all (a
 //!   checkpoint kept only for inference).
+//! - `ema.<name>`: the moving average of G's weights (`crate::train::ema`) for every G
+//!   parameter (`<name>` starts with `G.`; same shape), or for none: a run kept without an
+//!   average (`fit --ema-half-life 0`, and every run before the average existed) has no
+//!   `ema.*` tensors. `render` uses them when present (`--no-ema`: the `param.G.*`). Builds
+//!   before the average refuse a checkpoint holding them ("unexpected tensor").
 //!
 //! and in the safetensors `__metadata__` (string → string):
 //! - `format` = `sincut-checkpoint`, `version` = `1`;
@@ -46,6 +51,8 @@ pub struct Checkpoint {
     pub iteration: u64,
     pub params: ParamMap<f32>,
     pub adam: Option<AdamState>,
+    /// The moving average of G's weights (G parameter names), when the run keeps one.
+    pub ema: Option<ParamMap<f32>>,
 }
 
 /// Saves a checkpoint atomically (format in the module documentation).
@@ -72,6 +79,12 @@ pub fn save_checkpoint(path: impl AsRef<Path>, ck: &Checkpoint) -> Result<()> {
         }
         let step = serde_json::to_string(&adam.step).expect("a map of integers encodes");
         file.metadata.insert("adam.step".into(), step);
+    }
+    if let Some(ema) = &ck.ema {
+        check_ema(&ck.params, ema).map_err(|m| Error::at(path, m))?;
+        for (name, a) in ema {
+            file.floats.insert(format!("ema.{name}"), a.clone());
+        }
     }
     file.write(path)
 }
@@ -121,6 +134,7 @@ fn parse_checkpoint(file: TensorFile) -> std::result::Result<Checkpoint, String>
     let mut params = ParamMap::new();
     let mut m = ParamMap::new();
     let mut v = ParamMap::new();
+    let mut ema = ParamMap::new();
     for (name, a) in file.floats {
         if let Some(n) = name.strip_prefix("param.") {
             params.insert(n.to_string(), a);
@@ -128,9 +142,11 @@ fn parse_checkpoint(file: TensorFile) -> std::result::Result<Checkpoint, String>
             m.insert(n.to_string(), a);
         } else if let Some(n) = name.strip_prefix("adam.v.") {
             v.insert(n.to_string(), a);
+        } else if let Some(n) = name.strip_prefix("ema.") {
+            ema.insert(n.to_string(), a);
         } else {
             return Err(format!(
-                "unexpected tensor '{name}' (expected param.*, adam.m.*, adam.v.*)"
+                "unexpected tensor '{name}' (expected param.*, adam.m.*, adam.v.*, ema.*)"
             ));
         }
     }
@@ -152,12 +168,43 @@ fn parse_checkpoint(file: TensorFile) -> std::result::Result<Checkpoint, String>
             Some(adam)
         }
     };
+    let ema = if ema.is_empty() {
+        None
+    } else {
+        check_ema(&params, &ema)?;
+        Some(ema)
+    };
     Ok(Checkpoint {
         config,
         iteration,
         params,
         adam,
+        ema,
     })
+}
+
+/// The average covers every G parameter with its shape, and nothing else.
+fn check_ema(params: &ParamMap<f32>, ema: &ParamMap<f32>) -> std::result::Result<(), String> {
+    for (name, p) in params.iter().filter(|(n, _)| n.starts_with("G.")) {
+        match ema.get(name) {
+            None => return Err(format!("parameter '{name}' has no ema.{name} average")),
+            Some(a) if a.shape() != p.shape() => {
+                return Err(format!(
+                    "ema.{name} has shape {:?}, the parameter {:?}",
+                    a.shape(),
+                    p.shape()
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    match ema
+        .keys()
+        .find(|n| !n.starts_with("G.") || !params.contains_key(*n))
+    {
+        Some(name) => Err(format!("ema.{name} is not a parameter of G")),
+        None => Ok(()),
+    }
 }
 
 /// Every parameter has both moments with its shape, and every network a step count.
@@ -325,6 +372,12 @@ mod tests {
                 ..Default::default()
             },
             iteration: 17,
+            ema: Some(
+                crate::train::ema::ema_start(&params)
+                    .into_iter()
+                    .map(|(k, v)| (k, v.mapv(|x| x * 0.5 - 1.0)))
+                    .collect(),
+            ),
             params,
             adam: Some(adam),
         }
@@ -346,6 +399,71 @@ mod tests {
         };
         save_checkpoint(&p, &light).unwrap();
         assert_eq!(load_checkpoint(&p).unwrap(), light);
+        // Without the average of G (the format of runs without one, and of older runs).
+        let plain = Checkpoint {
+            ema: None,
+            ..ck.clone()
+        };
+        save_checkpoint(&p, &plain).unwrap();
+        let back = load_checkpoint(&p).unwrap();
+        assert_eq!(back, plain);
+        assert!(back.ema.is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The average is stored as `ema.<G name>` F32 tensors, and checked for completeness and
+    /// shapes when written and when read.
+    #[test]
+    fn ema_is_stored_complete_and_checked() {
+        let dir = tmpdir("ema");
+        let p = dir.join("ck.safetensors");
+        let ck = sample();
+        save_checkpoint(&p, &ck).unwrap();
+        let file = TensorFile::read(&p).unwrap();
+        let names: Vec<&String> = file
+            .floats
+            .keys()
+            .filter(|k| k.starts_with("ema."))
+            .collect();
+        assert_eq!(names, ["ema.G.encoder.convs.1.0.weight"]);
+        let back = load_checkpoint(&p).unwrap();
+        assert_eq!(back.ema, ck.ema);
+        assert_ne!(
+            back.ema.as_ref().unwrap()["G.encoder.convs.1.0.weight"],
+            back.params["G.encoder.convs.1.0.weight"]
+        );
+
+        // Written incomplete, with a wrong shape or for a non-G parameter: refused.
+        let mut extra = ck.clone();
+        let ema = extra.ema.as_mut().unwrap();
+        ema.insert("D.final_linear.1.bias".into(), arr(&[1], 0.0));
+        let e = save_checkpoint(&p, &extra).unwrap_err().to_string();
+        assert!(
+            e.contains("ema.D.final_linear.1.bias is not a parameter of G"),
+            "{e}"
+        );
+        let mut shape = ck.clone();
+        shape
+            .ema
+            .as_mut()
+            .unwrap()
+            .insert("G.encoder.convs.1.0.weight".into(), arr(&[4, 3], 0.0));
+        let e = save_checkpoint(&p, &shape).unwrap_err().to_string();
+        assert!(e.contains("has shape [4, 3]"), "{e}");
+
+        // Read from a file missing one G average: refused.
+        save_checkpoint(&p, &ck).unwrap();
+        let mut file = TensorFile::read(&p).unwrap();
+        for n in ["param", "adam.m", "adam.v"] {
+            file.floats
+                .insert(format!("{n}.G.decoder.x"), arr(&[2], 0.0));
+        }
+        file.write(&p).unwrap();
+        let e = load_checkpoint(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("'G.decoder.x' has no ema.G.decoder.x average"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

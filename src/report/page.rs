@@ -484,6 +484,7 @@ impl Page<'_> {
     fn result(&self) -> String {
         let Page {
             run_dir,
+            run,
             log,
             src,
             tgt,
@@ -491,6 +492,18 @@ impl Page<'_> {
             ..
         } = self;
         let preview_size = self.preview_size;
+        // Which of G's weights the pictures come from (run.json of runs before the average
+        // existed: the raw ones).
+        let keeps_ema = run
+            .get("ema_half_life")
+            .and_then(Value::as_f64)
+            .is_some_and(|h| h > 0.0);
+        let no_ema = run.get("no_ema").and_then(Value::as_bool).unwrap_or(false);
+        let weights = if keeps_ema && !no_ema {
+            "EMA weights"
+        } else {
+            "raw weights"
+        };
         let mut b = String::new();
         let result_path = result_path(run_dir);
         let (result, result_caption) = match load_rgb(&result_path) {
@@ -500,7 +513,7 @@ impl Page<'_> {
                 let img = fit_within(&img, THUMB_MAX.max(preview_size));
                 (
                     Some(img),
-                    format!("<b>SinCUT result</b> (result.png, {w}×{h})"),
+                    format!("<b>SinCUT result</b> (result.png, {w}×{h}, {weights})"),
                 )
             }
             Err(_) => match snapshots
@@ -510,7 +523,9 @@ impl Page<'_> {
             {
                 Some((i, img)) => (
                     Some(img),
-                    format!("<b>SinCUT, latest snapshot</b> (iteration {i}; no result.png yet)"),
+                    format!(
+                        "<b>SinCUT, latest snapshot</b> (iteration {i}, {weights}; no result.png yet)"
+                    ),
                 ),
                 None => (None, String::new()),
             },

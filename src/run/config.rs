@@ -41,6 +41,21 @@ pub struct RunConfig {
     /// `--time`: the iteration count comes from a training-time budget.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time: Option<TimeBudget>,
+    /// Half-life in images of the moving average of G's weights (`crate::train::ema`);
+    /// 0: none is kept (also the meaning of run.json files from before the average).
+    #[serde(default)]
+    pub ema_half_life: f64,
+    /// The average's ramp-up: its half-life is at most this fraction of the images seen.
+    #[serde(default = "default_ema_rampup")]
+    pub ema_rampup: f64,
+    /// `--no-ema`: snapshots, quality lines and result.png from the raw weights although an
+    /// average is kept (false: from the average whenever the run keeps one).
+    #[serde(default)]
+    pub no_ema: bool,
+}
+
+fn default_ema_rampup() -> f64 {
+    crate::train::ema::DEFAULT_EMA_RAMPUP
 }
 
 /// A training-time budget (`fit --time`). While the learning rate is constant (the first half
@@ -142,6 +157,25 @@ pub struct OptionChange {
 }
 
 impl RunConfig {
+    /// Whether the run keeps a moving average of G's weights.
+    pub fn keeps_ema(&self) -> bool {
+        self.ema_half_life > 0.0
+    }
+
+    /// Whether the run's pictures (snapshots, quality lines, result.png) come from the average.
+    pub fn pictures_from_ema(&self) -> bool {
+        self.keeps_ema() && !self.no_ema
+    }
+
+    /// Which weights the run's pictures come from, in words (report, info).
+    pub fn picture_weights(&self) -> &'static str {
+        if self.pictures_from_ema() {
+            "EMA weights"
+        } else {
+            "raw weights"
+        }
+    }
+
     /// The one check of a run's options, for fresh and resumed runs alike, before anything is
     /// written or trained.
     pub fn validate(&self) -> Result<()> {
@@ -154,6 +188,18 @@ impl RunConfig {
             && !(t.seconds.is_finite() && t.seconds > 0.0)
         {
             return Err(Error::new("--time must be a positive duration"));
+        }
+        if !(self.ema_half_life.is_finite() && self.ema_half_life >= 0.0) {
+            return Err(Error::new(format!(
+                "--ema-half-life {} must be a number of images ≥ 0 (0: no average)",
+                self.ema_half_life
+            )));
+        }
+        if !(self.ema_rampup.is_finite() && self.ema_rampup > 0.0 && self.ema_rampup <= 1.0) {
+            return Err(Error::new(format!(
+                "--ema-rampup {} must lie in (0, 1]",
+                self.ema_rampup
+            )));
         }
         if self.checkpoint_every == 0 {
             return Err(Error::new("--checkpoint-every must be at least 1"));
@@ -181,4 +227,28 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| Error::at(path, format_args!("cannot encode: {e}")))?;
     crate::io::write_atomic(path, text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::presets::Preset;
+
+    /// A run.json written before the moving average existed reads as a run without one.
+    #[test]
+    fn old_run_json_keeps_no_average() {
+        let mut v = serde_json::to_value(RunConfig::from_preset(Preset::Quick)).unwrap();
+        let m = v.as_object_mut().unwrap();
+        assert!(m.contains_key("ema_half_life") && m.contains_key("no_ema"));
+        for k in ["ema_half_life", "ema_rampup", "no_ema"] {
+            m.remove(k);
+        }
+        let old: RunConfig = serde_json::from_value(v).unwrap();
+        assert!(!old.keeps_ema() && !old.pictures_from_ema());
+        assert_eq!(old.ema_rampup, crate::train::ema::DEFAULT_EMA_RAMPUP);
+        assert_eq!(old.picture_weights(), "raw weights");
+        let new = RunConfig::from_preset(Preset::Quick);
+        assert!(new.keeps_ema() && new.pictures_from_ema());
+        assert_eq!(new.ema_half_life, crate::train::ema::DEFAULT_EMA_HALF_LIFE);
+    }
 }

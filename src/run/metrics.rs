@@ -30,6 +30,10 @@ pub struct EvalLine<M = Metrics> {
     /// Seconds the translation and the metrics took.
     #[serde(default = "lenient::missing", deserialize_with = "lenient::number")]
     pub eval_s: f64,
+    /// The weights translated: "ema" (the moving average of G's) or "raw"; absent in logs
+    /// from before the average (raw).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<String>,
 }
 
 /// Deserializers that never fail on a value of the wrong kind: a log line with one odd
@@ -130,6 +134,7 @@ mod tests {
             iter: 4,
             eval: &m,
             eval_s: 0.5,
+            weights: Some("ema".into()),
         };
         let text = serde_json::to_string(&written).unwrap();
         let read: EvalLine = serde_json::from_str(&text).unwrap();

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 
 /// The options given on the command line together with `--resume` (None: not given).
 ///
-/// What may change on resume: lr, iterations, the snapshot / checkpoint / eval intervals and
-/// the final render's tiles (recorded in run.json's `changes`). What may not: the pictures,
-/// the model (geometry and loss weights, which the checkpoint was trained with), the seed and
-/// the preview size (the run's randomness and its logged metrics would no longer continue).
+/// What may change on resume: lr, iterations, the snapshot / checkpoint / eval intervals,
+/// the final render's tiles and `--no-ema` (recorded in run.json's `changes`). What may not:
+/// the pictures, the model (geometry and loss weights, which the checkpoint was trained with),
+/// the seed, the preview size (the run's randomness and its logged metrics would no longer
+/// continue) and the EMA's half-life and ramp-up (the average would no longer be one).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ResumeOptions {
     pub source: Option<PathBuf>,
@@ -32,6 +33,11 @@ pub struct ResumeOptions {
     pub checkpoint_every: Option<u64>,
     pub eval_every: Option<u64>,
     pub tiles: Option<usize>,
+    pub ema_half_life: Option<f64>,
+    pub ema_rampup: Option<f64>,
+    /// `--no-ema` given again (pictures from the raw weights from now on); not given: the
+    /// run's own choice holds.
+    pub no_ema: bool,
 }
 
 /// `run` with the options of `given` applied at iteration `at` (see [`ResumeOptions`]).
@@ -60,6 +66,8 @@ pub fn resumed_config(mut run: RunConfig, given: &ResumeOptions, at: u64) -> Res
     fixed("--lambda-idt", given.lambda_idt, m.lambda_idt)?;
     fixed("--seed", given.seed, run.seed)?;
     fixed("--preview-size", given.preview_size, run.preview_size)?;
+    fixed("--ema-half-life", given.ema_half_life, run.ema_half_life)?;
+    fixed("--ema-rampup", given.ema_rampup, run.ema_rampup)?;
     let stored_preset = run.preset.clone().unwrap_or_else(|| "none".into());
     fixed("--preset", given.preset.clone(), stored_preset)?;
     for (what, g, have) in [
@@ -124,6 +132,10 @@ pub fn resumed_config(mut run: RunConfig, given: &ResumeOptions, at: u64) -> Res
     if let Some(v) = given.tiles {
         change("tiles", json!(run.tiles), json!(v));
         run.tiles = v;
+    }
+    if given.no_ema {
+        change("no_ema", json!(run.no_ema), json!(true));
+        run.no_ema = true;
     }
     run.changes.extend(changes);
     Ok(run)

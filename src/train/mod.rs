@@ -1,5 +1,6 @@
 //! One SinCUT training step and iteration as pure functions of their inputs.
 
+pub mod ema;
 pub mod step;
 
 use crate::config::{ModelConfig, NCE_LAYERS};
@@ -59,6 +60,8 @@ pub struct TrainState<T> {
     pub exp_avg_sq: ParamMap<T>,
     /// Completed Adam steps.
     pub step: u64,
+    /// The moving average of G's weights (`ema`), when the run keeps one.
+    pub ema: Option<ParamMap<T>>,
 }
 
 impl<T: Real> TrainState<T> {
@@ -72,6 +75,7 @@ impl<T: Real> TrainState<T> {
             exp_avg: zeros.clone(),
             exp_avg_sq: zeros,
             step: 0,
+            ema: None,
         }
     }
 }

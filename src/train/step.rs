@@ -429,6 +429,8 @@ pub struct BackendState<B: Backend> {
     pub exp_avg_sq: Params<B>,
     /// Completed Adam steps.
     pub step: u64,
+    /// The moving average of G's weights, when the run keeps one (`super::ema`).
+    pub ema: Option<Params<B>>,
 }
 
 impl<B: Backend> BackendState<B> {
@@ -439,6 +441,7 @@ impl<B: Backend> BackendState<B> {
             exp_avg: upload_params(e, &st.exp_avg)?,
             exp_avg_sq: upload_params(e, &st.exp_avg_sq)?,
             step: st.step,
+            ema: st.ema.as_ref().map(|m| upload_params(e, m)).transpose()?,
         })
     }
 
@@ -449,7 +452,28 @@ impl<B: Backend> BackendState<B> {
             exp_avg: download_params(e, nets, &self.exp_avg)?,
             exp_avg_sq: download_params(e, nets, &self.exp_avg_sq)?,
             step: self.step,
+            ema: self
+                .ema
+                .as_ref()
+                .map(|m| download_params(e, nets, m))
+                .transpose()?,
         })
+    }
+
+    /// The EMA update after an iteration (`super::ema::ema_update`); nothing without an EMA.
+    pub fn update_ema(&mut self, e: &B, beta: f64) -> Result<()> {
+        match &mut self.ema {
+            Some(ema) => super::ema::ema_update(e, ema, &self.params, beta),
+            None => Ok(()),
+        }
+    }
+
+    /// The weights pictures are made with: the EMA when asked for and kept, else the raw ones.
+    pub fn picture_params(&self, use_ema: bool) -> &Params<B> {
+        match (&self.ema, use_ema) {
+            (Some(ema), true) => ema,
+            _ => &self.params,
+        }
     }
 
     fn adam(

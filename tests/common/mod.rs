@@ -47,7 +47,8 @@ pub fn tiny_model() -> ModelConfig {
 }
 
 /// A quiet CPU run of the tiny model: snapshots and quality lines every 3 iterations,
-/// checkpoints every 2, final render in tiles of 48.
+/// checkpoints every 2, final render in tiles of 48, a moving average of G with the default
+/// half-life and a ramp-up of 1 (so that the average of a few iterations differs from G).
 pub fn tiny_fit_options(src: &Path, tgt: &Path, out: &Path, iters: u64) -> FitOptions {
     FitOptions {
         run: RunConfig {
@@ -66,6 +67,9 @@ pub fn tiny_fit_options(src: &Path, tgt: &Path, out: &Path, iters: u64) -> FitOp
             precision: None,
             changes: Vec::new(),
             time: None,
+            ema_half_life: sincut::train::ema::DEFAULT_EMA_HALF_LIFE,
+            ema_rampup: 1.0,
+            no_ema: false,
         },
         out: out.to_path_buf(),
         resume: false,
