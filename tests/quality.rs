@@ -11,13 +11,16 @@
 //! the bounds catch. Averaging over the second half's quality lines instead of taking the last
 //! one halves the spread.
 //!
+//! `SINCUT_QUALITY_PRECISION=bf16` runs the same test with bf16 matrix products (issue 14): it
+//! must stay inside the same bounds.
+//!
 //! Re-record the seed's own figures after an intended change of the training or the metrics
 //! (`SINCUT_RECORD_QUALITY=1 cargo test --release --test quality -- --nocapture`), and re-measure
 //! the envelope (the same run with other `--seed`s and `SINCUT_GEMM=portable`, see the file's
 //! `how`) before moving a bound.
 
 use serde_json::Value;
-use sincut::backend::device::Device;
+use sincut::backend::device::{Device, Precision};
 use sincut::cli::presets::Preset;
 use sincut::fit::{FitOptions, Verbosity, fit};
 use sincut::run::RunConfig;
@@ -48,6 +51,16 @@ fn figure(eval: &Value, path: &[&str]) -> f64 {
         .fold(eval, |v, k| &v[*k])
         .as_f64()
         .unwrap_or_else(|| panic!("quality line lacks {path:?}: {eval}"))
+}
+
+/// The run's matrix-product precision: f32, or bf16 with `SINCUT_QUALITY_PRECISION=bf16` (the
+/// issue 14 evidence: the bf16 runs listed in the reference's `measured` came from this).
+fn precision() -> Option<Precision> {
+    match std::env::var("SINCUT_QUALITY_PRECISION").as_deref() {
+        Ok("bf16") => Some(Precision::Bf16),
+        Ok("f32") | Err(_) => Some(Precision::F32),
+        Ok(other) => panic!("SINCUT_QUALITY_PRECISION={other}: f32 or bf16"),
+    }
 }
 
 /// Trains the short run described by the reference and returns its quality lines from
@@ -88,7 +101,7 @@ fn short_run(reference: &Value, out: &Path) -> Vec<Value> {
         out: out.to_path_buf(),
         resume: false,
         device: Device::Cpu,
-        precision: Default::default(),
+        precision: precision(),
         verbosity: Verbosity::Quiet,
         stop_at: None,
         no_final_render: true,
