@@ -325,7 +325,7 @@ fn pictures_use_the_ema_unless_no_ema() {
             .collect()
     };
 
-    // A run with an average (common: default half-life, ramp-up 1): the default is the average.
+    // A run with an average (common: half-life 5000 images, ramp-up 1): the default is the average.
     let run = dir.join("run");
     fit(&options(&a, &b, &run, 4)).unwrap();
     let ema = render(Some(&run), None, false, "ema.png");

@@ -248,7 +248,11 @@ mod tests {
         assert_eq!(old.ema_rampup, crate::train::ema::DEFAULT_EMA_RAMPUP);
         assert_eq!(old.picture_weights(), "raw weights");
         let new = RunConfig::from_preset(Preset::Quick);
-        assert!(new.keeps_ema() && new.pictures_from_ema());
         assert_eq!(new.ema_half_life, crate::train::ema::DEFAULT_EMA_HALF_LIFE);
+        let with = RunConfig {
+            ema_half_life: 5000.0,
+            ..new
+        };
+        assert!(with.keeps_ema() && with.pictures_from_ema());
     }
 }
