@@ -891,6 +891,24 @@ mod tests {
         false
     }
 
+    /// The operands and scalars of one test case: the layouts rotate with the seed (plain, Aᵀ
+    /// view, Bᵀ view, both), and so do (α, β).
+    fn case(m: usize, n: usize, k: usize, seed: u64) -> (Array2<f32>, Array2<f32>, f32, f32) {
+        let layout = seed % 4;
+        let a = if layout & 1 == 0 {
+            filled(m, k, seed)
+        } else {
+            filled(k, m, seed).reversed_axes()
+        };
+        let b = if layout & 2 == 0 {
+            filled(k, n, seed + 1000)
+        } else {
+            filled(n, k, seed + 1000).reversed_axes()
+        };
+        let (alpha, beta) = [(1.0, 0.0), (0.75, 1.0), (-1.5, 0.5)][seed as usize % 3];
+        (a, b, alpha, beta)
+    }
+
     #[test]
     fn matches_reference_on_many_shapes() {
         if skip() {
@@ -908,19 +926,7 @@ mod tests {
                         continue;
                     }
                     seed += 1;
-                    // Operand layouts rotate with the case: plain, Aᵀ view, Bᵀ view, both.
-                    let layout = seed % 4;
-                    let a_own = if layout & 1 == 0 {
-                        filled(m, k, seed)
-                    } else {
-                        filled(k, m, seed).reversed_axes()
-                    };
-                    let b_own = if layout & 2 == 0 {
-                        filled(k, n, seed + 1000)
-                    } else {
-                        filled(n, k, seed + 1000).reversed_axes()
-                    };
-                    let (alpha, beta) = [(1.0, 0.0), (0.75, 1.0), (-1.5, 0.5)][seed as usize % 3];
+                    let (a_own, b_own, alpha, beta) = case(m, n, k, seed);
                     let mut c = filled(m, n, seed + 2000);
                     worst = worst.max(check(
                         alpha,
@@ -1007,19 +1013,7 @@ mod tests {
                             continue;
                         }
                         seed += 1;
-                        let layout = seed % 4;
-                        let a_own = if layout & 1 == 0 {
-                            filled(m, k, seed)
-                        } else {
-                            filled(k, m, seed).reversed_axes()
-                        };
-                        let b_own = if layout & 2 == 0 {
-                            filled(k, n, seed + 1000)
-                        } else {
-                            filled(n, k, seed + 1000).reversed_axes()
-                        };
-                        let (alpha, beta) =
-                            [(1.0, 0.0), (0.75, 1.0), (-1.5, 0.5)][seed as usize % 3];
+                        let (a_own, b_own, alpha, beta) = case(m, n, k, seed);
                         // Row-major C, or (every third case) column-major.
                         let mut c_row = filled(m, n, seed + 2000);
                         let mut c_col = filled(n, m, seed + 3000);
