@@ -126,6 +126,32 @@ def official_commit(path):
         return None
 
 
+def parse_train_options(official, source, target, name, gpu_ids, crop, batch, ngf, ndf):
+    """train.py's options for `--model sincut` on a temporary dataroot holding the pair (the
+    singleimage dataset reads <dataroot>/trainA and trainB, one picture each): (opt, dataroot).
+    The official packages must be importable (`official` on sys.path)."""
+    import contextlib
+    import io
+    from options.train_options import TrainOptions
+    work = tempfile.mkdtemp(prefix=name + "_")
+    for sub, pic in (("trainA", source), ("trainB", target)):
+        os.makedirs(os.path.join(work, sub))
+        os.symlink(pic, os.path.join(work, sub, os.path.basename(pic)))
+    cmd = ("--model sincut --dataroot %s --name %s --checkpoints_dir %s "
+           "--gpu_ids %s --crop_size %d --batch_size %d --ngf %d --ndf %d --num_threads 0 "
+           "--display_id 0 --no_html" % (work, name, os.path.join(work, "checkpoints"),
+                                          gpu_ids, crop, batch, ngf, ndf))
+    # CUTModel.modify_commandline_options reads sys.argv itself: show it train.py's command line.
+    argv, sys.argv = sys.argv, [os.path.join(official, "train.py")] + cmd.split()
+    try:
+        # TrainOptions prints every option; keep our output short.
+        with contextlib.redirect_stdout(io.StringIO()):
+            opt = TrainOptions(cmd_line=cmd).parse()
+    finally:
+        sys.argv = argv
+    return opt, work
+
+
 def main():
     a = parse_args()
     official = os.path.abspath(a.official)
@@ -147,7 +173,6 @@ def main():
     # get_current_losses() does float(loss) on tensors that require grad (harmless).
     warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True")
     sys.path.insert(0, official)
-    from options.train_options import TrainOptions
     from data import create_dataset
     from models import create_model, networks
     from models import stylegan_networks
@@ -162,26 +187,10 @@ def main():
         # runs on CUDA only. For a CPU run (smoke tests) make Tensor.cuda() return the tensor.
         torch.Tensor.cuda = lambda self, *args, **kwargs: self
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    work = tempfile.mkdtemp(prefix="official_bench_")
-    # The singleimage dataset reads <dataroot>/trainA and trainB, one picture each.
-    for sub, pic in (("trainA", source), ("trainB", target)):
-        os.makedirs(os.path.join(work, sub))
-        os.symlink(pic, os.path.join(work, sub, os.path.basename(pic)))
-
-    cmd = ("--model sincut --dataroot %s --name official_bench --checkpoints_dir %s "
-           "--gpu_ids %s --crop_size %d --batch_size %d --ngf %d --ndf %d --num_threads 0 "
-           "--display_id 0 --no_html" % (work, os.path.join(work, "checkpoints"),
-                                          "0" if cuda else "-1", a.crop, a.batch, a.ngf, a.ndf))
-    # TrainOptions prints every option; keep our output short.
+    opt, work = parse_train_options(official, source, target, "official_bench",
+                                    "0" if cuda else "-1", a.crop, a.batch, a.ngf, a.ndf)
     import contextlib
     import io
-    # CUTModel.modify_commandline_options reads sys.argv itself: show it train.py's command line.
-    argv, sys.argv = sys.argv, [os.path.join(official, "train.py")] + cmd.split()
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            opt = TrainOptions(cmd_line=cmd).parse()
-    finally:
-        sys.argv = argv
 
     if a.as_trainpy:
         model_res = 2 ** int(np.rint(np.log2(min(opt.load_size, opt.crop_size))))

@@ -30,7 +30,6 @@ import json
 import os
 import random
 import sys
-import tempfile
 import time
 
 
@@ -62,7 +61,7 @@ def lr_at(base, iteration, total):
 def main():
     a = parse_args()
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from official_bench import official_commit, stub_missing
+    from official_bench import official_commit, parse_train_options, stub_missing
 
     official = os.path.abspath(a.official)
     if not os.path.isfile(os.path.join(official, "models", "sincut_model.py")):
@@ -80,7 +79,6 @@ def main():
     warnings.filterwarnings("ignore", message="To copy construct from a tensor")
     warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True")
     sys.path.insert(0, official)
-    from options.train_options import TrainOptions
     from data import create_dataset
     from data.base_dataset import get_transform
     from models import create_model
@@ -92,21 +90,8 @@ def main():
     # The official ModulatedConv2d makes its all-ones style with .cuda(): on a CPU, a no-op.
     torch.Tensor.cuda = lambda self, *args, **kwargs: self
 
-    work = tempfile.mkdtemp(prefix="official_train_")
-    for sub, pic in (("trainA", source), ("trainB", target)):
-        os.makedirs(os.path.join(work, sub))
-        os.symlink(pic, os.path.join(work, sub, os.path.basename(pic)))
-    cmd = ("--model sincut --dataroot %s --name official_train --checkpoints_dir %s "
-           "--gpu_ids -1 --crop_size %d --batch_size %d --ngf %d --ndf %d --num_threads 0 "
-           "--display_id 0 --no_html" % (work, os.path.join(work, "checkpoints"),
-                                          a.crop, a.batch, a.ngf, a.ndf))
-    # CUTModel.modify_commandline_options reads sys.argv itself: show it train.py's command line.
-    argv, sys.argv = sys.argv, [os.path.join(official, "train.py")] + cmd.split()
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            opt = TrainOptions(cmd_line=cmd).parse()
-    finally:
-        sys.argv = argv
+    opt, _ = parse_train_options(official, source, target, "official_train", "-1",
+                                 a.crop, a.batch, a.ngf, a.ndf)
 
     with contextlib.redirect_stdout(io.StringIO()):
         dataset = create_dataset(opt)
