@@ -172,7 +172,8 @@ fn cuda_engine_matches_cpu_engine() {
     };
     // Under the CPU emulator the official widths take minutes: there the small configuration
     // runs (the kernels meet the official widths in their own tests above, and the whole
-    // CUDA engine meets every golden fixture through check-golden in the dry run).
+    // CUDA engine meets the c64 fixture through check-golden in the dry run, every fixture on
+    // a GPU).
     let official_widths = !emulated();
     for (cfg, seed) in [
         (
