@@ -2,13 +2,18 @@
 //! randomness of one iteration derived from (seed, iteration), so a resumed run draws exactly
 //! what an uninterrupted one would.
 //!
-//! Per batch one zoom per axis, uniform in [1/3, 1], shared by the batch's crops; the picture is
-//! resized bilinearly to max(crop, zoom·size) per axis; crops lie on a crop-sized grid with a
-//! random offset per crop; grid cells are taken from a shuffled sequence without repetition
-//! (the official "100 000 crops" epoch, index modulo the number of cells); each crop is flipped
-//! horizontally with probability ½. Source and target are drawn independently.
+//! Per crop one zoom per axis, uniform in [1/3, 1]; the picture is resized bilinearly to
+//! max(crop, zoom·size) per axis (only the crop's window is computed); crops lie on a crop-sized
+//! grid with a random offset per crop; grid cells are taken from a shuffled sequence without
+//! repetition (the official "100 000 crops" epoch, index modulo the number of cells); each crop
+//! is flipped horizontally with probability ½. Source and target are drawn independently.
+//!
+//! The zoom per crop, not per batch: the official dataset precomputes one zoom per run of
+//! `batch_size` consecutive indices, meaning to share it within a batch (its comment, and
+//! DESIGN §2, say so), but `train.py`'s data loader shuffles the indices (`serial_batches` is
+//! off), so a batch's crops come from unrelated runs and each takes its own zoom.
 
-use crate::image::resize_bilinear;
+use crate::image::resize_bilinear_window;
 use crate::train::StepInputs;
 use ndarray::{Array3, Array4, s};
 use rand::seq::SliceRandom;
@@ -70,22 +75,21 @@ impl CropSource {
         rng: &mut StdRng,
     ) -> Array4<f32> {
         let (_, h, w) = self.image.dim();
-        let zx = rng.random_range(MIN_ZOOM..1.0);
-        let zy = rng.random_range(MIN_ZOOM..1.0);
-        let nw = (crop as f64).max(w as f64 * zx).round() as usize;
-        let nh = (crop as f64).max(h as f64 * zy).round() as usize;
-        let zoomed = resize_bilinear(&self.image, nw, nh);
-        let (cells_x, cells_y) = (nw / crop, nh / crop);
-        let (room_x, room_y) = (nw - cells_x * crop, nh - cells_y * crop);
         let mut out = Array4::zeros((batch, 3, crop, crop));
         for b in 0..batch {
+            let zx = rng.random_range(MIN_ZOOM..1.0);
+            let zy = rng.random_range(MIN_ZOOM..1.0);
+            let nw = (crop as f64).max(w as f64 * zx).round() as usize;
+            let nh = (crop as f64).max(h as f64 * zy).round() as usize;
+            let (cells_x, cells_y) = (nw / crop, nh / crop);
+            let (room_x, room_y) = (nw - cells_x * crop, nh - cells_y * crop);
             let idx = self.cell_index(seed, crop_counter + b as u64) % (cells_x * cells_y);
             // Official order: column-major over the grid (ix = index / rows, iy = index % rows).
             let (ix, iy) = (idx / cells_y, idx % cells_y);
             let x0 = rng.random_range(0..=room_x) + ix * crop;
             let y0 = rng.random_range(0..=room_y) + iy * crop;
             let flip = rng.random::<f64>() > 0.5;
-            let src = zoomed.slice(s![.., y0..y0 + crop, x0..x0 + crop]);
+            let src = resize_bilinear_window(&self.image, nw, nh, x0, y0, crop, crop);
             let mut dst = out.slice_mut(s![b, .., .., ..]);
             if flip {
                 dst.assign(&src.slice(s![.., .., ..;-1]));
@@ -174,6 +178,42 @@ mod tests {
         assert_ne!(x5.real_a, x6.real_a);
         assert_eq!(x5.real_a.dim(), (4, 3, 64, 64));
         assert!(x5.real_a.iter().all(|v| (-1.0..=1.0).contains(v)));
+    }
+
+    #[test]
+    fn each_crop_takes_its_own_zoom() {
+        // Channel 0 rises linearly along x, channel 1 along y: inside a crop one pixel step
+        // is 2/(zoomed width) and 2/(zoomed height), which gives each crop's zoom.
+        let (w, h) = (600usize, 450usize);
+        let ramp = Array3::from_shape_fn((3, h, w), |(c, y, x)| match c {
+            0 => 2.0 * (x as f32 + 0.5) / w as f32 - 1.0,
+            1 => 2.0 * (y as f32 + 0.5) / h as f32 - 1.0,
+            _ => 0.0,
+        });
+        let mut s = Sampler::new(ramp.clone(), ramp, 64, 8, 5).unwrap();
+        for it in 0..3 {
+            let crops = s.draw(it).real_a;
+            let zooms: Vec<(f64, f64)> = (0..8)
+                .map(|b| {
+                    let step_x = (crops[[b, 0, 32, 33]] - crops[[b, 0, 32, 32]]).abs();
+                    let step_y = (crops[[b, 1, 33, 32]] - crops[[b, 1, 32, 32]]).abs();
+                    let zx = 2.0 / f64::from(step_x) / w as f64;
+                    let zy = 2.0 / f64::from(step_y) / h as f64;
+                    assert!(zx > MIN_ZOOM * 0.99 && zx < 1.01, "zoom {zx}");
+                    assert!(zy > MIN_ZOOM * 0.99 && zy < 1.01, "zoom {zy}");
+                    (zx, zy)
+                })
+                .collect();
+            let distinct = |f: fn(&(f64, f64)) -> f64| {
+                let mut v: Vec<f64> = zooms.iter().map(f).collect();
+                v.sort_by(f64::total_cmp);
+                v.windows(2).filter(|p| p[1] - p[0] > 0.01).count() + 1
+            };
+            assert!(
+                distinct(|z| z.0) >= 4 && distinct(|z| z.1) >= 4,
+                "{zooms:?}"
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use image::{
     DynamicImage, ImageDecoder, ImageEncoder, ImageError, ImageFormat, ImageReader, Limits,
     metadata::Orientation,
 };
-use ndarray::{Array2, Array3, ArrayView2, Axis};
+use ndarray::{Array2, Array3, ArrayView2, Axis, s};
 use std::io::Cursor;
 use std::path::Path;
 
@@ -417,24 +417,52 @@ fn interleave<T>(img: &Array3<f32>, max: f32, cast: impl Fn(f32) -> T) -> Vec<T>
 /// pass first, then vertical, accumulating in f64 (as PIL does for float pictures). An axis
 /// whose size does not change is copied unchanged.
 pub fn resize_bilinear(img: &Array3<f32>, new_w: usize, new_h: usize) -> Array3<f32> {
+    resize_bilinear_window(img, new_w, new_h, 0, 0, new_w, new_h)
+}
+
+/// The `win_w`×`win_h` window at (`x0`, `y0`) of [`resize_bilinear`]`(img, new_w, new_h)`,
+/// bit for bit, computing only that window (a training crop of a zoomed picture without
+/// resizing the whole picture).
+pub fn resize_bilinear_window(
+    img: &Array3<f32>,
+    new_w: usize,
+    new_h: usize,
+    x0: usize,
+    y0: usize,
+    win_w: usize,
+    win_h: usize,
+) -> Array3<f32> {
     let (c, h, w) = img.dim();
     assert!(
         new_w > 0 && new_h > 0 && w > 0 && h > 0,
         "resize_bilinear: empty size ({w}x{h} -> {new_w}x{new_h})"
     );
+    assert!(
+        win_w > 0 && win_h > 0 && x0 + win_w <= new_w && y0 + win_h <= new_h,
+        "resize_bilinear: window {win_w}x{win_h} at ({x0}, {y0}) outside {new_w}x{new_h}"
+    );
     let tx = Taps::new(w, new_w);
     let ty = Taps::new(h, new_h);
-    let mut out = Array3::<f32>::zeros((c, new_h, new_w));
+    // The input rows the window's output rows read.
+    let rows = if new_h == h {
+        y0..y0 + win_h
+    } else {
+        let end = (y0..y0 + win_h).map(|i| ty.start[i] + ty.n[i]).max();
+        ty.start[y0]..end.expect("non-empty window")
+    };
+    let mut out = Array3::<f32>::zeros((c, win_h, win_w));
     for (src, mut dst) in img.axis_iter(Axis(0)).zip(out.axis_iter_mut(Axis(0))) {
+        let src = src.slice(s![rows.clone(), ..]);
         let horiz = if new_w == w {
-            src.to_owned()
+            src.slice(s![.., x0..x0 + win_w]).to_owned()
         } else {
-            resize_rows(src, &tx)
+            resize_rows(src, &tx, x0..x0 + win_w)
         };
         if new_h == h {
             dst.assign(&horiz);
         } else {
-            resize_cols(horiz.view(), &ty, dst.as_slice_mut().expect("fresh array"));
+            let dst = dst.as_slice_mut().expect("fresh array");
+            resize_cols(horiz.view(), &ty, y0..y0 + win_h, rows.start, dst);
         }
     }
     out
@@ -494,17 +522,16 @@ impl Taps {
     }
 }
 
-/// Horizontal pass: (H, W) -> (H, out_w).
-fn resize_rows(src: ArrayView2<f32>, taps: &Taps) -> Array2<f32> {
+/// Horizontal pass: (H, W) -> (H, cols.len()), the output columns `cols`.
+fn resize_rows(src: ArrayView2<f32>, taps: &Taps, cols: std::ops::Range<usize>) -> Array2<f32> {
     let h = src.nrows();
-    let out_w = taps.n.len();
-    let mut out = Array2::<f32>::zeros((h, out_w));
+    let mut out = Array2::<f32>::zeros((h, cols.len()));
     for (row, mut orow) in src.outer_iter().zip(out.outer_iter_mut()) {
         let row = row
             .to_slice()
             .map(std::borrow::Cow::Borrowed)
             .unwrap_or_else(|| std::borrow::Cow::Owned(row.to_vec()));
-        for (i, o) in orow.iter_mut().enumerate() {
+        for (i, o) in cols.clone().zip(orow.iter_mut()) {
             let (s, ws) = taps.of(i);
             let acc: f64 = row[s..s + ws.len()]
                 .iter()
@@ -517,14 +544,22 @@ fn resize_rows(src: ArrayView2<f32>, taps: &Taps) -> Array2<f32> {
     out
 }
 
-/// Vertical pass: (H, W) -> dst laid out as (out_h, W), whole rows at a time.
-fn resize_cols(src: ArrayView2<f32>, taps: &Taps, dst: &mut [f32]) {
+/// Vertical pass: the output rows `rows` into dst, laid out as (rows.len(), W), whole rows at a
+/// time; `src` holds the input rows from `first_row` on.
+fn resize_cols(
+    src: ArrayView2<f32>,
+    taps: &Taps,
+    rows: std::ops::Range<usize>,
+    first_row: usize,
+    dst: &mut [f32],
+) {
     let w = src.ncols();
     let src = src.as_standard_layout();
     let data = src.as_slice().expect("standard layout");
     let mut acc = vec![0.0f64; w];
-    for (i, orow) in dst.chunks_exact_mut(w).enumerate() {
+    for (i, orow) in rows.zip(dst.chunks_exact_mut(w)) {
         let (s, ws) = taps.of(i);
+        let s = s - first_row;
         acc.iter_mut().for_each(|a| *a = 0.0);
         for (k, &wgt) in ws.iter().enumerate() {
             let irow = &data[(s + k) * w..(s + k + 1) * w];
@@ -617,6 +652,27 @@ mod tests {
                     }
                     assert!(close(out[[c, oy, ox]], e), "c{c} y{oy} x{ox}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_window_is_the_same_part_of_the_whole_resize() {
+        let img = Array3::from_shape_fn((3, 37, 53), |(c, y, x)| {
+            ((c * 131 + y * 17 + x * 29) % 97) as f32 / 48.0 - 1.0
+        });
+        // Shrinks (up to 3x, as training zooms), enlargements and unchanged axes.
+        for (nw, nh) in [(18, 13), (53, 20), (20, 37), (53, 37), (80, 41), (35, 60)] {
+            let whole = resize_bilinear(&img, nw, nh);
+            for (x0, y0, ww, wh) in [
+                (0, 0, nw, nh),
+                (3, 5, 7, 4),
+                (nw - 6, nh - 5, 6, 5),
+                (1, 0, 1, nh),
+            ] {
+                let win = resize_bilinear_window(&img, nw, nh, x0, y0, ww, wh);
+                let want = whole.slice(s![.., y0..y0 + wh, x0..x0 + ww]);
+                assert_eq!(win, want, "{nw}x{nh} window {ww}x{wh} at ({x0}, {y0})");
             }
         }
     }
