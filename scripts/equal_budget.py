@@ -6,7 +6,8 @@ same configuration (the quick preset's: crop 64, batch 4, ngf 4, ndf 4, 1500 ite
 constant for the first half then linear to 0), each whole source translated, then both pictures
 scored by `sincut eval` at full resolution. Finished steps are kept in --work and skipped when
 the script runs again, so an interrupted comparison continues where it stopped. Prints the
-Markdown table (every run, then mean and min-max per side) and writes it to WORK/table.md.
+Markdown tables (every run, then mean and min-max per side: the pictures' scores, then the
+training losses over the last third of the iterations) and writes them to WORK/table.md.
 
 The official side needs torch: --python names an interpreter that has it (docs/OFFICIAL-BENCH.md
 shows how to install one on a machine without a GPU, LD_LIBRARY_PATH included).
@@ -64,7 +65,7 @@ def train(a, seed):
              "--source", a.source, "--target", a.target, "--crop", "64", "--batch", "4",
              "--ngf", "4", "--ndf", "4", "--iters", str(a.iters), "--seed", str(seed),
              "--out", off + ".part.png", "--json", os.path.join(w, f"official-s{seed}.json"),
-             "--log-every", "50"], os.path.join(w, f"official-s{seed}.log"))
+             "--log-every", "10"], os.path.join(w, f"official-s{seed}.log"))
         os.replace(off + ".part.png", off)
     run_dir = os.path.join(w, f"sincut-s{seed}")
     ours = os.path.join(run_dir, "result.png")
@@ -115,6 +116,69 @@ def table(results):
     return "\n".join(lines) + "\n"
 
 
+# Training losses compared over the last third of the iterations: (official log name, sincut
+# metrics.jsonl name, column header).
+LOSSES = [("G_GAN", "g_gan", "G GAN"), ("D_real", "d_real", "D real"), ("D_fake", "d_fake", "D fake"),
+          ("D_R1", "d_r1", "R1"), ("NCE", "nce", "PatchNCE"), ("NCE_Y", "nce_y", "PatchNCE idt"),
+          ("idt", "idt", "identity L1")]
+
+
+def losses(a, seed):
+    """{side: {loss: mean over iterations after 2/3 of the run}} from the official log (one line
+    per --log-every iterations, a single iteration's losses each) and sincut's metrics.jsonl
+    (every iteration)."""
+    import ast
+    import re
+    start = a.iters * 2 // 3
+    out = {}
+    log = os.path.join(a.work, f"official-s{seed}.log")
+    if os.path.exists(log):
+        rows = []
+        with open(log) as f:
+            for line in f:
+                m = re.match(r"iter (\d+)/\d+ .*? (\{.*\})$", line.strip())
+                if m and int(m.group(1)) > start:
+                    rows.append(ast.literal_eval(m.group(2)))
+        if rows:
+            out["official"] = {k: sum(r[k] for r in rows) / len(rows) for k, _, _ in LOSSES}
+            out["official"]["n"] = len(rows)
+    jl = os.path.join(a.work, f"sincut-s{seed}", "metrics.jsonl")
+    if os.path.exists(jl):
+        rows = []
+        with open(jl) as f:
+            for line in f:
+                r = json.loads(line)
+                if "idt" in r and r["iter"] >= start:
+                    rows.append(r)
+        if rows:
+            out["sincut"] = {k: sum(r[s] for r in rows) / len(rows) for k, s, _ in LOSSES}
+            out["sincut"]["n"] = len(rows)
+    return out
+
+
+def loss_table(a, seeds):
+    start = a.iters * 2 // 3
+    head = f"| run (mean over iterations {start + 1}–{a.iters}) | samples | " + \
+        " | ".join(c for _, _, c in LOSSES) + " |"
+    lines = [head, "|" + " --- |" * (len(LOSSES) + 2)]
+    per_side = {}
+    for seed in seeds:
+        for side, m in losses(a, seed).items():
+            per_side.setdefault(side, []).append((seed, m))
+    for side in ("official", "sincut"):
+        runs = per_side.get(side, [])
+        for seed, m in runs:
+            lines.append(f"| {side}, seed {seed} | {m['n']} | " +
+                         " | ".join(f"{m[k]:.3f}" for k, _, _ in LOSSES) + " |")
+        if len(runs) > 1:
+            cells = []
+            for k, _, _ in LOSSES:
+                v = [m[k] for _, m in runs]
+                cells.append(f"**{sum(v) / len(v):.3f}** ({min(v):.3f}–{max(v):.3f})")
+            lines.append(f"| **{side}, mean (min–max) of {len(runs)}** | | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main():
     a = parse_args()
     os.makedirs(a.work, exist_ok=True)
@@ -122,7 +186,7 @@ def main():
     for seed in [int(s) for s in a.seeds.split(",")]:
         pics = train(a, seed)
         results.append((seed, {side: score(a, p) for side, p in pics.items()}))
-    text = table(results)
+    text = table(results) + "\n" + loss_table(a, [s for s, _ in results])
     with open(os.path.join(a.work, "table.md"), "w") as f:
         f.write(text)
     print(text, end="")

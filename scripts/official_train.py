@@ -14,7 +14,7 @@ What it does:
     constant for the first half and then decaying linearly to 0 per iteration, as `sincut fit`
     schedules it (train.py does the same per epoch: n_epochs constant, n_epochs_decay linear);
   * then the whole source translated as test.py does for SinCUT (`--preprocess none`: the
-    picture at full size, rounded to a multiple of 4 by the official transform; G in train mode
+    picture at full size, rounded to a multiple of 4 by the official transform, not flipped; G in train mode
     as test.py leaves it without --eval, noise drawn per call), written with the official
     tensor2im / save_image.
 
@@ -134,7 +134,8 @@ def main():
     # test.py for SinCUT: --preprocess none (full size, a multiple of 4), no --eval.
     from PIL import Image
     opt.preprocess = "none"
-    transform = get_transform(opt, grayscale=False)
+    opt.no_flip = True  # test.py sets it; without it the transform flips the picture half the time
+    transform = get_transform(opt, grayscale=False, method=Image.BILINEAR)  # the dataset's test branch
     x = transform(Image.open(source).convert("RGB")).unsqueeze(0)
     with torch.no_grad():
         y = model.netG(x)
