@@ -12,11 +12,14 @@ What it writes to --out:
     grad_r1.D.* (the R1 term alone);
   * traj.safetensors: --iters official optimize_parameters() iterations with fresh Adam (lr,
     betas as the checkpoint's config), their inputs and losses, and the final parameters;
-  * rounding.json: per quantity, how far float32 rounding alone moves it. Step quantities:
-    the distance of the float32 result to the same computation in float64. Trajectory
-    quantities: the largest distance to float64 of the float32 run and of float32 replays
-    under another thread count and with every parameter perturbed by a relative 3e-5 after
-    the first iteration (about how far two correct float32 engines are apart by then);
+  * rounding.json: per quantity, how far float32 rounding alone moves it: the largest distance
+    to the same computation in float64 of the float32 result and of float32 replays in other
+    summation orders (another thread count; oneDNN off). A trained state is worse conditioned
+    than one near initialisation (a few gradients, such as the noise weight's, sum terms that
+    nearly cancel), so one float32 realisation understates the spread of correct float32
+    engines there. Trajectory quantities also take float32 replays with every parameter
+    perturbed by a relative 3e-5 after the first iteration (about how far two correct float32
+    engines are apart by then);
   * meta.json: the configuration.
 
 The randomness the official code draws itself (decoder noise, NCE patch ids) is fixed by
@@ -51,6 +54,9 @@ def parse_args():
     p.add_argument("--iters", type=int, default=3, help="trajectory iterations")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="fixture folder (created)")
+    p.add_argument("--f64", action="store_true",
+                   help="also write step64.safetensors: the step computed in float64 (F64), to "
+                        "set sincut's float64 engine against the official one")
     return p.parse_args()
 
 
@@ -83,7 +89,7 @@ def write_safetensors(path, tensors):
     header, blobs, offset = {}, [], 0
     for name in sorted(tensors):
         a = np.ascontiguousarray(tensors[name])
-        dtype = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64"}[a.dtype]
+        dtype = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64", np.dtype(np.float64): "F64"}[a.dtype]
         data = a.tobytes()
         header[name] = {"dtype": dtype, "shape": list(a.shape), "data_offsets": [offset, offset + len(data)]}
         blobs.append(data)
@@ -289,16 +295,23 @@ def main():
     # One f32 model object is used throughout; optimizers are rebuilt per trajectory.
     step32 = one_step(fresh(torch.float32), step_in, torch.float32)
     step64 = one_step(fresh(torch.float64), step_in, torch.float64)
+    threads = torch.get_num_threads()
+    # Other correct float32 summation orders: another thread count, and oneDNN off.
+    torch.set_num_threads(1 if threads > 1 else 2)
+    step_orders = [one_step(fresh(torch.float32), step_in, torch.float32)]
+    torch.set_num_threads(threads)
+    with torch.backends.mkldnn.flags(enabled=False):
+        step_orders.append(one_step(fresh(torch.float32), step_in, torch.float32))
     traj32 = trajectory(fresh(torch.float32), traj_in, torch.float32)
     traj64 = trajectory(fresh(torch.float64), traj_in, torch.float64)
-    threads = torch.get_num_threads()
     torch.set_num_threads(1 if threads > 1 else 2)
     traj_threads = trajectory(fresh(torch.float32), traj_in, torch.float32)
     torch.set_num_threads(threads)
     torch.manual_seed(a.seed + 2)
     traj_perturbed = [trajectory(fresh(torch.float32), traj_in, torch.float32, perturb=3e-5) for _ in range(2)]
 
-    rounding = {k: rel(v, step64[k]) for k, v in step32.items()}
+    rounding = {k: max([rel(v, step64[k])] + [rel(o[k], step64[k]) for o in step_orders])
+                for k, v in step32.items()}
     for k, v in traj32.items():
         rounding[k] = max([rel(v, traj64[k]), rel(traj_threads[k], traj64[k])] +
                           [rel(t[k], traj64[k]) for t in traj_perturbed])
@@ -313,6 +326,8 @@ def main():
     for i, x in enumerate(traj_in):
         traj.update({"k%d.%s" % (i, k): v for k, v in x.items()})
     write_safetensors(os.path.join(a.out, "traj.safetensors"), traj)
+    if a.f64:
+        write_safetensors(os.path.join(a.out, "step64.safetensors"), dict(step64))
     with open(os.path.join(a.out, "rounding.json"), "w") as f:
         json.dump({k: float("%.3g" % v) for k, v in sorted(rounding.items())}, f, indent=1)
     meta_cfg = dict(cfg)
