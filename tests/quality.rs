@@ -6,7 +6,7 @@
 //!
 //! GAN training this short is chaotic: another seed, or only the rounding of another GEMM
 //! kernel, gives a visibly different picture after 300 iterations. The bounds are therefore the
-//! envelope of measured correct runs (several seeds, both GEMM kernels; listed in the file's
+//! envelope of measured correct runs (several seeds; listed in the file's
 //! `measured`) with a margin, and the file also lists measured broken runs and which of them
 //! the bounds catch. Averaging over the second half's quality lines instead of taking the last
 //! one halves the spread.
@@ -16,7 +16,7 @@
 //!
 //! Re-record the seed's own figures after an intended change of the training or the metrics
 //! (`SINCUT_RECORD_QUALITY=1 cargo test --release --test quality -- --nocapture`), and re-measure
-//! the envelope (the same run with other `--seed`s and `SINCUT_GEMM=portable`, see the file's
+//! the envelope (the same run with other `--seed`s and the broken options, see the file's
 //! `how`) before moving a bound.
 
 use serde_json::Value;
