@@ -152,15 +152,44 @@ def parse_train_options(official, source, target, name, gpu_ids, crop, batch, ng
     return opt, work
 
 
-def main():
-    a = parse_args()
-    official = os.path.abspath(a.official)
+def checked_paths(official, *pictures):
+    """Absolute paths of the official repository copy and the pictures, or a one-line exit."""
+    official = os.path.abspath(official)
     if not os.path.isfile(os.path.join(official, "models", "sincut_model.py")):
         sys.exit("--official %s: no models/sincut_model.py there" % official)
-    source, target = os.path.abspath(a.source), os.path.abspath(a.target)
-    for f in (source, target):
+    pictures = [os.path.abspath(p) for p in pictures]
+    for f in pictures:
         if not os.path.isfile(f):
             sys.exit("no such picture: %s" % f)
+    return [official] + pictures
+
+
+def read_safetensors(path):
+    """({name: numpy array}, metadata) of a safetensors file of F32/F64/I64 tensors, read
+    without the safetensors package; a one-line exit for anything else."""
+    import struct
+    import numpy as np
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        n = struct.unpack("<Q", raw[:8])[0]
+        header = json.loads(raw[8:8 + n])
+    except (OSError, struct.error, ValueError) as e:
+        sys.exit("%s: not a readable safetensors file (%s)" % (path, e))
+    meta = header.pop("__metadata__", {})
+    types = {"F32": np.float32, "F64": np.float64, "I64": np.int64}
+    out = {}
+    for name, t in header.items():
+        if t["dtype"] not in types:
+            sys.exit("%s: %s is %s" % (path, name, t["dtype"]))
+        a, b = t["data_offsets"]
+        out[name] = np.frombuffer(raw[8 + n + a:8 + n + b], dtype=types[t["dtype"]]).reshape(t["shape"]).copy()
+    return out, meta
+
+
+def main():
+    a = parse_args()
+    official, source, target = checked_paths(a.official, a.source, a.target)
 
     import numpy as np
     import torch

@@ -60,29 +60,6 @@ def parse_args():
     return p.parse_args()
 
 
-def read_safetensors(path):
-    """({name: numpy array}, metadata) of a safetensors file of F32/I64 tensors."""
-    import numpy as np
-    with open(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 8:
-        sys.exit("%s: not a safetensors file" % path)
-    n = struct.unpack("<Q", raw[:8])[0]
-    try:
-        header = json.loads(raw[8:8 + n])
-    except ValueError:
-        sys.exit("%s: not a safetensors file" % path)
-    meta = header.pop("__metadata__", {})
-    types = {"F32": np.float32, "I64": np.int64}
-    out = {}
-    for name, t in header.items():
-        if t["dtype"] not in types:
-            sys.exit("%s: %s is %s" % (path, name, t["dtype"]))
-        a, b = t["data_offsets"]
-        out[name] = np.frombuffer(raw[8 + n + a:8 + n + b], dtype=types[t["dtype"]]).reshape(t["shape"]).copy()
-    return out, meta
-
-
 def write_safetensors(path, tensors):
     """Writes {name: numpy float32 / int64 array} as safetensors (names sorted, data aligned)."""
     import numpy as np
@@ -106,15 +83,9 @@ def write_safetensors(path, tensors):
 def main():
     a = parse_args()
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from official_bench import parse_train_options, stub_missing
+    from official_bench import checked_paths, parse_train_options, read_safetensors, stub_missing
 
-    official = os.path.abspath(a.official)
-    if not os.path.isfile(os.path.join(official, "models", "sincut_model.py")):
-        sys.exit("--official %s: no models/sincut_model.py there" % official)
-    source, target = os.path.abspath(a.source), os.path.abspath(a.target)
-    for f in (source, target):
-        if not os.path.isfile(f):
-            sys.exit("no such picture: %s" % f)
+    official, source, target = checked_paths(a.official, a.source, a.target)
     ck, meta = read_safetensors(a.checkpoint)
     if meta.get("format") != "sincut-checkpoint":
         sys.exit("%s: not a sincut checkpoint" % a.checkpoint)

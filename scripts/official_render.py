@@ -23,7 +23,6 @@ import contextlib
 import io
 import json
 import os
-import struct
 import sys
 
 
@@ -40,43 +39,22 @@ def parse_args():
 
 def read_g(path, prefix):
     """(config dict, {official G state_dict name: float32 numpy array}) from a sincut checkpoint."""
-    import numpy as np
-    with open(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 8:
-        sys.exit("%s: not a safetensors file" % path)
-    n = struct.unpack("<Q", raw[:8])[0]
-    try:
-        header = json.loads(raw[8:8 + n])
-    except ValueError:
-        sys.exit("%s: not a safetensors file" % path)
-    meta = header.pop("__metadata__", {})
+    from official_bench import read_safetensors
+    tensors, meta = read_safetensors(path)
     if meta.get("format") != "sincut-checkpoint":
         sys.exit("%s: not a sincut checkpoint" % path)
-    tensors = {}
-    for name, t in header.items():
-        if name.startswith(prefix):
-            if t["dtype"] != "F32":
-                sys.exit("%s: %s is %s, not F32" % (path, name, t["dtype"]))
-            a, b = t["data_offsets"]
-            data = np.frombuffer(raw[8 + n + a:8 + n + b], dtype=np.float32)
-            tensors[name[len(prefix):]] = data.reshape(t["shape"]).copy()
-    if not tensors:
+    g = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    if not g:
         sys.exit("%s: no %s* tensors%s" % (path, prefix, " (the run kept no EMA)" if "ema" in prefix else ""))
-    return json.loads(meta["config"]), tensors
+    return json.loads(meta["config"]), g
 
 
 def main():
     a = parse_args()
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from official_bench import parse_train_options, stub_missing
+    from official_bench import checked_paths, parse_train_options, stub_missing
 
-    official = os.path.abspath(a.official)
-    if not os.path.isfile(os.path.join(official, "models", "sincut_model.py")):
-        sys.exit("--official %s: no models/sincut_model.py there" % official)
-    picture = os.path.abspath(a.input)
-    if not os.path.isfile(picture):
-        sys.exit("no such picture: %s" % picture)
+    official, picture = checked_paths(a.official, a.input)
     config, tensors = read_g(a.checkpoint, "ema.G." if a.ema else "param.G.")
     if config.get("model_resolution", config["crop"]) != config["crop"]:
         sys.exit("the checkpoint's model resolution differs from its crop: the official G "

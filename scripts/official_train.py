@@ -61,15 +61,9 @@ def lr_at(base, iteration, total):
 def main():
     a = parse_args()
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from official_bench import official_commit, parse_train_options, stub_missing
+    from official_bench import checked_paths, official_commit, parse_train_options, stub_missing
 
-    official = os.path.abspath(a.official)
-    if not os.path.isfile(os.path.join(official, "models", "sincut_model.py")):
-        sys.exit("--official %s: no models/sincut_model.py there" % official)
-    source, target = os.path.abspath(a.source), os.path.abspath(a.target)
-    for f in (source, target):
-        if not os.path.isfile(f):
-            sys.exit("no such picture: %s" % f)
+    official, source, target = checked_paths(a.official, a.source, a.target)
 
     import numpy as np
     import torch
