@@ -50,15 +50,7 @@ fn main() {
         .iter()
         .map(|(k, v)| (k.clone(), cast::<f32, f64>(v)))
         .collect();
-    let c4 = |a: &ndarray::Array4<f32>| a.mapv(f64::from);
-    let s = &fx.step;
-    let in64 = StepInputs {
-        real_a: c4(&s.real_a),
-        real_b: c4(&s.real_b),
-        noise: c4(&s.noise),
-        nce_ids_x: s.nce_ids_x,
-        nce_ids_y: s.nce_ids_y,
-    };
+    let in64: StepInputs<f64> = fx.step.cast();
     let ours64 = replay_step(&CpuBackend::<f64>::new(), &fx.config, &p64, &in64).expect("f64 step");
     let ours32 =
         replay_step(&CpuBackend::<f32>::new(), &fx.config, &fx.params, &fx.step).expect("f32 step");

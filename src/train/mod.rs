@@ -52,6 +52,20 @@ impl StepInputs<f32> {
     }
 }
 
+impl<T: Real> StepInputs<T> {
+    /// The same inputs in another precision (values converted through f64; the ids are kept).
+    pub fn cast<U: Real>(&self) -> StepInputs<U> {
+        let conv = |a: &Array4<T>| a.mapv(|v| U::from_f64(v.to_f64().unwrap_or(f64::NAN)).unwrap());
+        StepInputs {
+            real_a: conv(&self.real_a),
+            real_b: conv(&self.real_b),
+            noise: conv(&self.noise),
+            nce_ids_x: self.nce_ids_x,
+            nce_ids_y: self.nce_ids_y,
+        }
+    }
+}
+
 /// Parameters with the Adam moments of all three optimizers (one step count: they step together).
 #[derive(Clone, Debug)]
 pub struct TrainState<T> {

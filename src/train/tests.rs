@@ -261,16 +261,7 @@ fn official_widths_f32_matches_f64() {
         .iter()
         .map(|(k, v)| (k.clone(), crate::tensor::cast(v)))
         .collect();
-    let c4 = |a: &Array4<f64>| {
-        crate::tensor::to4(&crate::tensor::cast::<f64, f32>(&a.clone().into_dyn()))
-    };
-    let inp32 = StepInputs {
-        real_a: c4(&inp.real_a),
-        real_b: c4(&inp.real_b),
-        noise: c4(&inp.noise),
-        nce_ids_x: inp.nce_ids_x,
-        nce_ids_y: inp.nce_ids_y,
-    };
+    let inp32: StepInputs<f32> = inp.cast();
     let exact = replay_step(&E64, &cfg, &p, &inp).unwrap();
     let single = replay_step(&CpuBackend::<f32>::new(), &cfg, &p32, &inp32).unwrap();
     let mut worst = (0.0f64, String::new());
@@ -390,14 +381,7 @@ fn nce_gradients_f32_match_f64_through_the_same_kinks() {
     };
     let (real_a, real_b) = (img(), img());
     let inp32 = StepInputs::with_crops(real_a, real_b, &mut rng);
-    let wide = |a: &Array4<f32>| a.mapv(f64::from);
-    let inp = StepInputs {
-        real_a: wide(&inp32.real_a),
-        real_b: wide(&inp32.real_b),
-        noise: wide(&inp32.noise),
-        nce_ids_x: inp32.nce_ids_x,
-        nce_ids_y: inp32.nce_ids_y,
-    };
+    let inp: StepInputs<f64> = inp32.cast();
     let e32 = CpuBackend::<f32>::new();
     let (single, tape) = kinks::record(|| nce_gradients(&e32, &cfg, &nets, &p32, &inp32));
     let (exact, forced) = kinks::replay(tape, || nce_gradients(&E64, &cfg, &nets, &p, &inp));
