@@ -1,8 +1,10 @@
 // conv2d (src/ops/conv2d.rs) as implicit GEMM: the im2col matrix is never stored, each tile
-// gathers its elements from the NCHW tensors (zero outside the padded input). All three
+// gathers its elements from the NCHW tensors (zero outside the padded input) through the plans
+// of conv_gather.cuh. All three
 // passes share one shared-memory tiled GEMM: a block computes a 64x64 tile of C = A*B over
-// K in steps of 16; each of the 256 threads owns 4x4 outputs strided by 16 (conflict-free
-// shared reads, coalesced stores). conv_transpose2d is conv2d's adjoint and reuses these.
+// K in steps of 16; each of the 256 threads owns a 4x4 block of outputs (rows 4ty.., columns
+// 4tx..), so each K index costs it two 16-byte shared loads (broadcast for A, conflict-free
+// for B) for 16 FMAs. conv_transpose2d is conv2d's adjoint and reuses these.
 #define CONV_BM 64
 #define CONV_BN 64
 #define CONV_BK 16
@@ -15,14 +17,26 @@
 // pre-activations within reach of 0 taking the other slope.
 #define CONV_FOLD 4
 
-// A(m, kk), B(kk, n) are gathers; kk runs over [k0, k1). acc += A*B for this block's tile.
-template <class LoadA, class LoadB>
-__device__ __forceinline__ void conv_gemm_tile(const LoadA& la, const LoadB& lb, int M, int N, int k0, int k1,
-                                               float acc[4][4]) {
-    __shared__ float As[CONV_BK][CONV_BM + 1];
-    __shared__ float Bs[CONV_BK][CONV_BN + 1];
+#include "conv_gather.cuh"
+
+// acc += A*B over kk in [k0, k1) for this block's tile, with A and B gathered through the plan
+// `p` (conv_gather.cuh). Staging roles are fixed for the whole K loop: a thread stages K index
+// ak of rows am + 16i of A (consecutive threads walk K: weights and dy rows are contiguous
+// along K) and K indices bk + 4i of column bn of B (consecutive threads walk output pixels,
+// contiguous in memory), so its column is decomposed once, before the loop, and each K step's
+// indices once, by the first CONV_BK threads, into a shared table.
+template <class P>
+__device__ __forceinline__ void conv_gemm_tile(const P& p, int M, int k0, int k1, float acc[4][4]) {
+    // Rows padded by 4 words: 16-byte aligned for the vector loads, and the column-wise staging
+    // stores of A hit each bank at most twice.
+    __shared__ __align__(16) float As[CONV_BK][CONV_BM + 4];
+    __shared__ __align__(16) float Bs[CONV_BK][CONV_BN + 4];
+    __shared__ typename P::Ent tab[CONV_BK];
     const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
     const int m0 = blockIdx.y * CONV_BM, n0 = blockIdx.x * CONV_BN;
+    const int ak = tid % CONV_BK, am = tid / CONV_BK;
+    const int bn = tid % CONV_BN, bk = tid / CONV_BN;
+    const typename P::Col col = p.col(n0 + bn);
     // The running sums live in shared memory (each thread its own 16 words, so no barrier),
     // the partial in registers: the fold costs no registers, so occupancy stays as it was.
     __shared__ float Cs[16][CONV_NT];
@@ -31,32 +45,35 @@ __device__ __forceinline__ void conv_gemm_tile(const LoadA& la, const LoadB& lb,
     float part[4][4] = {};
     int steps = 0;
     for (int kb = k0; kb < k1; kb += CONV_BK) {
+        // Safe without a barrier before it: every thread has staged the previous step (the
+        // barrier after staging), the only other reader of the table.
+        if (tid < CONV_BK) tab[tid] = p.ent(kb + tid, kb + tid < k1);
+        // Also orders the previous step's shared reads before this step's staging writes.
+        __syncthreads();
+        {
+            const typename P::Ent e = tab[ak];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const int gm = m0 + am + 16 * i;
+                As[ak][am + 16 * i] = (e.ok && gm < M) ? p.a(gm, e) : 0.f;
+            }
+        }
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
-            const int e = tid + i * CONV_NT;
-            // A tile: consecutive threads walk K (weights and dy rows are contiguous along K).
-            const int am = e / CONV_BK, ak = e % CONV_BK;
-            const int gm = m0 + am, gka = kb + ak;
-            As[ak][am] = (gm < M && gka < k1) ? la(gm, gka) : 0.f;
-            // B tile: consecutive threads walk N (output pixels, contiguous in memory).
-            const int bk = e / CONV_BN, bn = e % CONV_BN;
-            const int gn = n0 + bn, gkb = kb + bk;
-            Bs[bk][bn] = (gn < N && gkb < k1) ? lb(gkb, gn) : 0.f;
+            const typename P::Ent e = tab[bk + 4 * i];
+            Bs[bk + 4 * i][bn] = e.ok ? p.b(col, e) : 0.f;
         }
         __syncthreads();
 #pragma unroll
         for (int kk = 0; kk < CONV_BK; ++kk) {
-            float a[4], b[4];
-#pragma unroll
-            for (int i = 0; i < 4; ++i) a[i] = As[kk][ty + 16 * i];
-#pragma unroll
-            for (int j = 0; j < 4; ++j) b[j] = Bs[kk][tx + 16 * j];
+            const float4 a4 = *reinterpret_cast<const float4*>(&As[kk][4 * ty]);
+            const float4 b4 = *reinterpret_cast<const float4*>(&Bs[kk][4 * tx]);
+            const float a[4] = {a4.x, a4.y, a4.z, a4.w}, b[4] = {b4.x, b4.y, b4.z, b4.w};
 #pragma unroll
             for (int i = 0; i < 4; ++i)
 #pragma unroll
                 for (int j = 0; j < 4; ++j) part[i][j] = fmaf(a[i], b[j], part[i][j]);
         }
-        __syncthreads();
         if (++steps == CONV_FOLD || kb + CONV_BK >= k1) {
 #pragma unroll
             for (int i = 0; i < 4; ++i)
@@ -74,79 +91,17 @@ __device__ __forceinline__ void conv_gemm_tile(const LoadA& la, const LoadB& lb,
         for (int j = 0; j < 4; ++j) acc[i][j] += Cs[i * 4 + j][tid];
 }
 
-// Row-major matrix (rows, ld).
-struct DenseA {
-    const float* p;
-    int ld;
-    __device__ float operator()(int m, int kk) const { return p[(long long)m * ld + kk]; }
-};
-
-// im2col of x: row r = (ci, kh, kw), column n = (img, oh, ow).
-struct Im2col {
-    const float* x;
-    int cin, h, w, k, s, p, ho, wo;
-    __device__ float operator()(int r, int n) const {
-        const int kw = r % k, kh = (r / k) % k, ci = r / (k * k);
-        const int ow = n % wo, oh = (n / wo) % ho, img = n / (wo * ho);
-        const int ih = oh * s + kh - p, iw = ow * s + kw - p;
-        if (ih < 0 || ih >= h || iw < 0 || iw >= w) return 0.f;
-        return x[(((long long)img * cin + ci) * h + ih) * w + iw];
-    }
-};
-
-// Same gather, transposed: (pixel, r).
-struct Im2colT {
-    Im2col g;
-    __device__ float operator()(int n, int r) const { return g(r, n); }
-};
-
-// w (Cout, Cin, k, k) read as A(ci, (co, kh, kw)) for the input gradient.
-struct WeightT {
-    const float* w;
-    int cin, k;
-    __device__ float operator()(int ci, int r) const {
-        const int kw = r % k, kh = (r / k) % k, co = r / (k * k);
-        return w[(((long long)co * cin + ci) * k + kh) * k + kw];
-    }
-};
-
-// dy scattered back: row r = (co, kh, kw), column n = input pixel (img, ih, iw); the output
-// pixel (oh, ow) with oh*s + kh - p = ih, if it exists.
-struct Col2imB {
-    const float* dy;
-    int cout, h, w, k, s, p, ho, wo;
-    __device__ float operator()(int r, int n) const {
-        const int kw = r % k, kh = (r / k) % k, co = r / (k * k);
-        const int iw = n % w, ih = (n / w) % h, img = n / (w * h);
-        const int th = ih + p - kh, tw = iw + p - kw;
-        if (th < 0 || tw < 0 || th % s != 0 || tw % s != 0) return 0.f;
-        const int oh = th / s, ow = tw / s;
-        if (oh >= ho || ow >= wo) return 0.f;
-        return dy[(((long long)img * cout + co) * ho + oh) * wo + ow];
-    }
-};
-
-// dy as A(co, pixel) with pixel = (img, oh, ow).
-struct DyRows {
-    const float* dy;
-    int cout, npix;
-    __device__ float operator()(int co, int n) const {
-        const int img = n / npix, pix = n % npix;
-        return dy[((long long)img * cout + co) * npix + pix];
-    }
-};
-
 // Stores the tile into an NCHW tensor whose column n = (img, pixel of `npix`).
 __device__ __forceinline__ void conv_store_nchw(float* out, const float acc[4][4], int M, int N, int npix) {
     const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
     const int m0 = blockIdx.y * CONV_BM, n0 = blockIdx.x * CONV_BN;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-        const int m = m0 + ty + 16 * i;
+        const int m = m0 + 4 * ty + i;
         if (m >= M) continue;
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
-            const int n = n0 + tx + 16 * j;
+            const int n = n0 + 4 * tx + j;
             if (n >= N) continue;
             const int img = n / npix, pix = n % npix;
             out[((long long)img * M + m) * npix + pix] = acc[i][j];
@@ -161,7 +116,7 @@ extern "C" __global__ void __launch_bounds__(CONV_NT)
                int h, int wd, int cout, int k, int s, int p, int ho, int wo) {
     const int K = cin * k * k, N = nb * ho * wo;
     float acc[4][4] = {};
-    conv_gemm_tile(DenseA{w, K}, Im2col{x, cin, h, wd, k, s, p, ho, wo}, cout, N, 0, K, acc);
+    conv_gemm_tile(ConvFwdPlan{x, w, cin, h, wd, k, s, p, ho, wo, K, N}, cout, 0, K, acc);
     conv_store_nchw(y, acc, cout, N, ho * wo);
 }
 
@@ -171,7 +126,7 @@ extern "C" __global__ void __launch_bounds__(CONV_NT)
                      int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo) {
     const int K = cout * k * k, N = nb * h * wd;
     float acc[4][4] = {};
-    conv_gemm_tile(WeightT{w, cin, k}, Col2imB{dy, cout, h, wd, k, s, p, ho, wo}, cin, N, 0, K, acc);
+    conv_gemm_tile(ConvBwdInPlan{dy, w, cin, h, wd, cout, k, s, p, ho, wo, N}, cin, 0, K, acc);
     conv_store_nchw(dx, acc, cin, N, h * wd);
 }
 
@@ -185,19 +140,18 @@ extern "C" __global__ void __launch_bounds__(CONV_NT)
     const int k0 = blockIdx.z * chunk, k1 = min(K, k0 + chunk);
     float acc[4][4] = {};
     if (k0 < k1)
-        conv_gemm_tile(DyRows{dy, cout, ho * wo}, Im2colT{Im2col{x, cin, h, wd, k, s, p, ho, wo}}, cout, N, k0, k1,
-                       acc);
+        conv_gemm_tile(ConvBwdWPlan{x, dy, cin, h, wd, cout, k, s, p, ho, wo, N}, cout, k0, k1, acc);
     // Row-major (Cout, N) slice of split z.
     float* out = part + (long long)blockIdx.z * cout * N;
     const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
     const int m0 = blockIdx.y * CONV_BM, n0 = blockIdx.x * CONV_BN;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-        const int m = m0 + ty + 16 * i;
+        const int m = m0 + 4 * ty + i;
         if (m >= cout) continue;
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
-            const int n = n0 + tx + 16 * j;
+            const int n = n0 + 4 * tx + j;
             if (n < N) out[(long long)m * N + n] = acc[i][j];
         }
     }

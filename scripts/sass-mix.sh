@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The static instruction mix of the conv kernels' main K loop on sm_90 (no GPU needed): NVRTC
 # 13.0 from PyPI (scripts/nvrtc-wheels.sh) compiles every kernel through `sincut doctor
-# --export`, cuobjdump (PyPI: nvidia-cuda-cuobjdump, into target/cuda-tools) disassembles the
+# --export`, cuobjdump (PyPI: nvidia-cuda-cuobjdump with nvidia-cuda-nvdisasm, into target/cuda-tools) disassembles the
 # cubins, and for each conv kernel the innermost loop that holds its multiply instructions
 # (HMMA for bf16, FFMA for f32) is taken as one K step and its instructions are counted by
 # opcode. Registers, shared memory and spills come from ptxas' report (the doctor's table).
@@ -11,10 +11,14 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-$root/target/release/sincut}
 tools=$root/target/cuda-tools
 wheels=$("$root/scripts/nvrtc-wheels.sh")
-if [ ! -x "$tools/nvidia/cu13/bin/cuobjdump" ]; then
-  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps \
-    --target "$tools" nvidia-cuda-cuobjdump >&2
-fi
+# cuobjdump -sass runs nvdisasm, found on PATH.
+for tool in cuobjdump nvdisasm; do
+  if [ ! -x "$tools/$tool/nvidia/cu13/bin/$tool" ]; then
+    python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps \
+      --target "$tools/$tool" "nvidia-cuda-$tool" >&2
+  fi
+done
+export PATH="$tools/nvdisasm/nvidia/cu13/bin:$PATH"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 SINCUT_NVRTC=$wheels/cu13/nvidia/cu13/lib/libnvrtc.so.13 "$bin" doctor --arch sm_90 --export "$out/cubins" \
@@ -22,7 +26,7 @@ SINCUT_NVRTC=$wheels/cu13/nvidia/cu13/lib/libnvrtc.so.13 "$bin" doctor --arch sm
 echo "ptxas (sm_90, NVRTC 13.0): file, kernel, registers, shared bytes, spill stores/loads ..."
 grep -E '^\s+conv2d' "$out/doctor.txt"
 for f in "$out"/cubins/conv2d*.cubin; do
-  "$tools/nvidia/cu13/bin/cuobjdump" -sass "$f" > "$out/$(basename "$f" .cubin).sass"
+  "$tools/cuobjdump/nvidia/cu13/bin/cuobjdump" -sass "$f" > "$out/$(basename "$f" .cubin).sass"
 done
 python3 - "$out" <<'PY'
 import collections, glob, re, sys

@@ -1,5 +1,6 @@
 //! The kernel sources, embedded at build time. Each file is compiled as one NVRTC program with
-//! `common.cuh` prepended (shared reductions and constants), so no project include path is needed.
+//! `common.cuh` prepended (shared reductions and constants) and the headers it names with
+//! `#include "…"` inlined, so no project include path is needed.
 
 pub const COMMON: &str = include_str!("../../kernels/common.cuh");
 
@@ -34,10 +35,68 @@ pub const FILES: &[(&str, &str)] = &[
     ("windows.cu", include_str!("../../kernels/windows.cu")),
 ];
 
-/// The full program text NVRTC compiles for `file` (common header + the file).
+/// Headers a kernel file may `#include "name"` (inlined by `program`).
+pub const HEADERS: &[(&str, &str)] = &[(
+    "conv_gather.cuh",
+    include_str!("../../kernels/conv_gather.cuh"),
+)];
+
+/// The full program text NVRTC compiles for `file`: the common header, then the file with each
+/// `#include "header"` of `HEADERS` replaced by the header's text (`#line` keeps compiler
+/// messages pointing at the right file and line). An include of anything else is left as it is.
 pub fn program(file: &str) -> Option<String> {
-    FILES
-        .iter()
-        .find(|(f, _)| *f == file)
-        .map(|(f, src)| format!("{COMMON}\n#line 1 \"{f}\"\n{src}"))
+    let (name, src) = FILES.iter().find(|(f, _)| *f == file)?;
+    let mut text = format!("{COMMON}\n#line 1 \"{name}\"\n");
+    for (i, line) in src.lines().enumerate() {
+        let header = line
+            .trim()
+            .strip_prefix("#include \"")
+            .and_then(|rest| rest.strip_suffix('"'))
+            .and_then(|h| HEADERS.iter().find(|(n, _)| *n == h));
+        match header {
+            Some((h, body)) => {
+                text.push_str(&format!(
+                    "#line 1 \"{h}\"\n{body}\n#line {} \"{name}\"\n",
+                    i + 2
+                ));
+            }
+            None => {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    Some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_inlined_once_where_included() {
+        let text = program("conv2d.cu").unwrap();
+        assert_eq!(text.matches("struct ConvFwdPlan {").count(), 1);
+        assert!(!text.contains("#include \"conv_gather.cuh\""));
+        // Every header is used by some file, and no file includes a header that is not listed.
+        for (h, _) in HEADERS {
+            let line = format!("#include \"{h}\"");
+            assert!(
+                FILES.iter().any(|(_, src)| src.contains(&line)),
+                "{h} unused"
+            );
+        }
+        for (f, src) in FILES {
+            for line in src
+                .lines()
+                .filter(|l| l.trim_start().starts_with("#include"))
+            {
+                assert!(
+                    HEADERS.iter().any(|(h, _)| line.contains(h)),
+                    "{f}: {line} names no embedded header"
+                );
+            }
+        }
+        assert!(program("no-such.cu").is_none());
+    }
 }

@@ -69,7 +69,13 @@ static thread_local ThreadState* cur = nullptr;
 #define __restrict__ __restrict
 #define __launch_bounds__(...)
 #define __shared__ static thread_local
+#define __align__(n) __attribute__((aligned(n)))
 #define __constant__ static const
+
+// CUDA's 16-byte vector type (shared-memory vector loads: LDS.128 on a GPU).
+struct __attribute__((aligned(16))) float4 {
+    float x, y, z, w;
+};
 
 // ---- math: the CUDA names, with IEEE round-to-nearest (the host's behaviour) ----
 inline float __fadd_rn(float a, float b) { return a + b; }
