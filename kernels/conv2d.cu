@@ -91,20 +91,18 @@ __device__ __forceinline__ void conv_gemm_tile(const P& p, int M, int k0, int k1
         for (int j = 0; j < 4; ++j) acc[i][j] += Cs[i * 4 + j][tid];
 }
 
-// Stores the tile into an NCHW tensor whose column n = (img, pixel of `npix`).
-__device__ __forceinline__ void conv_store_nchw(float* out, const float acc[4][4], int M, int N, int npix) {
+// Calls f(m, n, value) for each of this thread's outputs inside M x N.
+template <class F>
+__device__ __forceinline__ void conv_for_each(const float acc[4][4], int M, int N, F f) {
     const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
     const int m0 = blockIdx.y * CONV_BM, n0 = blockIdx.x * CONV_BN;
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
         const int m = m0 + 4 * ty + i;
-        if (m >= M) continue;
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
             const int n = n0 + 4 * tx + j;
-            if (n >= N) continue;
-            const int img = n / npix, pix = n % npix;
-            out[((long long)img * M + m) * npix + pix] = acc[i][j];
+            if (m < M && n < N) f(m, n, acc[i][j]);
         }
     }
 }
@@ -117,17 +115,22 @@ extern "C" __global__ void __launch_bounds__(CONV_NT)
     const int K = cin * k * k, N = nb * ho * wo;
     float acc[4][4] = {};
     conv_gemm_tile(ConvFwdPlan{x, w, cin, h, wd, k, s, p, ho, wo, K, N}, cout, 0, K, acc);
-    conv_store_nchw(y, acc, cout, N, ho * wo);
+    const int npix = ho * wo;
+    conv_for_each(acc, cout, N, [&](int m, int n, float v) {
+        const int img = n / npix, pix = n % npix;
+        y[((long long)img * cout + m) * npix + pix] = v;
+    });
 }
 
-// dx (N, Cin, H, W) from dy (N, Cout, Ho, Wo). Grid: (ceil(N*H*W / 64), ceil(Cin / 64)).
-extern "C" __global__ void __launch_bounds__(CONV_NT)
+// dx (N, Cin, H, W) from dy (N, Cout, Ho, Wo), one stride phase per blockIdx.z
+// (ConvBwdInPlan). Grid: (ceil(most pixels of a phase / 64), ceil(Cin / 64), s*s).
+extern "C" __global__ void __launch_bounds__(CONV_NT, 3)
     conv2d_bwd_input(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int nb,
                      int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo) {
-    const int K = cout * k * k, N = nb * h * wd;
+    const ConvBwdInPlan plan = ConvBwdInPlan::make(dy, w, nb, cin, h, wd, cout, k, s, p, ho, wo, blockIdx.z);
     float acc[4][4] = {};
-    conv_gemm_tile(ConvBwdInPlan{dy, w, cin, h, wd, cout, k, s, p, ho, wo, N}, cin, 0, K, acc);
-    conv_store_nchw(dx, acc, cin, N, h * wd);
+    conv_gemm_tile(plan, cin, 0, plan.K, acc);
+    conv_for_each(acc, cin, plan.N, [&](int m, int n, float v) { dx[plan.dx_offset(m, n)] = v; });
 }
 
 // dw (Cout, Cin*k*k) = dy (Cout, pixels) * im2col(x)^T, split over K = N*Ho*Wo: blockIdx.z
@@ -143,18 +146,7 @@ extern "C" __global__ void __launch_bounds__(CONV_NT)
         conv_gemm_tile(ConvBwdWPlan{x, dy, cin, h, wd, cout, k, s, p, ho, wo, N}, cout, k0, k1, acc);
     // Row-major (Cout, N) slice of split z.
     float* out = part + (long long)blockIdx.z * cout * N;
-    const int tx = threadIdx.x & 15, ty = threadIdx.x >> 4;
-    const int m0 = blockIdx.y * CONV_BM, n0 = blockIdx.x * CONV_BN;
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-        const int m = m0 + 4 * ty + i;
-        if (m >= cout) continue;
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-            const int n = n0 + 4 * tx + j;
-            if (n < N) out[(long long)m * N + n] = acc[i][j];
-        }
-    }
+    conv_for_each(acc, cout, N, [&](int m, int n, float v) { out[(long long)m * N + n] = v; });
 }
 
 // out[i] = sum over splits of part[z][i], in split order (deterministic), in double.

@@ -120,17 +120,15 @@ extern "C" __global__ void __launch_bounds__(TC_NT)
     });
 }
 
-// dx (N, Cin, H, W) from dy (N, Cout, Ho, Wo).
+// dx (N, Cin, H, W) from dy (N, Cout, Ho, Wo), one stride phase per blockIdx.z, as
+// conv2d_bwd_input.
 extern "C" __global__ void __launch_bounds__(TC_NT)
     conv2d_bwd_input_bf16(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,
                           int nb, int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo) {
-    const int K = cout * k * k, N = nb * h * wd, npix = h * wd;
+    const ConvBwdInPlan plan = ConvBwdInPlan::make(dy, w, nb, cin, h, wd, cout, k, s, p, ho, wo, blockIdx.z);
     float acc[2][4][4] = {};
-    tc_gemm(ConvBwdInPlan{dy, w, cin, h, wd, cout, k, s, p, ho, wo, N}, cin, 0, K, acc);
-    tc_for_each(acc, cin, N, [&](int m, int n, float v) {
-        const int img = n / npix, pix = n % npix;
-        dx[((long long)img * cin + m) * npix + pix] = v;
-    });
+    tc_gemm(plan, cin, 0, plan.K, acc);
+    tc_for_each(acc, cin, plan.N, [&](int m, int n, float v) { dx[plan.dx_offset(m, n)] = v; });
 }
 
 // Split z of dw (Cout, Cin*k*k): pixels [z*chunk, (z+1)*chunk) into part[z], as

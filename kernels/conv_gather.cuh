@@ -9,6 +9,16 @@
 //   b(col, ent)  B(kk, n), for ent.ok only (0 where col is not ok or the tap is padding)
 // Included by name: src/cuda/kernels.rs inlines it (NVRTC gets no include path).
 
+// Stride phases of the input gradient (ConvBwdInPlan): for the phase r in [0, s) of one axis,
+// the taps kh = r + s*i (i < taps), the input positions ih = s*q + r - p (q from first, count
+// pixels) of an axis of length len. The launcher computes the same (src/cuda/launch/conv2d.rs).
+__device__ __forceinline__ int conv_phase_taps(int k, int s, int r) { return r < k ? (k - r + s - 1) / s : 0; }
+__device__ __forceinline__ int conv_phase_first(int s, int p, int r) { return (p - r + s - 1) / s; }
+__device__ __forceinline__ int conv_phase_pixels(int len, int s, int p, int r) {
+    const int last = len - 1 + p - r;  // s*q <= last
+    return last < 0 ? 0 : max(0, last / s - conv_phase_first(s, p, r) + 1);
+}
+
 // Forward: A = w (Cout, K) row-major, K = (ci, kh, kw); B = im2col(x), column n = output pixel
 // (img, oh, ow).
 struct ConvFwdPlan {
@@ -42,38 +52,72 @@ struct ConvFwdPlan {
     }
 };
 
-// Input gradient: A(ci, r) = w[co][ci][kh][kw] with r = (co, kh, kw); B(r, n) = dy at the
-// output pixel (oh, ow) with oh*s + kh - p = ih (likewise w), n = input pixel (img, ih, iw).
-// With ih + p = s*hq + hr and kh = s*khq + khr, that pixel exists iff hr == khr, and then
-// oh = hq - khq: no division in the loop.
+// Input gradient, one stride phase at a time. dx(img, ci, ih, iw) sums w[co][ci][kh][kw] *
+// dy(img, co, oh, ow) over the taps with oh*s + kh - p = ih (likewise w). Writing ih + p =
+// s*hq + hr and kh = s*khq + khr, a tap contributes iff khr == hr, and then oh = hq - khq. So
+// the input pixels split into s*s phases (hr, wr), each with its own taps kh = hr + s*khq,
+// kw = wr + s*kwq: a phase's GEMM has K = Cout * (its taps) and N = its pixels, and none of its
+// products is a structural zero (a stride-2 layer would otherwise multiply 3 zeros of 4).
+// Stride 1 is one phase with every tap, in the order (co, kh, kw).
+// A(ci, (co, khq, kwq)) = w[co][ci][kh][kw]; B((co, khq, kwq), n) = dy(img, co, hq - khq,
+// wq - kwq), column n = (img, hq - hq0, wq - wq0) of the phase; blockIdx.z = hr*s + wr.
 struct ConvBwdInPlan {
     const float* dy;
     const float* w;
-    int cin, h, wd, cout, k, s, p, ho, wo, N;
+    int cin, h, wd, cout, k, s, p, ho, wo;
+    // This phase, reduced to what the loop and the store need (fewer live registers):
+    int nkh, nkw;  // its taps per axis
+    int tap0;      // hr*k + wr: the w offset of its first tap
+    int hq0, wq0;  // its first pixel: ih = s*hq0 + hr - p >= 0 (likewise w)
+    int ih0, iw0;  // that pixel
+    int nw, npix;  // its pixels per row, per image
+    int K, N;      // cout*nkh*nkw, nb*npix
     struct Ent {
-        int a, b, hq, hr, wq, wr;  // a: w offset of (co, 0, kh, kw); b: co*ho*wo
+        int a, b, khq, kwq;  // a: w offset of (co, 0, kh, kw); b: co*ho*wo
         bool ok;
     };
     struct Col {
         long long off;  // img*cout*ho*wo
-        int hq, hr, wq, wr;
+        int hq, wq;
         bool ok;
     };
+    __device__ static ConvBwdInPlan make(const float* dy, const float* w, int nb, int cin, int h, int wd, int cout,
+                                         int k, int s, int p, int ho, int wo, int phase) {
+        ConvBwdInPlan q{dy, w, cin, h, wd, cout, k, s, p, ho, wo};
+        const int hr = phase / s, wr = phase % s;
+        q.nkh = conv_phase_taps(k, s, hr);
+        q.nkw = conv_phase_taps(k, s, wr);
+        q.tap0 = hr * k + wr;
+        q.hq0 = conv_phase_first(s, p, hr);
+        q.wq0 = conv_phase_first(s, p, wr);
+        q.ih0 = s * q.hq0 + hr - p;
+        q.iw0 = s * q.wq0 + wr - p;
+        q.nw = conv_phase_pixels(wd, s, p, wr);
+        q.npix = conv_phase_pixels(h, s, p, hr) * q.nw;
+        q.K = cout * q.nkh * q.nkw;
+        q.N = nb * q.npix;
+        return q;
+    }
     __device__ Ent ent(int kk, bool ok) const {
-        const int kw = kk % k, q = kk / k, kh = q % k, co = q / k;
-        return Ent{co * cin * k * k + kh * k + kw, co * ho * wo, kh / s, kh % s, kw / s, kw % s, ok};
+        if (!ok) return Ent{0, 0, 0, 0, false};
+        const int kwq = kk % nkw, q = kk / nkw, khq = q % nkh, co = q / nkh;
+        return Ent{co * cin * k * k + tap0 + s * (khq * k + kwq), co * ho * wo, khq, kwq, true};
     }
     __device__ float a(int m, const Ent& e) const { return w[e.a + (long long)m * k * k]; }
     __device__ Col col(int n) const {
-        if (n >= N) return Col{0, 0, 0, 0, 0, false};
-        const int npix = h * wd, img = n / npix, r = n % npix, ih = r / wd, iw = r % wd;
-        return Col{(long long)img * cout * ho * wo, (ih + p) / s, (ih + p) % s, (iw + p) / s, (iw + p) % s, true};
+        if (n >= N) return Col{0, 0, 0, false};
+        const int img = n / npix, r = n % npix;
+        return Col{(long long)img * cout * ho * wo, hq0 + r / nw, wq0 + r % nw, true};
     }
     __device__ float b(const Col& c, const Ent& e) const {
-        if (!c.ok || c.hr != e.hr || c.wr != e.wr) return 0.f;
-        const int oh = c.hq - e.hq, ow = c.wq - e.wq;
-        if ((unsigned)oh >= (unsigned)ho || (unsigned)ow >= (unsigned)wo) return 0.f;
+        const int oh = c.hq - e.khq, ow = c.wq - e.kwq;
+        if (!c.ok || (unsigned)oh >= (unsigned)ho || (unsigned)ow >= (unsigned)wo) return 0.f;
         return dy[c.off + e.b + oh * wo + ow];
+    }
+    // dx offset of column n (n < N) in channel m.
+    __device__ long long dx_offset(int m, int n) const {
+        const int img = n / npix, r = n % npix;
+        return (((long long)img * cin + m) * h + ih0 + s * (r / nw)) * wd + iw0 + s * (r % nw);
     }
 };
 

@@ -481,6 +481,7 @@ const CONVS: &[Conv] = &[
     (16, 384, 384, 1, 1, 1, 1, 0), // D's EqualLinear as a 1×1 conv
     (2, 80, 3, 33, 31, 1, 1, 0),   // G's last 1×1
     (4, 32, 64, 66, 66, 3, 2, 0),  // D at crop 64 (long weight-gradient reduction)
+    (2, 48, 40, 11, 12, 3, 2, 1),  // stride 2 with padding: input-gradient phases start apart
 ];
 
 fn conv2d<B: Backend<Elem = f32>>(b: &B) {

@@ -175,8 +175,28 @@ pub fn backward_input(
     for v in &a.0 {
         l.arg(v);
     }
-    launch!(l, grid(n * h * wd, cin, 1, kn.threads), "conv2d_bwd_input")?;
+    // One grid layer per stride phase (kernels/conv_gather.cuh), as wide as the largest.
+    let phases = (0..stride).flat_map(|hr| (0..stride).map(move |wr| (hr, wr)));
+    let widest = phases
+        .map(|(hr, wr)| phase_pixels(h, stride, pad, hr) * phase_pixels(wd, stride, pad, wr))
+        .max()
+        .unwrap_or(0);
+    launch!(
+        l,
+        grid(n * widest, cin, stride * stride, kn.threads),
+        "conv2d_bwd_input"
+    )?;
     Ok(dx)
+}
+
+/// Input positions i = s·q + r − p (0 ≤ i < len) of the stride phase r of one axis: the
+/// kernels' `conv_phase_pixels`.
+fn phase_pixels(len: usize, s: usize, p: usize, r: usize) -> usize {
+    let first = (p + s - 1 - r) / s;
+    match (len + p).checked_sub(1 + r) {
+        Some(last) => (last / s + 1).saturating_sub(first),
+        None => 0,
+    }
 }
 
 /// dw (Cout,Cin,k,k) summed over the batch, as `ops::conv2d::conv2d_backward_weight`.
@@ -307,4 +327,32 @@ pub fn mma_selftest(gpu: &Gpu, a: &[f32], b: &[f32], c: &[f32]) -> Result<Vec<f3
     };
     launch!(l, cfg, "mma_bf16_selftest")?;
     gpu.download(&d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::phase_pixels;
+
+    /// The phases of an axis cover every input position once, each with the count the kernel
+    /// enumerates (positions s·q + r − p from q = first).
+    #[test]
+    fn stride_phases_partition_the_input() {
+        for s in 1..=3 {
+            for p in 0..=3 {
+                for len in 1..=9 {
+                    let mut total = 0;
+                    for r in 0..s {
+                        let want = (0..len).filter(|i| (i + p) % s == r).count();
+                        assert_eq!(
+                            phase_pixels(len, s, p, r),
+                            want,
+                            "len {len} s {s} p {p} r {r}"
+                        );
+                        total += want;
+                    }
+                    assert_eq!(total, len);
+                }
+            }
+        }
+    }
 }
