@@ -10,8 +10,7 @@ use crate::cuda::{CudaError, Gpu, GpuTensor, grid_1d, i32_arg};
 use crate::ops::conv2d::conv_out_len;
 use cudarc::driver::{CudaFunction, LaunchConfig, PushKernelArg};
 
-/// Output tile of both kernel files (so one grid serves both).
-const BM: usize = 64;
+/// Output tile columns of both kernel files; rows are `Kernel::bm`.
 const BN: usize = 64;
 /// K step of each kernel file: a weight-gradient split is a whole number of steps.
 const BK_F32: usize = 16;
@@ -19,19 +18,35 @@ const BK_BF16: usize = 32;
 const THREADS_F32: u32 = 256;
 const THREADS_BF16: u32 = 128;
 
-/// The kernel of one conv pass at a precision: its function, block size and K step.
+/// The kernel of one conv pass at a precision: its function, block size, K step and tile rows.
 struct Kernel {
     f: CudaFunction,
     threads: u32,
     bk: usize,
+    bm: usize,
 }
 
-fn kernel(gpu: &Gpu, prec: MatmulPrecision, name: &'static str) -> Result<Kernel, CudaError> {
+/// The kernel for a pass whose C has `rows` rows. The f32 kernels come with 64-row and 80-row
+/// tiles (`_m80`): rows that are a multiple of 80 (the official widths 80 and 160) take the
+/// 80-row tiles, which then fill every row; the bf16 kernels have 64-row tiles only.
+fn kernel(
+    gpu: &Gpu,
+    prec: MatmulPrecision,
+    name: &'static str,
+    rows: usize,
+) -> Result<Kernel, CudaError> {
     match prec {
+        MatmulPrecision::Full if rows % 80 == 0 => Ok(Kernel {
+            f: gpu.function("conv2d.cu", &format!("{name}_m80"))?,
+            threads: THREADS_F32,
+            bk: BK_F32,
+            bm: 80,
+        }),
         MatmulPrecision::Full => Ok(Kernel {
             f: gpu.function("conv2d.cu", name)?,
             threads: THREADS_F32,
             bk: BK_F32,
+            bm: 64,
         }),
         MatmulPrecision::Bf16 => {
             check_bf16(gpu)?;
@@ -39,6 +54,7 @@ fn kernel(gpu: &Gpu, prec: MatmulPrecision, name: &'static str) -> Result<Kernel
                 f: gpu.function("conv2d_bf16.cu", &format!("{name}_bf16"))?,
                 threads: THREADS_BF16,
                 bk: BK_BF16,
+                bm: 64,
             })
         }
     }
@@ -96,14 +112,14 @@ fn args(
     ]))
 }
 
-fn grid(n_cols: usize, m_rows: usize, splits: usize, threads: u32) -> LaunchConfig {
+fn grid(kn: &Kernel, n_cols: usize, m_rows: usize, splits: usize) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (
             n_cols.div_ceil(BN) as u32,
-            m_rows.div_ceil(BM) as u32,
+            m_rows.div_ceil(kn.bm) as u32,
             splits as u32,
         ),
-        block_dim: (threads, 1, 1),
+        block_dim: (kn.threads, 1, 1),
         shared_mem_bytes: 0,
     }
 }
@@ -132,13 +148,13 @@ pub fn forward(
     let (ho, wo) = geometry(h, wd, k, stride, pad)?;
     let a = args(n, cin, (h, wd), cout, k, stride, pad, (ho, wo))?;
     let mut y = GpuTensor::output(gpu, [n, cout, ho, wo])?;
-    let kn = kernel(gpu, prec, "conv2d_fwd")?;
+    let kn = kernel(gpu, prec, "conv2d_fwd", cout)?;
     let mut l = gpu.stream().launch_builder(&kn.f);
     l.arg(&x.buf).arg(&w.buf).arg(&mut y.buf);
     for v in &a.0 {
         l.arg(v);
     }
-    launch!(l, grid(n * ho * wo, cout, 1, kn.threads), "conv2d_fwd")?;
+    launch!(l, grid(&kn, n * ho * wo, cout, 1), "conv2d_fwd")?;
     Ok(y)
 }
 
@@ -169,7 +185,7 @@ pub fn backward_input(
     })?;
     let a = args(n, cin, (h, wd), cout, k, stride, pad, (ho, wo))?;
     let mut dx = GpuTensor::output(gpu, [n, cin, h, wd])?;
-    let kn = kernel(gpu, prec, "conv2d_bwd_input")?;
+    let kn = kernel(gpu, prec, "conv2d_bwd_input", cin)?;
     let mut l = gpu.stream().launch_builder(&kn.f);
     l.arg(&dy.buf).arg(&w.buf).arg(&mut dx.buf);
     for v in &a.0 {
@@ -183,7 +199,7 @@ pub fn backward_input(
         .unwrap_or(0);
     launch!(
         l,
-        grid(n * widest, cin, stride * stride, kn.threads),
+        grid(&kn, n * widest, cin, stride * stride),
         "conv2d_bwd_input"
     )?;
     Ok(dx)
@@ -223,7 +239,7 @@ pub fn backward_weight(
     let a = args(n, cin, (h, wd), cout, k, stride, pad, (ho, wo))?;
     let kdim = n * ho * wo;
     let rows = cin * k * k;
-    let kn = kernel(gpu, prec, "conv2d_bwd_weight")?;
+    let kn = kernel(gpu, prec, "conv2d_bwd_weight", cout)?;
     let splits = kdim.div_ceil(SPLIT_K).clamp(1, 65535);
     // Chunks are whole K-tiles, so every split starts on a tile boundary.
     let chunk = kdim.div_ceil(splits).div_ceil(kn.bk) * kn.bk;
@@ -247,7 +263,7 @@ pub fn backward_weight(
             l.arg(v);
         }
         l.arg(&chunk_i);
-        launch!(l, grid(rows, cout, splits, kn.threads), "conv2d_bwd_weight")?;
+        launch!(l, grid(&kn, rows, cout, splits), "conv2d_bwd_weight")?;
     }
     if let Some(p) = part {
         let f = gpu.function("conv2d.cu", "conv2d_sum_splits")?;
