@@ -3,37 +3,54 @@
 // as they are staged into shared memory, multiplied by mma.m16n8k16 (sincut_mma_bf16_16816,
 // common.cuh) and accumulated in f32; outputs f32. conv_transpose2d reuses these as in f32.
 //
-// Block: a 64x64 tile of C (the f32 kernels' tile, so the launch grid is the same), K step 32,
-// 128 threads = 4 warps in 2x2, each warp a 32x32 sub-tile = 2x4 mma tiles of 16x8 (32 f32
-// accumulators per thread). Per K step: one thread per K index decomposes it into a small
-// table (the only integer divisions of the loop: 1 per thread of the first warp); each thread's
-// output pixel (its B column) is decomposed once before the loop.
+// Two block shapes (TcShape), K step 32:
+// - TcTile64: a 64x64 tile of C, 128 threads = 4 warps in 2x2, each warp 32x32 = 2x4 mma
+//   tiles of 16x8 (32 f32 accumulators per thread). For any row count.
+// - TcTile80 (`_m80` kernels): an 80x128 tile, 256 threads = 8 warps side by side, each warp
+//   80x16 = 5x2 mma tiles (40 accumulators). Where the rows are a multiple of 80 (the official
+//   widths 80 and 160, then no padded rows); a thread gathers 26 elements per step for its
+//   warp's 20 mma, where the 64x64 tile gathers 32 for 16.
+// Per K step: one thread per K index decomposes it into a small table (the only integer
+// divisions of the loop); each thread's output pixel (its B column) is decomposed once before
+// the loop.
 #include "conv_gather.cuh"
 
-#define TC_BM 64
-#define TC_BN 64
 #define TC_BK 32
-#define TC_NT 128
 // A shared row holds TC_BK/2 bf16 pairs plus 4 words of padding: with a stride of 20 words
 // the 8 rows x 4 pairs of one fragment load fall in 32 different banks.
 #define TC_LD (TC_BK / 2 + 4)
 
-// acc[i][j] is the 16x8 mma tile i (rows), j (columns) of this warp's 32x32 sub-tile; element
-// e of it is row 16i + g + 8(e >> 1), column 8j + 2t + (e & 1) (the C/D fragment layout).
-template <class P>
-__device__ __forceinline__ void tc_gemm(const P& p, int M, int k0, int k1, float acc[2][4][4]) {
-    __shared__ unsigned As[TC_BM][TC_LD];  // As[m][kk/2]: A(m, kk), A(m, kk+1) as bf16x2
-    __shared__ unsigned Bs[TC_BN][TC_LD];  // Bs[n][kk/2]: B(kk, n), B(kk+1, n) (column-major)
+// Warps WARPS_M x WARPS_N, each a (16*WM) x (8*WN) sub-tile of mma tiles.
+template <int WARPS_M_, int WARPS_N_, int WM_, int WN_>
+struct TcShape {
+    static constexpr int WARPS_M = WARPS_M_, WARPS_N = WARPS_N_, WM = WM_, WN = WN_;
+    static constexpr int NT = 32 * WARPS_M * WARPS_N;
+    static constexpr int BM = WARPS_M * 16 * WM, BN = WARPS_N * 8 * WN;
+    // Staging: 16 threads per A row (one K pair each), A_STEP rows apart; B_STEP threads per
+    // B column, pairs B_STEP apart.
+    static constexpr int A_STEP = NT / 16, A_ROWS = BM / A_STEP;
+    static constexpr int B_STEP = NT / BN, B_PAIRS = (TC_BK / 2) / B_STEP;
+    static_assert(BM % A_STEP == 0 && NT % BN == 0 && (TC_BK / 2) % B_STEP == 0, "staging roles");
+};
+using TcTile64 = TcShape<2, 2, 2, 4>;
+using TcTile80 = TcShape<1, 8, 5, 2>;
+
+// acc[i][j] is the 16x8 mma tile i (rows), j (columns) of this warp's sub-tile; element e of
+// it is row 16i + g + 8(e >> 1), column 8j + 2t + (e & 1) (the C/D fragment layout).
+template <class S, class P>
+__device__ __forceinline__ void tc_gemm(const P& p, int M, int k0, int k1, float acc[S::WM][S::WN][4]) {
+    __shared__ unsigned As[S::BM][TC_LD];  // As[m][kk/2]: A(m, kk), A(m, kk+1) as bf16x2
+    __shared__ unsigned Bs[S::BN][TC_LD];  // Bs[n][kk/2]: B(kk, n), B(kk+1, n) (column-major)
     __shared__ typename P::Ent tab[TC_BK];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int g = lane >> 2, t = lane & 3;
-    const int wm = (warp >> 1) * 32, wn = (warp & 1) * 32;
-    const int m0 = blockIdx.y * TC_BM, n0 = blockIdx.x * TC_BN;
-    // Staging roles, fixed for the whole K loop. A: pair column ap of rows ar + 8j (16
-    // consecutive threads read 32 consecutive K elements of a row); B: column bn, pairs bp + 2j
-    // (consecutive threads read consecutive output pixels).
+    const int wm = (warp / S::WARPS_N) * 16 * S::WM, wn = (warp % S::WARPS_N) * 8 * S::WN;
+    const int m0 = blockIdx.y * S::BM, n0 = blockIdx.x * S::BN;
+    // Staging roles, fixed for the whole K loop. A: pair column ap of rows ar + A_STEP*j (16
+    // consecutive threads read 32 consecutive K elements of a row); B: column bn, pairs
+    // bp + B_STEP*j (consecutive threads read consecutive output pixels).
     const int ap = tid & 15, ar = tid >> 4;
-    const int bn = tid & 63, bp = tid >> 6;
+    const int bn = tid % S::BN, bp = tid / S::BN;
     const typename P::Col col = p.col(n0 + bn);
     for (int kb = k0; kb < k1; kb += TC_BK) {
         if (tid < TC_BK) tab[tid] = p.ent(kb + tid, kb + tid < k1);
@@ -42,8 +59,8 @@ __device__ __forceinline__ void tc_gemm(const P& p, int M, int k0, int k1, float
         {
             const typename P::Ent e0 = tab[2 * ap], e1 = tab[2 * ap + 1];
 #pragma unroll
-            for (int j = 0; j < 8; ++j) {
-                const int m = ar + 8 * j, gm = m0 + m;
+            for (int j = 0; j < S::A_ROWS; ++j) {
+                const int m = ar + S::A_STEP * j, gm = m0 + m;
                 float lo = 0.f, hi = 0.f;
                 if (gm < M) {
                     if (e0.ok) lo = p.a(gm, e0);
@@ -53,8 +70,8 @@ __device__ __forceinline__ void tc_gemm(const P& p, int M, int k0, int k1, float
             }
         }
 #pragma unroll
-        for (int j = 0; j < 8; ++j) {
-            const int pp = bp + 2 * j;
+        for (int j = 0; j < S::B_PAIRS; ++j) {
+            const int pp = bp + S::B_STEP * j;
             const typename P::Ent e0 = tab[2 * pp], e1 = tab[2 * pp + 1];
             const float lo = e0.ok ? p.b(col, e0) : 0.f;
             const float hi = e1.ok ? p.b(col, e1) : 0.f;
@@ -64,9 +81,9 @@ __device__ __forceinline__ void tc_gemm(const P& p, int M, int k0, int k1, float
 #pragma unroll
         for (int ks = 0; ks < TC_BK / 16; ++ks) {
             const int c = ks * 8 + t;  // pair of K elements 2t, 2t+1 of this k16 slice
-            unsigned af[2][4], bfr[4][2];
+            unsigned af[S::WM][4], bfr[S::WN][2];
 #pragma unroll
-            for (int i = 0; i < 2; ++i) {
+            for (int i = 0; i < S::WM; ++i) {
                 const int r = wm + 16 * i + g;
                 af[i][0] = As[r][c];
                 af[i][1] = As[r + 8][c];
@@ -74,29 +91,30 @@ __device__ __forceinline__ void tc_gemm(const P& p, int M, int k0, int k1, float
                 af[i][3] = As[r + 8][c + 4];
             }
 #pragma unroll
-            for (int j = 0; j < 4; ++j) {
+            for (int j = 0; j < S::WN; ++j) {
                 const int n = wn + 8 * j + g;
                 bfr[j][0] = Bs[n][c];
                 bfr[j][1] = Bs[n][c + 4];
             }
 #pragma unroll
-            for (int i = 0; i < 2; ++i)
+            for (int i = 0; i < S::WM; ++i)
 #pragma unroll
-                for (int j = 0; j < 4; ++j) sincut_mma_bf16_16816(acc[i][j], af[i], bfr[j], acc[i][j]);
+                for (int j = 0; j < S::WN; ++j) sincut_mma_bf16_16816(acc[i][j], af[i], bfr[j], acc[i][j]);
         }
     }
 }
 
 // Calls f(m, n, value) for each element of this thread's accumulators inside M x N.
-template <class F>
-__device__ __forceinline__ void tc_for_each(const float acc[2][4][4], int M, int N, F f) {
+template <class S, class F>
+__device__ __forceinline__ void tc_for_each(const float acc[S::WM][S::WN][4], int M, int N, F f) {
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int g = lane >> 2, t = lane & 3;
-    const int m0 = blockIdx.y * TC_BM + (warp >> 1) * 32, n0 = blockIdx.x * TC_BN + (warp & 1) * 32;
+    const int m0 = blockIdx.y * S::BM + (warp / S::WARPS_N) * 16 * S::WM;
+    const int n0 = blockIdx.x * S::BN + (warp % S::WARPS_N) * 8 * S::WN;
 #pragma unroll
-    for (int i = 0; i < 2; ++i)
+    for (int i = 0; i < S::WM; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j)
+        for (int j = 0; j < S::WN; ++j)
 #pragma unroll
             for (int e = 0; e < 4; ++e) {
                 const int m = m0 + 16 * i + g + 8 * (e >> 1), n = n0 + 8 * j + 2 * t + (e & 1);
@@ -104,45 +122,77 @@ __device__ __forceinline__ void tc_for_each(const float acc[2][4][4], int M, int
             }
 }
 
-// The kernels take the arguments of their f32 counterparts in conv2d.cu and run on the same
-// grid, with 128 threads per block.
-
-// y (N, Cout, Ho, Wo) = conv(x (N, Cin, H, W), w (Cout, Cin, k, k)).
-extern "C" __global__ void __launch_bounds__(TC_NT)
-    conv2d_fwd_bf16(const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y, int nb,
-                    int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo) {
+// The passes for a block shape S, as the f32 ones (conv2d.cu), on the grid
+// (ceil(columns / S::BN), ceil(rows / S::BM), phases or splits) with S::NT threads.
+template <class S>
+__device__ __forceinline__ void tc_fwd(const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y,
+                                       int nb, int cin, int h, int wd, int cout, int k, int s, int p, int ho,
+                                       int wo) {
     const int K = cin * k * k, N = nb * ho * wo, npix = ho * wo;
-    float acc[2][4][4] = {};
-    tc_gemm(ConvFwdPlan{x, w, cin, h, wd, k, s, p, ho, wo, K, N}, cout, 0, K, acc);
-    tc_for_each(acc, cout, N, [&](int m, int n, float v) {
+    float acc[S::WM][S::WN][4] = {};
+    tc_gemm<S>(ConvFwdPlan{x, w, cin, h, wd, k, s, p, ho, wo, K, N}, cout, 0, K, acc);
+    tc_for_each<S>(acc, cout, N, [&](int m, int n, float v) {
         const int img = n / npix, pix = n % npix;
         y[((long long)img * cout + m) * npix + pix] = v;
     });
 }
 
-// dx (N, Cin, H, W) from dy (N, Cout, Ho, Wo), one stride phase per blockIdx.z, as
-// conv2d_bwd_input.
-extern "C" __global__ void __launch_bounds__(TC_NT)
-    conv2d_bwd_input_bf16(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,
-                          int nb, int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo) {
+template <class S>
+__device__ __forceinline__ void tc_bwd_input(const float* __restrict__ dy, const float* __restrict__ w,
+                                             float* __restrict__ dx, int nb, int cin, int h, int wd, int cout,
+                                             int k, int s, int p, int ho, int wo) {
     const ConvBwdInPlan plan = ConvBwdInPlan::make(dy, w, nb, cin, h, wd, cout, k, s, p, ho, wo, blockIdx.z);
-    float acc[2][4][4] = {};
-    tc_gemm(plan, cin, 0, plan.K, acc);
-    tc_for_each(acc, cin, plan.N, [&](int m, int n, float v) { dx[plan.dx_offset(m, n)] = v; });
+    float acc[S::WM][S::WN][4] = {};
+    tc_gemm<S>(plan, cin, 0, plan.K, acc);
+    tc_for_each<S>(acc, cin, plan.N, [&](int m, int n, float v) { dx[plan.dx_offset(m, n)] = v; });
 }
 
-// Split z of dw (Cout, Cin*k*k): pixels [z*chunk, (z+1)*chunk) into part[z], as
-// conv2d_bwd_weight (conv2d_sum_splits of conv2d.cu adds the splits).
-extern "C" __global__ void __launch_bounds__(TC_NT)
+template <class S>
+__device__ __forceinline__ void tc_bwd_weight(const float* __restrict__ x, const float* __restrict__ dy,
+                                              float* __restrict__ part, int nb, int cin, int h, int wd, int cout,
+                                              int k, int s, int p, int ho, int wo, int chunk) {
+    const int K = nb * ho * wo, N = cin * k * k;
+    const int k0 = blockIdx.z * chunk, k1 = min(K, k0 + chunk);
+    float acc[S::WM][S::WN][4] = {};
+    if (k0 < k1) tc_gemm<S>(ConvBwdWPlan{x, dy, cin, h, wd, cout, k, s, p, ho, wo, N}, cout, k0, k1, acc);
+    float* out = part + (long long)blockIdx.z * cout * N;
+    tc_for_each<S>(acc, cout, N, [&](int m, int n, float v) { out[(long long)m * N + n] = v; });
+}
+
+// The kernels take the arguments of their f32 counterparts in conv2d.cu (the weight gradient's
+// splits are added by conv2d_sum_splits there), each written out: the emulator finds kernels by
+// their definitions. 64x64 tiles under `_bf16`, 80x128 tiles under `_m80_bf16`.
+extern "C" __global__ void __launch_bounds__(128)
+    conv2d_fwd_bf16(const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y, int nb,
+                    int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo) {
+    tc_fwd<TcTile64>(x, w, y, nb, cin, h, wd, cout, k, s, p, ho, wo);
+}
+extern "C" __global__ void __launch_bounds__(128)
+    conv2d_bwd_input_bf16(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,
+                          int nb, int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo) {
+    tc_bwd_input<TcTile64>(dy, w, dx, nb, cin, h, wd, cout, k, s, p, ho, wo);
+}
+extern "C" __global__ void __launch_bounds__(128)
     conv2d_bwd_weight_bf16(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ part,
                            int nb, int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo,
                            int chunk) {
-    const int K = nb * ho * wo, N = cin * k * k;
-    const int k0 = blockIdx.z * chunk, k1 = min(K, k0 + chunk);
-    float acc[2][4][4] = {};
-    if (k0 < k1) tc_gemm(ConvBwdWPlan{x, dy, cin, h, wd, cout, k, s, p, ho, wo, N}, cout, k0, k1, acc);
-    float* out = part + (long long)blockIdx.z * cout * N;
-    tc_for_each(acc, cout, N, [&](int m, int n, float v) { out[(long long)m * N + n] = v; });
+    tc_bwd_weight<TcTile64>(x, dy, part, nb, cin, h, wd, cout, k, s, p, ho, wo, chunk);
+}
+extern "C" __global__ void __launch_bounds__(256)
+    conv2d_fwd_m80_bf16(const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y, int nb,
+                    int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo) {
+    tc_fwd<TcTile80>(x, w, y, nb, cin, h, wd, cout, k, s, p, ho, wo);
+}
+extern "C" __global__ void __launch_bounds__(256)
+    conv2d_bwd_input_m80_bf16(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,
+                          int nb, int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo) {
+    tc_bwd_input<TcTile80>(dy, w, dx, nb, cin, h, wd, cout, k, s, p, ho, wo);
+}
+extern "C" __global__ void __launch_bounds__(256)
+    conv2d_bwd_weight_m80_bf16(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ part,
+                           int nb, int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo,
+                           int chunk) {
+    tc_bwd_weight<TcTile80>(x, dy, part, nb, cin, h, wd, cout, k, s, p, ho, wo, chunk);
 }
 
 // One mma on one warp, for tests (launch::conv2d::mma_selftest): d = a*b + c with a 16x16,

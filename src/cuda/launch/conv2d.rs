@@ -10,54 +10,48 @@ use crate::cuda::{CudaError, Gpu, GpuTensor, grid_1d, i32_arg};
 use crate::ops::conv2d::conv_out_len;
 use cudarc::driver::{CudaFunction, LaunchConfig, PushKernelArg};
 
-/// Output tile columns of both kernel files; rows are `Kernel::bm`.
-const BN: usize = 64;
 /// K step of each kernel file: a weight-gradient split is a whole number of steps.
 const BK_F32: usize = 16;
 const BK_BF16: usize = 32;
 const THREADS_F32: u32 = 256;
-const THREADS_BF16: u32 = 128;
 
-/// The kernel of one conv pass at a precision: its function, block size, K step and tile rows.
+/// The kernel of one conv pass at a precision: its function, block size, K step and C tile.
 struct Kernel {
     f: CudaFunction,
     threads: u32,
     bk: usize,
     bm: usize,
+    bn: usize,
 }
 
-/// The kernel for a pass whose C has `rows` rows. The f32 kernels come with 64-row and 80-row
-/// tiles (`_m80`): rows that are a multiple of 80 (the official widths 80 and 160) take the
-/// 80-row tiles, which then fill every row; the bf16 kernels have 64-row tiles only.
+/// The kernel for a pass whose C has `rows` rows. Each kernel file has a general tile and an
+/// 80-row one (`_m80`) for rows that are a multiple of 80 (the official widths 80 and 160),
+/// which then fill every row:
+/// - f32 (conv2d.cu): 64×64 and 80×64 tiles, 256 threads;
+/// - bf16 (conv2d_bf16.cu): 64×64 tiles with 128 threads, 80×128 with 256.
 fn kernel(
     gpu: &Gpu,
     prec: MatmulPrecision,
     name: &'static str,
     rows: usize,
 ) -> Result<Kernel, CudaError> {
-    match prec {
-        MatmulPrecision::Full if rows % 80 == 0 => Ok(Kernel {
-            f: gpu.function("conv2d.cu", &format!("{name}_m80"))?,
-            threads: THREADS_F32,
-            bk: BK_F32,
-            bm: 80,
-        }),
-        MatmulPrecision::Full => Ok(Kernel {
-            f: gpu.function("conv2d.cu", name)?,
-            threads: THREADS_F32,
-            bk: BK_F32,
-            bm: 64,
-        }),
-        MatmulPrecision::Bf16 => {
-            check_bf16(gpu)?;
-            Ok(Kernel {
-                f: gpu.function("conv2d_bf16.cu", &format!("{name}_bf16"))?,
-                threads: THREADS_BF16,
-                bk: BK_BF16,
-                bm: 64,
-            })
-        }
+    let m80 = rows % 80 == 0;
+    let (file, suffix, threads, bk, bm, bn) = match (prec, m80) {
+        (MatmulPrecision::Full, false) => ("conv2d.cu", "", THREADS_F32, BK_F32, 64, 64),
+        (MatmulPrecision::Full, true) => ("conv2d.cu", "_m80", THREADS_F32, BK_F32, 80, 64),
+        (MatmulPrecision::Bf16, false) => ("conv2d_bf16.cu", "_bf16", 128, BK_BF16, 64, 64),
+        (MatmulPrecision::Bf16, true) => ("conv2d_bf16.cu", "_m80_bf16", 256, BK_BF16, 80, 128),
+    };
+    if prec == MatmulPrecision::Bf16 {
+        check_bf16(gpu)?;
     }
+    Ok(Kernel {
+        f: gpu.function(file, &format!("{name}{suffix}"))?,
+        threads,
+        bk,
+        bm,
+        bn,
+    })
 }
 
 /// bf16 mma needs compute capability 8.0 (Ampere) or newer.
@@ -115,7 +109,7 @@ fn args(
 fn grid(kn: &Kernel, n_cols: usize, m_rows: usize, splits: usize) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (
-            n_cols.div_ceil(BN) as u32,
+            n_cols.div_ceil(kn.bn) as u32,
             m_rows.div_ceil(kn.bm) as u32,
             splits as u32,
         ),
