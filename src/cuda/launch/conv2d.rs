@@ -2,7 +2,8 @@
 //!
 //! Each launcher takes the matmul precision: `Full` runs the f32 kernels of kernels/conv2d.cu,
 //! `Bf16` the tensor-core kernels of kernels/conv2d_bf16.cu (operands rounded to bf16, f32
-//! accumulation; sm_80 or newer), with the same arguments and the same grid.
+//! accumulation; sm_80 or newer), with the same arguments; `kernel` gives each pass its tile,
+//! and so its grid.
 
 use super::{check, launch};
 use crate::backend::cpu::MatmulPrecision;
