@@ -116,31 +116,45 @@ __device__ __forceinline__ void conv_for_each(const float acc[TM][4], int M, int
     }
 }
 
+// Split K (the launcher's choice where the grid alone would leave SMs idle, e.g. D's linear
+// layer: 6 blocks over K = 6144): blockIdx.z's split takes K indices [split*chunk,
+// (split+1)*chunk) and writes its own slice of `out`, which conv2d_sum_splits adds up; with one
+// split (chunk >= K) the slice is the output itself. chunk % the K step == 0.
+
 // y (N, Cout, Ho, Wo) = conv(x (N, Cin, H, W), w (Cout, Cin, k, k)).
-// Grid: (ceil(N*Ho*Wo / 64), ceil(Cout / (16*TM))).
+// Grid: (ceil(N*Ho*Wo / 64), ceil(Cout / (16*TM)), splits).
 template <int TM>
 __device__ __forceinline__ void conv2d_fwd_tile(const float* __restrict__ x, const float* __restrict__ w,
                                                 float* __restrict__ y, int nb, int cin, int h, int wd, int cout,
-                                                int k, int s, int p, int ho, int wo) {
+                                                int k, int s, int p, int ho, int wo, int chunk) {
     const int K = cin * k * k, N = nb * ho * wo, npix = ho * wo;
+    const int k0 = blockIdx.z * chunk, k1 = min(K, k0 + chunk);
     float acc[TM][4] = {};
-    conv_gemm_tile<TM>(ConvFwdPlan{x, w, cin, h, wd, k, s, p, ho, wo, K, N}, cout, 0, K, acc);
+    if (k0 < k1)
+        conv_gemm_tile<TM>(ConvFwdPlan{x, w, cin, h, wd, k, s, p, ho, wo, K, N}, cout, k0, k1, acc);
+    float* out = y + (long long)blockIdx.z * N * cout;
     conv_for_each<TM>(acc, cout, N, [&](int m, int n, float v) {
         const int img = n / npix, pix = n % npix;
-        y[((long long)img * cout + m) * npix + pix] = v;
+        out[((long long)img * cout + m) * npix + pix] = v;
     });
 }
 
-// dx (N, Cin, H, W) from dy (N, Cout, Ho, Wo), one stride phase per blockIdx.z
-// (ConvBwdInPlan). Grid: (ceil(most pixels of a phase / 64), ceil(Cin / (16*TM)), s*s).
+// dx (N, Cin, H, W) from dy (N, Cout, Ho, Wo), one stride phase (ConvBwdInPlan) and one split
+// per blockIdx.z = split*s*s + phase. Every pixel of dx is in exactly one phase, so each split
+// writes a whole slice. Grid: (ceil(most pixels of a phase / 64), ceil(Cin / (16*TM)),
+// s*s*splits).
 template <int TM>
 __device__ __forceinline__ void conv2d_bwd_input_tile(const float* __restrict__ dy, const float* __restrict__ w,
                                                       float* __restrict__ dx, int nb, int cin, int h, int wd,
-                                                      int cout, int k, int s, int p, int ho, int wo) {
-    const ConvBwdInPlan plan = ConvBwdInPlan::make(dy, w, nb, cin, h, wd, cout, k, s, p, ho, wo, blockIdx.z);
+                                                      int cout, int k, int s, int p, int ho, int wo, int chunk) {
+    const int phases = s * s, split = blockIdx.z / phases;
+    const ConvBwdInPlan plan =
+        ConvBwdInPlan::make(dy, w, nb, cin, h, wd, cout, k, s, p, ho, wo, blockIdx.z % phases);
+    const int k0 = split * chunk, k1 = min(plan.K, k0 + chunk);
     float acc[TM][4] = {};
-    conv_gemm_tile<TM>(plan, cin, 0, plan.K, acc);
-    conv_for_each<TM>(acc, cin, plan.N, [&](int m, int n, float v) { dx[plan.dx_offset(m, n)] = v; });
+    if (k0 < k1) conv_gemm_tile<TM>(plan, cin, k0, k1, acc);
+    float* out = dx + (long long)split * nb * cin * h * wd;
+    conv_for_each<TM>(acc, cin, plan.N, [&](int m, int n, float v) { out[plan.dx_offset(m, n)] = v; });
 }
 
 // dw (Cout, Cin*k*k) = dy (Cout, pixels) * im2col(x)^T, split over K = N*Ho*Wo: blockIdx.z
@@ -165,13 +179,13 @@ __device__ __forceinline__ void conv2d_bwd_weight_tile(const float* __restrict__
 // for 3 blocks per SM: left to itself ptxas held it to 64 registers and spilled.
 extern "C" __global__ void __launch_bounds__(CONV_NT)
     conv2d_fwd(const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y, int nb,
-               int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo) {
-    conv2d_fwd_tile<4>(x, w, y, nb, cin, h, wd, cout, k, s, p, ho, wo);
+               int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo, int chunk) {
+    conv2d_fwd_tile<4>(x, w, y, nb, cin, h, wd, cout, k, s, p, ho, wo, chunk);
 }
 extern "C" __global__ void __launch_bounds__(CONV_NT, 3)
     conv2d_bwd_input(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,
-                     int nb, int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo) {
-    conv2d_bwd_input_tile<4>(dy, w, dx, nb, cin, h, wd, cout, k, s, p, ho, wo);
+                     int nb, int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo, int chunk) {
+    conv2d_bwd_input_tile<4>(dy, w, dx, nb, cin, h, wd, cout, k, s, p, ho, wo, chunk);
 }
 extern "C" __global__ void __launch_bounds__(CONV_NT)
     conv2d_bwd_weight(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ part,
@@ -180,13 +194,13 @@ extern "C" __global__ void __launch_bounds__(CONV_NT)
 }
 extern "C" __global__ void __launch_bounds__(CONV_NT)
     conv2d_fwd_m80(const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y, int nb,
-               int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo) {
-    conv2d_fwd_tile<5>(x, w, y, nb, cin, h, wd, cout, k, s, p, ho, wo);
+               int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo, int chunk) {
+    conv2d_fwd_tile<5>(x, w, y, nb, cin, h, wd, cout, k, s, p, ho, wo, chunk);
 }
 extern "C" __global__ void __launch_bounds__(CONV_NT, 3)
     conv2d_bwd_input_m80(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,
-                     int nb, int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo) {
-    conv2d_bwd_input_tile<5>(dy, w, dx, nb, cin, h, wd, cout, k, s, p, ho, wo);
+                     int nb, int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo, int chunk) {
+    conv2d_bwd_input_tile<5>(dy, w, dx, nb, cin, h, wd, cout, k, s, p, ho, wo, chunk);
 }
 extern "C" __global__ void __launch_bounds__(CONV_NT)
     conv2d_bwd_weight_m80(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ part,

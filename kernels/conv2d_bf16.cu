@@ -123,28 +123,35 @@ __device__ __forceinline__ void tc_for_each(const float acc[S::WM][S::WN][4], in
 }
 
 // The passes for a block shape S, as the f32 ones (conv2d.cu), on the grid
-// (ceil(columns / S::BN), ceil(rows / S::BM), phases or splits) with S::NT threads.
+// (ceil(columns / S::BN), ceil(rows / S::BM), splits, times the phases for the input gradient)
+// with S::NT threads; a split writes its slice of the output as there.
 template <class S>
 __device__ __forceinline__ void tc_fwd(const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y,
                                        int nb, int cin, int h, int wd, int cout, int k, int s, int p, int ho,
-                                       int wo) {
+                                       int wo, int chunk) {
     const int K = cin * k * k, N = nb * ho * wo, npix = ho * wo;
+    const int k0 = blockIdx.z * chunk, k1 = min(K, k0 + chunk);
     float acc[S::WM][S::WN][4] = {};
-    tc_gemm<S>(ConvFwdPlan{x, w, cin, h, wd, k, s, p, ho, wo, K, N}, cout, 0, K, acc);
+    if (k0 < k1) tc_gemm<S>(ConvFwdPlan{x, w, cin, h, wd, k, s, p, ho, wo, K, N}, cout, k0, k1, acc);
+    float* out = y + (long long)blockIdx.z * N * cout;
     tc_for_each<S>(acc, cout, N, [&](int m, int n, float v) {
         const int img = n / npix, pix = n % npix;
-        y[((long long)img * cout + m) * npix + pix] = v;
+        out[((long long)img * cout + m) * npix + pix] = v;
     });
 }
 
 template <class S>
 __device__ __forceinline__ void tc_bwd_input(const float* __restrict__ dy, const float* __restrict__ w,
                                              float* __restrict__ dx, int nb, int cin, int h, int wd, int cout,
-                                             int k, int s, int p, int ho, int wo) {
-    const ConvBwdInPlan plan = ConvBwdInPlan::make(dy, w, nb, cin, h, wd, cout, k, s, p, ho, wo, blockIdx.z);
+                                             int k, int s, int p, int ho, int wo, int chunk) {
+    const int phases = s * s, split = blockIdx.z / phases;
+    const ConvBwdInPlan plan =
+        ConvBwdInPlan::make(dy, w, nb, cin, h, wd, cout, k, s, p, ho, wo, blockIdx.z % phases);
+    const int k0 = split * chunk, k1 = min(plan.K, k0 + chunk);
     float acc[S::WM][S::WN][4] = {};
-    tc_gemm<S>(plan, cin, 0, plan.K, acc);
-    tc_for_each<S>(acc, cin, plan.N, [&](int m, int n, float v) { dx[plan.dx_offset(m, n)] = v; });
+    if (k0 < k1) tc_gemm<S>(plan, cin, k0, k1, acc);
+    float* out = dx + (long long)split * nb * cin * h * wd;
+    tc_for_each<S>(acc, cin, plan.N, [&](int m, int n, float v) { out[plan.dx_offset(m, n)] = v; });
 }
 
 template <class S>
@@ -164,13 +171,13 @@ __device__ __forceinline__ void tc_bwd_weight(const float* __restrict__ x, const
 // their definitions. 64x64 tiles under `_bf16`, 80x128 tiles under `_m80_bf16`.
 extern "C" __global__ void __launch_bounds__(128)
     conv2d_fwd_bf16(const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y, int nb,
-                    int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo) {
-    tc_fwd<TcTile64>(x, w, y, nb, cin, h, wd, cout, k, s, p, ho, wo);
+                    int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo, int chunk) {
+    tc_fwd<TcTile64>(x, w, y, nb, cin, h, wd, cout, k, s, p, ho, wo, chunk);
 }
 extern "C" __global__ void __launch_bounds__(128)
     conv2d_bwd_input_bf16(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,
-                          int nb, int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo) {
-    tc_bwd_input<TcTile64>(dy, w, dx, nb, cin, h, wd, cout, k, s, p, ho, wo);
+                          int nb, int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo, int chunk) {
+    tc_bwd_input<TcTile64>(dy, w, dx, nb, cin, h, wd, cout, k, s, p, ho, wo, chunk);
 }
 extern "C" __global__ void __launch_bounds__(128)
     conv2d_bwd_weight_bf16(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ part,
@@ -180,13 +187,13 @@ extern "C" __global__ void __launch_bounds__(128)
 }
 extern "C" __global__ void __launch_bounds__(256)
     conv2d_fwd_m80_bf16(const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y, int nb,
-                    int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo) {
-    tc_fwd<TcTile80>(x, w, y, nb, cin, h, wd, cout, k, s, p, ho, wo);
+                    int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo, int chunk) {
+    tc_fwd<TcTile80>(x, w, y, nb, cin, h, wd, cout, k, s, p, ho, wo, chunk);
 }
 extern "C" __global__ void __launch_bounds__(256)
     conv2d_bwd_input_m80_bf16(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,
-                          int nb, int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo) {
-    tc_bwd_input<TcTile80>(dy, w, dx, nb, cin, h, wd, cout, k, s, p, ho, wo);
+                          int nb, int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo, int chunk) {
+    tc_bwd_input<TcTile80>(dy, w, dx, nb, cin, h, wd, cout, k, s, p, ho, wo, chunk);
 }
 extern "C" __global__ void __launch_bounds__(256)
     conv2d_bwd_weight_m80_bf16(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ part,

@@ -32,6 +32,8 @@ pub struct Gpu {
     stream: Arc<CudaStream>,
     arch: String,
     name: String,
+    /// Streaming multiprocessors: how many blocks a grid needs to keep the card busy.
+    sm_count: usize,
     modules: Mutex<HashMap<&'static str, Arc<CudaModule>>>,
     /// Tests set this: every output buffer a launcher allocates is filled with NaN first, so
     /// elements a kernel fails to write are caught.
@@ -143,6 +145,12 @@ impl Gpu {
             .compute_capability()
             .map_err(|e| CudaError::driver("compute capability", e))?;
         let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
+        let sm_count = ctx
+            .attribute(
+                cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+            )
+            .map_err(|e| CudaError::driver("multiprocessor count", e))?
+            .max(1) as usize;
         let stream = ctx
             .new_stream()
             .map_err(|e| CudaError::driver("creating a stream", e))?;
@@ -151,6 +159,7 @@ impl Gpu {
             stream,
             arch: format!("sm_{major}{minor}"),
             name,
+            sm_count,
             modules: Mutex::new(HashMap::new()),
             poison: false,
         })
@@ -166,6 +175,9 @@ impl Gpu {
     }
     pub fn name(&self) -> &str {
         &self.name
+    }
+    pub fn sm_count(&self) -> usize {
+        self.sm_count
     }
     pub fn context(&self) -> &Arc<CudaContext> {
         &self.ctx

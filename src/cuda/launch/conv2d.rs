@@ -3,13 +3,14 @@
 //! Each launcher takes the matmul precision: `Full` runs the f32 kernels of kernels/conv2d.cu,
 //! `Bf16` the tensor-core kernels of kernels/conv2d_bf16.cu (operands rounded to bf16, f32
 //! accumulation; sm_80 or newer), with the same arguments; `kernel` gives each pass its tile,
-//! and so its grid.
+//! and so its grid. A pass whose grid would leave SMs idle splits its K range over grid z
+//! (`split_k`) and adds the splits' partial outputs afterwards (`launch_pass`).
 
 use super::{check, launch};
 use crate::backend::cpu::MatmulPrecision;
 use crate::cuda::{CudaError, Gpu, GpuTensor, grid_1d, i32_arg};
 use crate::ops::conv2d::conv_out_len;
-use cudarc::driver::{CudaFunction, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
 
 /// K step of each kernel file: a weight-gradient split is a whole number of steps.
 const BK_F32: usize = 16;
@@ -70,9 +71,78 @@ pub fn check_bf16(gpu: &Gpu) -> Result<(), CudaError> {
         )
     })
 }
-/// Pixels (K) one split of the weight gradient covers: a few hundred K-steps per block keeps
-/// the f32 partial sums short, and the splits are added in double.
+/// Longest K one block of the weight gradient sums (K = the batch's output pixels, up to
+/// 262,144 at crop 128): a few hundred K steps per block keep the f32 partial sums short, and
+/// the splits are added in double.
 const SPLIT_K: usize = 4096;
+/// Shortest K a split covers when it is made only to fill the card: a shorter one would spend
+/// more on writing and adding its partial output than it gains.
+const MIN_SPLIT_K: usize = 256;
+
+/// How a pass's K range is cut over blockIdx.z: (splits, chunk), chunk a whole number of K
+/// steps `bk`. A grid of `blocks` blocks per split with fewer than two per SM gets more splits
+/// (D's linear layer: 6 blocks over K = 6144), none shorter than [`MIN_SPLIT_K`]; no split
+/// is longer than `max_chunk`; at most `max_splits`.
+fn split_k(
+    kdim: usize,
+    bk: usize,
+    blocks: usize,
+    sm_count: usize,
+    max_chunk: usize,
+    max_splits: usize,
+) -> (usize, usize) {
+    let fill = (2 * sm_count).div_ceil(blocks.max(1));
+    let splits = fill
+        .min(kdim / MIN_SPLIT_K)
+        .max(kdim.div_ceil(max_chunk))
+        .clamp(1, max_splits.max(1));
+    let chunk = kdim.div_ceil(splits).max(1).div_ceil(bk) * bk;
+    (kdim.div_ceil(chunk).max(1), chunk)
+}
+
+/// Runs one pass, `f(in0, in1, out, shape args, chunk)`, over `splits` splits of K into `out`
+/// (`len` elements per split): directly with one split, else into per-split slices that
+/// `conv2d_sum_splits` adds in order (deterministic, in double).
+#[allow(clippy::too_many_arguments)]
+fn launch_pass(
+    gpu: &Gpu,
+    kn: &Kernel,
+    (in0, in1): (&CudaSlice<f32>, &CudaSlice<f32>),
+    out: &mut CudaSlice<f32>,
+    len: usize,
+    a: &Args,
+    (splits, chunk): (usize, usize),
+    cfg: LaunchConfig,
+    what: &'static str,
+) -> Result<(), CudaError> {
+    let chunk = i32_arg("K chunk", chunk)?;
+    let mut part = if splits > 1 {
+        Some(gpu.alloc_out(splits * len)?)
+    } else {
+        None
+    };
+    {
+        let mut l = gpu.stream().launch_builder(&kn.f);
+        l.arg(in0).arg(in1);
+        match part.as_mut() {
+            Some(p) => l.arg(p),
+            None => l.arg(&mut *out),
+        };
+        for v in &a.0 {
+            l.arg(v);
+        }
+        l.arg(&chunk);
+        launch!(l, cfg, what)?;
+    }
+    if let Some(p) = part {
+        let f = gpu.function("conv2d.cu", "conv2d_sum_splits")?;
+        let (si, n) = (splits as i32, len as i64);
+        let mut l = gpu.stream().launch_builder(&f);
+        l.arg(&p).arg(out).arg(&si).arg(&n);
+        launch!(l, grid_1d(len), "conv2d_sum_splits")?;
+    }
+    Ok(())
+}
 
 /// The 10 shape arguments every conv kernel takes, in kernel order.
 struct Args([i32; 10]);
@@ -107,17 +177,26 @@ fn args(
     ]))
 }
 
-fn grid(kn: &Kernel, n_cols: usize, m_rows: usize, splits: usize) -> LaunchConfig {
+/// The grid of a pass whose C is `m_rows` × `n_cols`, with `layers` grid layers along z.
+fn grid(kn: &Kernel, n_cols: usize, m_rows: usize, layers: usize) -> LaunchConfig {
     LaunchConfig {
         grid_dim: (
             n_cols.div_ceil(kn.bn) as u32,
             m_rows.div_ceil(kn.bm) as u32,
-            splits as u32,
+            layers as u32,
         ),
         block_dim: (kn.threads, 1, 1),
         shared_mem_bytes: 0,
     }
 }
+
+/// Blocks in one grid layer of a pass whose C is `m_rows` × `n_cols`.
+fn layer_blocks(kn: &Kernel, n_cols: usize, m_rows: usize) -> usize {
+    n_cols.div_ceil(kn.bn) * m_rows.div_ceil(kn.bm)
+}
+
+/// Largest grid z (CUDA's limit).
+const MAX_GRID_Z: usize = 65535;
 
 fn geometry(h: usize, w: usize, k: usize, s: usize, p: usize) -> Result<(usize, usize), CudaError> {
     check(s >= 1 && k >= 1 && h + 2 * p >= k && w + 2 * p >= k, || {
@@ -144,12 +223,28 @@ pub fn forward(
     let a = args(n, cin, (h, wd), cout, k, stride, pad, (ho, wo))?;
     let mut y = GpuTensor::output(gpu, [n, cout, ho, wo])?;
     let kn = kernel(gpu, prec, "conv2d_fwd", cout)?;
-    let mut l = gpu.stream().launch_builder(&kn.f);
-    l.arg(&x.buf).arg(&w.buf).arg(&mut y.buf);
-    for v in &a.0 {
-        l.arg(v);
-    }
-    launch!(l, grid(&kn, n * ho * wo, cout, 1), "conv2d_fwd")?;
+    let cols = n * ho * wo;
+    let blocks = layer_blocks(&kn, cols, cout);
+    let sk = split_k(
+        cin * k * k,
+        kn.bk,
+        blocks,
+        gpu.sm_count(),
+        usize::MAX,
+        MAX_GRID_Z,
+    );
+    let len = y.len();
+    launch_pass(
+        gpu,
+        &kn,
+        (&x.buf, &w.buf),
+        &mut y.buf,
+        len,
+        &a,
+        sk,
+        grid(&kn, cols, cout, sk.0),
+        "conv2d_fwd",
+    )?;
     Ok(y)
 }
 
@@ -181,21 +276,35 @@ pub fn backward_input(
     let a = args(n, cin, (h, wd), cout, k, stride, pad, (ho, wo))?;
     let mut dx = GpuTensor::output(gpu, [n, cin, h, wd])?;
     let kn = kernel(gpu, prec, "conv2d_bwd_input", cin)?;
-    let mut l = gpu.stream().launch_builder(&kn.f);
-    l.arg(&dy.buf).arg(&w.buf).arg(&mut dx.buf);
-    for v in &a.0 {
-        l.arg(v);
-    }
-    // One grid layer per stride phase (kernels/conv_gather.cuh), as wide as the largest.
+    // One grid layer per stride phase (kernels/conv_gather.cuh), as wide as the largest, and
+    // per split of the largest phase's K (cout · its taps).
     let phases = (0..stride).flat_map(|hr| (0..stride).map(move |wr| (hr, wr)));
     let widest = phases
         .map(|(hr, wr)| phase_pixels(h, stride, pad, hr) * phase_pixels(wd, stride, pad, wr))
         .max()
         .unwrap_or(0);
-    launch!(
-        l,
-        grid(&kn, n * widest, cin, stride * stride),
-        "conv2d_bwd_input"
+    let nphase = stride * stride;
+    let kdim = cout * k.div_ceil(stride).pow(2);
+    let blocks = layer_blocks(&kn, n * widest, cin) * nphase;
+    let sk = split_k(
+        kdim,
+        kn.bk,
+        blocks,
+        gpu.sm_count(),
+        usize::MAX,
+        MAX_GRID_Z / nphase,
+    );
+    let len = dx.len();
+    launch_pass(
+        gpu,
+        &kn,
+        (&dy.buf, &w.buf),
+        &mut dx.buf,
+        len,
+        &a,
+        sk,
+        grid(&kn, n * widest, cin, nphase * sk.0),
+        "conv2d_bwd_input",
     )?;
     Ok(dx)
 }
@@ -232,41 +341,29 @@ pub fn backward_weight(
         )
     })?;
     let a = args(n, cin, (h, wd), cout, k, stride, pad, (ho, wo))?;
-    let kdim = n * ho * wo;
     let rows = cin * k * k;
     let kn = kernel(gpu, prec, "conv2d_bwd_weight", cout)?;
-    let splits = kdim.div_ceil(SPLIT_K).clamp(1, 65535);
-    // Chunks are whole K-tiles, so every split starts on a tile boundary.
-    let chunk = kdim.div_ceil(splits).div_ceil(kn.bk) * kn.bk;
-    let splits = kdim.div_ceil(chunk).max(1);
-    let chunk_i = i32_arg("chunk", chunk)?;
+    let blocks = layer_blocks(&kn, rows, cout);
+    let sk = split_k(
+        n * ho * wo,
+        kn.bk,
+        blocks,
+        gpu.sm_count(),
+        SPLIT_K,
+        MAX_GRID_Z,
+    );
     let mut dw = GpuTensor::output(gpu, [cout, cin, k, k])?;
-    // One split writes dw directly; more write partials that a second kernel adds up.
-    let mut part = if splits > 1 {
-        Some(gpu.alloc_out(splits * cout * rows)?)
-    } else {
-        None
-    };
-    {
-        let mut l = gpu.stream().launch_builder(&kn.f);
-        l.arg(&x.buf).arg(&dy.buf);
-        match part.as_mut() {
-            Some(p) => l.arg(p),
-            None => l.arg(&mut dw.buf),
-        };
-        for v in &a.0 {
-            l.arg(v);
-        }
-        l.arg(&chunk_i);
-        launch!(l, grid(&kn, rows, cout, splits), "conv2d_bwd_weight")?;
-    }
-    if let Some(p) = part {
-        let f = gpu.function("conv2d.cu", "conv2d_sum_splits")?;
-        let (si, len) = (splits as i32, (cout * rows) as i64);
-        let mut l = gpu.stream().launch_builder(&f);
-        l.arg(&p).arg(&mut dw.buf).arg(&si).arg(&len);
-        launch!(l, grid_1d(cout * rows), "conv2d_sum_splits")?;
-    }
+    launch_pass(
+        gpu,
+        &kn,
+        (&x.buf, &dy.buf),
+        &mut dw.buf,
+        cout * rows,
+        &a,
+        sk,
+        grid(&kn, rows, cout, sk.0),
+        "conv2d_bwd_weight",
+    )?;
     Ok(dw)
 }
 
@@ -342,7 +439,43 @@ pub fn mma_selftest(gpu: &Gpu, a: &[f32], b: &[f32], c: &[f32]) -> Result<Vec<f3
 
 #[cfg(test)]
 mod tests {
-    use super::phase_pixels;
+    use super::{MIN_SPLIT_K, SPLIT_K, phase_pixels, split_k};
+
+    /// Splits are whole K steps, cover K with no empty split, respect the longest chunk and the
+    /// split limit, and appear only where the grid leaves SMs idle and K is long enough.
+    #[test]
+    fn split_k_covers_k_in_whole_steps() {
+        for kdim in [1, 15, 16, 255, 256, 300, 720, 3456, 6144, 262_144] {
+            for bk in [16, 32] {
+                for blocks in [1, 6, 24, 263, 264, 5000] {
+                    for (max_chunk, max_splits) in
+                        [(usize::MAX, 65535), (SPLIT_K, 65535), (usize::MAX, 3)]
+                    {
+                        let (splits, chunk) = split_k(kdim, bk, blocks, 132, max_chunk, max_splits);
+                        let tag = format!(
+                            "K {kdim} bk {bk} blocks {blocks} max {max_chunk}/{max_splits}"
+                        );
+                        assert!(splits >= 1 && splits <= max_splits, "{tag}: {splits}");
+                        assert_eq!(chunk % bk, 0, "{tag}");
+                        assert!(splits * chunk >= kdim, "{tag}: {splits}×{chunk}");
+                        assert!((splits - 1) * chunk < kdim, "{tag}: empty split");
+                        if max_chunk == SPLIT_K {
+                            assert!(chunk <= SPLIT_K, "{tag}: chunk {chunk}");
+                        } else if splits > 1 {
+                            assert!(blocks < 264, "{tag}: split a full grid");
+                            assert!(chunk >= MIN_SPLIT_K, "{tag}: chunk {chunk}");
+                        }
+                    }
+                }
+            }
+        }
+        // D's linear layer (6 blocks over K = 6144) is spread over the card.
+        let (splits, chunk) = split_k(6144, 16, 6, 132, usize::MAX, 65535);
+        assert!(
+            splits * 6 >= 66 && chunk >= MIN_SPLIT_K,
+            "{splits} × {chunk}"
+        );
+    }
 
     /// The phases of an axis cover every input position once, each with the count the kernel
     /// enumerates (positions s·q + r − p from q = first).
