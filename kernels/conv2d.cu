@@ -26,6 +26,11 @@
 // along K) and K indices bk + 4i of column bn of B (consecutive threads walk output pixels,
 // contiguous in memory), so its column is decomposed once, before the loop, and each K step's
 // indices once, by the first CONV_BK threads, into a shared table.
+// Software pipeline: a thread loads its elements of step i+1 into registers (and the table of
+// step i+1 is built) before it multiplies step i out of shared memory, so the global loads'
+// latency overlaps the FMAs; the register copy costs TM+4 registers. (The gather's zero padding
+// and bounds make this simpler than cp.async, which the bf16 tile could not use anyway: it
+// rounds while staging.) The summation order is that of the unpipelined loop.
 template <int TM, class P>
 __device__ __forceinline__ void conv_gemm_tile(const P& p, int M, int k0, int k1, float acc[TM][4]) {
     constexpr int BM = 16 * TM;
@@ -33,7 +38,8 @@ __device__ __forceinline__ void conv_gemm_tile(const P& p, int M, int k0, int k1
     // stores of A hit each bank at most twice.
     __shared__ __align__(16) float As[CONV_BK][BM + 4];
     __shared__ __align__(16) float Bs[CONV_BK][CONV_BN + 4];
-    __shared__ typename P::Ent tab[CONV_BK];
+    // The K tables of this step and the next.
+    __shared__ typename P::Ent tab[2][CONV_BK];
     const int tid = threadIdx.x, tx = tid & 15, ty = tid >> 4;
     const int m0 = blockIdx.y * BM, n0 = blockIdx.x * CONV_BN;
     const int ak = tid % CONV_BK, am = tid / CONV_BK;
@@ -45,27 +51,36 @@ __device__ __forceinline__ void conv_gemm_tile(const P& p, int M, int k0, int k1
 #pragma unroll
     for (int r = 0; r < 4 * TM; ++r) Cs[r][tid] = 0.f;
     float part[TM][4] = {};
-    int steps = 0;
-    for (int kb = k0; kb < k1; kb += CONV_BK) {
-        // Safe without a barrier before it: every thread has staged the previous step (the
-        // barrier after staging), the only other reader of the table.
-        if (tid < CONV_BK) tab[tid] = p.ent(kb + tid, kb + tid < k1);
-        // Also orders the previous step's shared reads before this step's staging writes.
-        __syncthreads();
-        {
-            const typename P::Ent e = tab[ak];
+    // This thread's staged elements of the next step.
+    float ra[TM], rb[4];
+    const auto gather = [&](const typename P::Ent* t) {
+        const typename P::Ent e = t[ak];
 #pragma unroll
-            for (int i = 0; i < TM; ++i) {
-                const int gm = m0 + am + 16 * i;
-                As[ak][am + 16 * i] = (e.ok && gm < M) ? p.a(gm, e) : 0.f;
-            }
+        for (int i = 0; i < TM; ++i) {
+            const int gm = m0 + am + 16 * i;
+            ra[i] = (e.ok && gm < M) ? p.a(gm, e) : 0.f;
         }
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
-            const typename P::Ent e = tab[bk + 4 * i];
-            Bs[bk + 4 * i][bn] = e.ok ? p.b(col, e) : 0.f;
+            const typename P::Ent eb = t[bk + 4 * i];
+            rb[i] = eb.ok ? p.b(col, eb) : 0.f;
         }
+    };
+    if (tid < CONV_BK) tab[0][tid] = p.ent(k0 + tid, k0 + tid < k1);
+    __syncthreads();
+    gather(tab[0]);
+    int steps = 0, buf = 0;
+    for (int kb = k0; kb < k1; kb += CONV_BK, buf ^= 1) {
+        const int next = kb + CONV_BK;
+        // As/Bs are free: the barrier at the end of the previous step ordered its reads. The
+        // other table was last read by the gather of the step before, also ordered by it.
+#pragma unroll
+        for (int i = 0; i < TM; ++i) As[ak][am + 16 * i] = ra[i];
+#pragma unroll
+        for (int i = 0; i < 4; ++i) Bs[bk + 4 * i][bn] = rb[i];
+        if (next < k1 && tid < CONV_BK) tab[buf ^ 1][tid] = p.ent(next + tid, next + tid < k1);
         __syncthreads();
+        if (next < k1) gather(tab[buf ^ 1]);
 #pragma unroll
         for (int kk = 0; kk < CONV_BK; ++kk) {
             float a[TM];
@@ -83,7 +98,7 @@ __device__ __forceinline__ void conv_gemm_tile(const P& p, int M, int k0, int k1
 #pragma unroll
                 for (int j = 0; j < 4; ++j) part[i][j] = fmaf(a[i], b[j], part[i][j]);
         }
-        if (++steps == CONV_FOLD || kb + CONV_BK >= k1) {
+        if (++steps == CONV_FOLD || next >= k1) {
 #pragma unroll
             for (int i = 0; i < TM; ++i)
 #pragma unroll
@@ -93,6 +108,7 @@ __device__ __forceinline__ void conv_gemm_tile(const P& p, int M, int k0, int k1
                 }
             steps = 0;
         }
+        __syncthreads();
     }
 #pragma unroll
     for (int i = 0; i < TM; ++i)

@@ -37,11 +37,13 @@ using TcTile80 = TcShape<1, 8, 5, 2>;
 
 // acc[i][j] is the 16x8 mma tile i (rows), j (columns) of this warp's sub-tile; element e of
 // it is row 16i + g + 8(e >> 1), column 8j + 2t + (e & 1) (the C/D fragment layout).
+// Pipelined as the f32 tile (conv2d.cu): a thread loads its f32 elements of step i+1 into
+// registers before the mma of step i, and rounds and packs them when it stages them.
 template <class S, class P>
 __device__ __forceinline__ void tc_gemm(const P& p, int M, int k0, int k1, float acc[S::WM][S::WN][4]) {
     __shared__ unsigned As[S::BM][TC_LD];  // As[m][kk/2]: A(m, kk), A(m, kk+1) as bf16x2
     __shared__ unsigned Bs[S::BN][TC_LD];  // Bs[n][kk/2]: B(kk, n), B(kk+1, n) (column-major)
-    __shared__ typename P::Ent tab[TC_BK];
+    __shared__ typename P::Ent tab[2][TC_BK];  // the K tables of this step and the next
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int g = lane >> 2, t = lane & 3;
     const int wm = (warp / S::WARPS_N) * 16 * S::WM, wn = (warp % S::WARPS_N) * 8 * S::WN;
@@ -52,32 +54,39 @@ __device__ __forceinline__ void tc_gemm(const P& p, int M, int k0, int k1, float
     const int ap = tid & 15, ar = tid >> 4;
     const int bn = tid % S::BN, bp = tid / S::BN;
     const typename P::Col col = p.col(n0 + bn);
-    for (int kb = k0; kb < k1; kb += TC_BK) {
-        if (tid < TC_BK) tab[tid] = p.ent(kb + tid, kb + tid < k1);
-        // Also orders the previous step's fragment reads before this step's staging writes.
-        __syncthreads();
-        {
-            const typename P::Ent e0 = tab[2 * ap], e1 = tab[2 * ap + 1];
+    // This thread's elements of the next step (lo, hi of each pair).
+    float ra[S::A_ROWS][2], rb[S::B_PAIRS][2];
+    const auto gather = [&](const typename P::Ent* tb) {
+        const typename P::Ent e0 = tb[2 * ap], e1 = tb[2 * ap + 1];
 #pragma unroll
-            for (int j = 0; j < S::A_ROWS; ++j) {
-                const int m = ar + S::A_STEP * j, gm = m0 + m;
-                float lo = 0.f, hi = 0.f;
-                if (gm < M) {
-                    if (e0.ok) lo = p.a(gm, e0);
-                    if (e1.ok) hi = p.a(gm, e1);
-                }
-                As[m][ap] = sincut_pack_bf16x2(lo, hi);
-            }
+        for (int j = 0; j < S::A_ROWS; ++j) {
+            const int gm = m0 + ar + S::A_STEP * j;
+            ra[j][0] = (gm < M && e0.ok) ? p.a(gm, e0) : 0.f;
+            ra[j][1] = (gm < M && e1.ok) ? p.a(gm, e1) : 0.f;
         }
 #pragma unroll
         for (int j = 0; j < S::B_PAIRS; ++j) {
             const int pp = bp + S::B_STEP * j;
-            const typename P::Ent e0 = tab[2 * pp], e1 = tab[2 * pp + 1];
-            const float lo = e0.ok ? p.b(col, e0) : 0.f;
-            const float hi = e1.ok ? p.b(col, e1) : 0.f;
-            Bs[bn][pp] = sincut_pack_bf16x2(lo, hi);
+            const typename P::Ent f0 = tb[2 * pp], f1 = tb[2 * pp + 1];
+            rb[j][0] = f0.ok ? p.b(col, f0) : 0.f;
+            rb[j][1] = f1.ok ? p.b(col, f1) : 0.f;
         }
+    };
+    if (tid < TC_BK) tab[0][tid] = p.ent(k0 + tid, k0 + tid < k1);
+    __syncthreads();
+    gather(tab[0]);
+    int buf = 0;
+    for (int kb = k0; kb < k1; kb += TC_BK, buf ^= 1) {
+        const int next = kb + TC_BK;
+        // As/Bs and the other table are free: the barrier ending the previous step ordered
+        // their last reads (its fragment loads; the gather of the step before).
+#pragma unroll
+        for (int j = 0; j < S::A_ROWS; ++j) As[ar + S::A_STEP * j][ap] = sincut_pack_bf16x2(ra[j][0], ra[j][1]);
+#pragma unroll
+        for (int j = 0; j < S::B_PAIRS; ++j) Bs[bn][bp + S::B_STEP * j] = sincut_pack_bf16x2(rb[j][0], rb[j][1]);
+        if (next < k1 && tid < TC_BK) tab[buf ^ 1][tid] = p.ent(next + tid, next + tid < k1);
         __syncthreads();
+        if (next < k1) gather(tab[buf ^ 1]);
 #pragma unroll
         for (int ks = 0; ks < TC_BK / 16; ++ks) {
             const int c = ks * 8 + t;  // pair of K elements 2t, 2t+1 of this k16 slice
@@ -101,6 +110,7 @@ __device__ __forceinline__ void tc_gemm(const P& p, int M, int k0, int k1, float
 #pragma unroll
                 for (int j = 0; j < S::WN; ++j) sincut_mma_bf16_16816(acc[i][j], af[i], bfr[j], acc[i][j]);
         }
+        __syncthreads();
     }
 }
 
