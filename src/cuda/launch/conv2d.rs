@@ -37,7 +37,7 @@ fn kernel(
     name: &'static str,
     rows: usize,
 ) -> Result<Kernel, CudaError> {
-    let m80 = rows % 80 == 0;
+    let m80 = rows.is_multiple_of(80);
     let (file, suffix, threads, bk, bm, bn) = match (prec, m80) {
         (MatmulPrecision::Full, false) => ("conv2d.cu", "", THREADS_F32, BK_F32, 64, 64),
         (MatmulPrecision::Full, true) => ("conv2d.cu", "_m80", THREADS_F32, BK_F32, 80, 64),
@@ -100,8 +100,19 @@ fn split_k(
     (kdim.div_ceil(chunk).max(1), chunk)
 }
 
-/// Runs one pass, `f(in0, in1, out, shape args, chunk)`, over `splits` splits of K into `out`
-/// (`len` elements per split): directly with one split, else into per-split slices that
+/// The GEMM of one pass: C is `rows` × `cols` in each of `phases` grid layers (the input
+/// gradient's stride phases), over K = `kdim` (the longest phase's), in splits of at most
+/// `max_chunk`.
+struct PassGemm {
+    rows: usize,
+    cols: usize,
+    phases: usize,
+    kdim: usize,
+    max_chunk: usize,
+}
+
+/// Runs one pass, `f(in0, in1, out, shape args, chunk)`, into `out` (`len` elements), its K
+/// split by [`split_k`]: one split writes `out` directly, more write per-split slices that
 /// `conv2d_sum_splits` adds in order (deterministic, in double).
 #[allow(clippy::too_many_arguments)]
 fn launch_pass(
@@ -111,10 +122,20 @@ fn launch_pass(
     out: &mut CudaSlice<f32>,
     len: usize,
     a: &Args,
-    (splits, chunk): (usize, usize),
-    cfg: LaunchConfig,
+    g: PassGemm,
     what: &'static str,
 ) -> Result<(), CudaError> {
+    let blocks = layer_blocks(kn, g.cols, g.rows) * g.phases;
+    let max_splits = MAX_GRID_Z / g.phases;
+    let (splits, chunk) = split_k(
+        g.kdim,
+        kn.bk,
+        blocks,
+        gpu.sm_count(),
+        g.max_chunk,
+        max_splits,
+    );
+    let cfg = grid(kn, g.cols, g.rows, g.phases * splits);
     let chunk = i32_arg("K chunk", chunk)?;
     let mut part = if splits > 1 {
         Some(gpu.alloc_out(splits * len)?)
@@ -223,17 +244,14 @@ pub fn forward(
     let a = args(n, cin, (h, wd), cout, k, stride, pad, (ho, wo))?;
     let mut y = GpuTensor::output(gpu, [n, cout, ho, wo])?;
     let kn = kernel(gpu, prec, "conv2d_fwd", cout)?;
-    let cols = n * ho * wo;
-    let blocks = layer_blocks(&kn, cols, cout);
-    let sk = split_k(
-        cin * k * k,
-        kn.bk,
-        blocks,
-        gpu.sm_count(),
-        usize::MAX,
-        MAX_GRID_Z,
-    );
     let len = y.len();
+    let g = PassGemm {
+        rows: cout,
+        cols: n * ho * wo,
+        phases: 1,
+        kdim: cin * k * k,
+        max_chunk: usize::MAX,
+    };
     launch_pass(
         gpu,
         &kn,
@@ -241,8 +259,7 @@ pub fn forward(
         &mut y.buf,
         len,
         &a,
-        sk,
-        grid(&kn, cols, cout, sk.0),
+        g,
         "conv2d_fwd",
     )?;
     Ok(y)
@@ -283,18 +300,14 @@ pub fn backward_input(
         .map(|(hr, wr)| phase_pixels(h, stride, pad, hr) * phase_pixels(wd, stride, pad, wr))
         .max()
         .unwrap_or(0);
-    let nphase = stride * stride;
-    let kdim = cout * k.div_ceil(stride).pow(2);
-    let blocks = layer_blocks(&kn, n * widest, cin) * nphase;
-    let sk = split_k(
-        kdim,
-        kn.bk,
-        blocks,
-        gpu.sm_count(),
-        usize::MAX,
-        MAX_GRID_Z / nphase,
-    );
     let len = dx.len();
+    let g = PassGemm {
+        rows: cin,
+        cols: n * widest,
+        phases: stride * stride,
+        kdim: cout * k.div_ceil(stride).pow(2),
+        max_chunk: usize::MAX,
+    };
     launch_pass(
         gpu,
         &kn,
@@ -302,8 +315,7 @@ pub fn backward_input(
         &mut dx.buf,
         len,
         &a,
-        sk,
-        grid(&kn, n * widest, cin, nphase * sk.0),
+        g,
         "conv2d_bwd_input",
     )?;
     Ok(dx)
@@ -343,16 +355,14 @@ pub fn backward_weight(
     let a = args(n, cin, (h, wd), cout, k, stride, pad, (ho, wo))?;
     let rows = cin * k * k;
     let kn = kernel(gpu, prec, "conv2d_bwd_weight", cout)?;
-    let blocks = layer_blocks(&kn, rows, cout);
-    let sk = split_k(
-        n * ho * wo,
-        kn.bk,
-        blocks,
-        gpu.sm_count(),
-        SPLIT_K,
-        MAX_GRID_Z,
-    );
     let mut dw = GpuTensor::output(gpu, [cout, cin, k, k])?;
+    let g = PassGemm {
+        rows: cout,
+        cols: rows,
+        phases: 1,
+        kdim: n * ho * wo,
+        max_chunk: SPLIT_K,
+    };
     launch_pass(
         gpu,
         &kn,
@@ -360,8 +370,7 @@ pub fn backward_weight(
         &mut dw.buf,
         cout * rows,
         &a,
-        sk,
-        grid(&kn, rows, cout, sk.0),
+        g,
         "conv2d_bwd_weight",
     )?;
     Ok(dw)
