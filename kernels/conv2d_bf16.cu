@@ -34,6 +34,7 @@ struct TcShape {
 };
 using TcTile64 = TcShape<2, 2, 2, 4>;
 using TcTile80 = TcShape<1, 8, 5, 2>;
+using TcTile160 = TcShape<2, 4, 5, 4>;
 
 // acc[i][j] is the 16x8 mma tile i (rows), j (columns) of this warp's sub-tile; element e of
 // it is row 16i + g + 8(e >> 1), column 8j + 2t + (e & 1) (the C/D fragment layout).
@@ -210,6 +211,24 @@ extern "C" __global__ void __launch_bounds__(256)
                            int nb, int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo,
                            int chunk) {
     tc_bwd_weight<TcTile80>(x, dy, part, nb, cin, h, wd, cout, k, s, p, ho, wo, chunk);
+}
+
+extern "C" __global__ void __launch_bounds__(256)
+    conv2d_fwd_m160_bf16(const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y, int nb,
+                         int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo, int chunk) {
+    tc_fwd<TcTile160>(x, w, y, nb, cin, h, wd, cout, k, s, p, ho, wo, chunk);
+}
+extern "C" __global__ void __launch_bounds__(256)
+    conv2d_bwd_input_m160_bf16(const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx,
+                               int nb, int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo,
+                               int chunk) {
+    tc_bwd_input<TcTile160>(dy, w, dx, nb, cin, h, wd, cout, k, s, p, ho, wo, chunk);
+}
+extern "C" __global__ void __launch_bounds__(256)
+    conv2d_bwd_weight_m160_bf16(const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ part,
+                                int nb, int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo,
+                                int chunk) {
+    tc_bwd_weight<TcTile160>(x, dy, part, nb, cin, h, wd, cout, k, s, p, ho, wo, chunk);
 }
 
 // One mma on one warp, for tests (launch::conv2d::mma_selftest): d = a*b + c with a 16x16,

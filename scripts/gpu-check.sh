@@ -162,6 +162,9 @@ ms=$(grep -E "^train crop +$FIT_CROP .*median" "$LOG" | tail -1 | sed -E 's/.*me
 if [ "$TINY" != 1 ]; then
     step "bench bf16 (train)" 90 "$B/bench_gpu" "${BENCH[@]}" --bf16 --crops "$FIT_CROP"
     detail "^\| train|error"
+    # The same without the 160-row tiles (8 warps, one block per SM): which tile wins.
+    step "bench bf16, 80-row tiles only" 60 env SINCUT_BF16_TILE=80 "$B/bench_gpu" --iters 5 --bf16 --crops "$FIT_CROP"
+    detail "^\| train|error"
 fi
 
 # The official implementation on the same card, when its code came along.

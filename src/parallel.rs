@@ -16,7 +16,7 @@ pub fn num_threads() -> usize {
     })
 }
 
-/// Refuses invalid `SINCUT_THREADS` / `SINCUT_GEMM` values (called by the command line before
+/// Refuses invalid `SINCUT_THREADS` / `SINCUT_GEMM` / `SINCUT_BF16_TILE` values (called by the command line before
 /// anything runs). An error rather than a warning: both are set on purpose, and a typo that
 /// silently runs on all cores or on another GEMM kernel spoils exactly the timing or
 /// bit-for-bit comparison they were set for. The library's own readers keep their fallback.
@@ -39,6 +39,14 @@ pub fn check_env() -> crate::error::Result<()> {
     {
         return Err(Error::new(format!(
             "SINCUT_GEMM={v:?} is not understood (\"portable\" or \"bf16-dot\"; unset it for the fastest kernel)"
+        )));
+    }
+    if let Some(v) = std::env::var_os("SINCUT_BF16_TILE")
+        && v != "80"
+        && v != "160"
+    {
+        return Err(Error::new(format!(
+            "SINCUT_BF16_TILE={v:?} is not understood (\"80\" or \"160\": the tallest bf16 conv tile; unset it for 160)"
         )));
     }
     Ok(())

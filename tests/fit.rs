@@ -746,8 +746,8 @@ fn cli_resume_uses_changed_options_and_refuses_fixed_ones() {
     );
 }
 
-/// Issue 13, item 13: SINCUT_THREADS / SINCUT_GEMM values that mean nothing are an error
-/// (they used to be ignored silently).
+/// Issue 13, item 13: SINCUT_THREADS / SINCUT_GEMM / SINCUT_BF16_TILE values that mean nothing
+/// are an error (they used to be ignored silently).
 #[test]
 fn cli_invalid_thread_and_gemm_settings_are_refused() {
     let dir = tmpdir("env");
@@ -761,12 +761,17 @@ fn cli_invalid_thread_and_gemm_settings_are_refused() {
         ("SINCUT_THREADS", "abc"),
         ("SINCUT_THREADS", "0"),
         ("SINCUT_GEMM", "fast"),
+        ("SINCUT_BF16_TILE", "128"),
     ] {
         let (code, err) = sincut_cli(&info, &[(k, v)]);
         assert_eq!(code, Some(2), "{k}={v}: {err}");
         assert!(err.contains(&format!("{k}=\"{v}\"")), "{k}={v}: {err}");
     }
-    for (k, v) in [("SINCUT_THREADS", "1"), ("SINCUT_GEMM", "portable")] {
+    for (k, v) in [
+        ("SINCUT_THREADS", "1"),
+        ("SINCUT_GEMM", "portable"),
+        ("SINCUT_BF16_TILE", "80"),
+    ] {
         assert_eq!(sincut_cli(&info, &[(k, v)]).0, Some(0), "{k}={v}");
     }
 }

@@ -26,23 +26,31 @@ struct Kernel {
     bn: usize,
 }
 
-/// The kernel for a pass whose C has `rows` rows. Each kernel file has a general tile and an
-/// 80-row one (`_m80`) for rows that are a multiple of 80 (the official widths 80 and 160),
-/// which then fill every row:
-/// - f32 (conv2d.cu): 64×64 and 80×64 tiles, 256 threads;
-/// - bf16 (conv2d_bf16.cu): 64×64 tiles with 128 threads, 80×128 with 256.
+/// The kernel for a pass whose C has `rows` rows. Each kernel file has a general tile and
+/// taller ones for rows that are a multiple of 80 (the official widths 80 and 160), which then
+/// fill every row:
+/// - f32 (conv2d.cu): 64×64 and 80×64 (`_m80`) tiles, 256 threads;
+/// - bf16 (conv2d_bf16.cu): 64×64 tiles with 128 threads; 80×128 (`_m80_bf16`) and, for rows
+///   a multiple of 160, 160×128 (`_m160_bf16`) with 256.
 fn kernel(
     gpu: &Gpu,
     prec: MatmulPrecision,
     name: &'static str,
     rows: usize,
 ) -> Result<Kernel, CudaError> {
-    let m80 = rows.is_multiple_of(80);
-    let (file, suffix, threads, bk, bm, bn) = match (prec, m80) {
-        (MatmulPrecision::Full, false) => ("conv2d.cu", "", THREADS_F32, BK_F32, 64, 64),
-        (MatmulPrecision::Full, true) => ("conv2d.cu", "_m80", THREADS_F32, BK_F32, 80, 64),
-        (MatmulPrecision::Bf16, false) => ("conv2d_bf16.cu", "_bf16", 128, BK_BF16, 64, 64),
-        (MatmulPrecision::Bf16, true) => ("conv2d_bf16.cu", "_m80_bf16", 256, BK_BF16, 80, 128),
+    let tall = if rows.is_multiple_of(160) && (prec == MatmulPrecision::Full || bf16_m160()) {
+        160
+    } else if rows.is_multiple_of(80) {
+        80
+    } else {
+        64
+    };
+    let (file, suffix, threads, bk, bm, bn) = match (prec, tall) {
+        (MatmulPrecision::Full, 64) => ("conv2d.cu", "", THREADS_F32, BK_F32, 64, 64),
+        (MatmulPrecision::Full, _) => ("conv2d.cu", "_m80", THREADS_F32, BK_F32, 80, 64),
+        (MatmulPrecision::Bf16, 64) => ("conv2d_bf16.cu", "_bf16", 128, BK_BF16, 64, 64),
+        (MatmulPrecision::Bf16, 80) => ("conv2d_bf16.cu", "_m80_bf16", 256, BK_BF16, 80, 128),
+        (MatmulPrecision::Bf16, _) => ("conv2d_bf16.cu", "_m160_bf16", 256, BK_BF16, 160, 128),
     };
     if prec == MatmulPrecision::Bf16 {
         check_bf16(gpu)?;
@@ -54,6 +62,13 @@ fn kernel(
         bm,
         bn,
     })
+}
+
+/// Whether bf16 passes may take the 160-row tile: off with `SINCUT_BF16_TILE=80`, so that a GPU
+/// run can compare it with the 80-row one (scripts/gpu-check.sh does).
+fn bf16_m160() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var("SINCUT_BF16_TILE").as_deref() != Ok("80"))
 }
 
 /// bf16 mma needs compute capability 8.0 (Ampere) or newer.
