@@ -22,7 +22,7 @@ pub enum Precision {
     /// f32 operands.
     F32,
     /// bfloat16 operands, f32 accumulation. On the CPU the operands are rounded as the GEMM
-    /// packs them and the f32 kernel runs (no faster than f32: this CPU's `vdpbf16ps` has half
+    /// packs them and the f32 kernel runs (no faster than f32: on Zen 5 `vdpbf16ps` has half
     /// the f32 FMA rate); on CUDA the convolutions run on bf16 tensor cores (sm_80 or newer).
     Bf16,
     /// bf16 where the hardware has it and the quality evidence holds; for now always f32.
