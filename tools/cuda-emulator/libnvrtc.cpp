@@ -88,13 +88,6 @@ nvrtcResult nvrtcDestroyProgram(nvrtcProgram* prog) {
 
 nvrtcResult nvrtcCompileProgram(nvrtcProgram p, int nopts, const char* const* opts) {
     if (!p) return 4;
-    // Every extern "C" __global__ function becomes an entry of the module's kernel table.
-    std::string reg = "\n// registrations added by the emulator's NVRTC\n";
-    std::regex kernel(R"(__global__\s+void\s+(?:__launch_bounds__\s*\(([^,)]*)[^)]*\)\s*)?([A-Za-z_]\w*)\s*\()");
-    for (auto it = std::sregex_iterator(p->src.begin(), p->src.end(), kernel); it != std::sregex_iterator(); ++it) {
-        const std::string bound = (*it)[1].matched ? (*it)[1].str() : "0";
-        reg += "SINCUT_EMU_REGISTER(" + (*it)[2].str() + ", " + bound + ")\n";
-    }
     std::vector<std::string> includes;
     for (int i = 0; i < nopts; ++i) {
         std::string o = opts[i];
@@ -111,11 +104,39 @@ nvrtcResult nvrtcCompileProgram(nvrtcProgram p, int nopts, const char* const* op
     }
     dir = d.data();
     std::string src = dir + "/" + p->name, so = dir + "/module.so", log = dir + "/log.txt";
+    std::string pre = dir + "/scan.ii";
+    const char* cxx = std::getenv("SINCUT_EMU_CXX");
+    // Every extern "C" __global__ function becomes an entry of the module's kernel table. They
+    // are found in the preprocessed source (without cuda_emu.h, which defines __global__ away),
+    // so a macro may write a family of entry points.
+    {
+        std::ofstream f(src, std::ios::binary);
+        f << p->src;
+    }
+    std::string scan_cmd = std::string(cxx && *cxx ? cxx : "c++") + " -E -P -x c++";
+    for (auto& i : includes) scan_cmd += " -I" + quote(i);
+    scan_cmd += " " + quote(src) + " -o " + quote(pre) + " > " + quote(log) + " 2>&1";
+    std::string scanned;
+    if (std::system(scan_cmd.c_str()) != 0 || !read_file(pre, scanned)) {
+        read_file(log, p->log);
+        p->log = "emulator NVRTC: `" + scan_cmd + "` failed:\n" + p->log;
+        unlink(src.c_str());
+        unlink(pre.c_str());
+        unlink(log.c_str());
+        rmdir(dir.c_str());
+        return 6;
+    }
+    unlink(pre.c_str());
+    std::string reg = "\n// registrations added by the emulator's NVRTC\n";
+    std::regex kernel(R"(__global__\s+void\s+(?:__launch_bounds__\s*\(([^,)]*)[^)]*\)\s*)?([A-Za-z_]\w*)\s*\()");
+    for (auto it = std::sregex_iterator(scanned.begin(), scanned.end(), kernel); it != std::sregex_iterator(); ++it) {
+        const std::string bound = (*it)[1].matched ? (*it)[1].str() : "0";
+        reg += "SINCUT_EMU_REGISTER(" + (*it)[2].str() + ", " + bound + ")\n";
+    }
     {
         std::ofstream f(src, std::ios::binary);
         f << p->src << reg;
     }
-    const char* cxx = std::getenv("SINCUT_EMU_CXX");
     std::string cmd = std::string(cxx && *cxx ? cxx : "c++") +
                       " -std=c++17 -O2 -march=native -fPIC -shared -ffp-contract=off -fno-strict-aliasing -fno-gnu-unique -pthread" +
                       " -include " + quote(own_dir() + "/cuda_emu.h");
