@@ -190,28 +190,12 @@ __device__ __forceinline__ void conv2d_bwd_weight_tile(const float* __restrict__
     conv_for_each<TM>(acc, cout, N, [&](int m, int n, float v) { out[(long long)m * N + n] = v; });
 }
 
-// The entry points of the three passes for TM under the suffix SUFFIX: TM = 4 under the plain
-// names, TM = 5 with `_m80` (rows a multiple of 80). The input gradient asks for 3 blocks per
-// SM: left to itself ptxas held it to 64 registers and spilled. (The emulator finds the entry
-// points after preprocessing.)
-#define CONV_KERNELS(SUFFIX, TM)                                                                                  \
-    extern "C" __global__ void __launch_bounds__(CONV_NT)                                                        \
-        conv2d_fwd##SUFFIX(const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y, int nb, \
-                           int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo, int chunk) {     \
-        conv2d_fwd_tile<TM>(x, w, y, nb, cin, h, wd, cout, k, s, p, ho, wo, chunk);                               \
-    }                                                                                                             \
-    extern "C" __global__ void __launch_bounds__(CONV_NT, 3) conv2d_bwd_input##SUFFIX(                            \
-        const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int nb, int cin, int h, \
-        int wd, int cout, int k, int s, int p, int ho, int wo, int chunk) {                                       \
-        conv2d_bwd_input_tile<TM>(dy, w, dx, nb, cin, h, wd, cout, k, s, p, ho, wo, chunk);                       \
-    }                                                                                                             \
-    extern "C" __global__ void __launch_bounds__(CONV_NT) conv2d_bwd_weight##SUFFIX(                             \
-        const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ part, int nb, int cin,     \
-        int h, int wd, int cout, int k, int s, int p, int ho, int wo, int chunk) {                                \
-        conv2d_bwd_weight_tile<TM>(x, dy, part, nb, cin, h, wd, cout, k, s, p, ho, wo, chunk);                    \
-    }
-CONV_KERNELS(, 4)
-CONV_KERNELS(_m80, 5)
+// The entry points: TM = 4 under the plain names, TM = 5 with `_m80` (rows a multiple of 80).
+// The input gradient asks for 3 blocks per SM: left to itself ptxas held it to 64 registers
+// and spilled.
+CONV_ENTRY_POINTS(, conv2d_fwd_tile<4>, conv2d_bwd_input_tile<4>, conv2d_bwd_weight_tile<4>, (CONV_NT), (CONV_NT, 3))
+CONV_ENTRY_POINTS(_m80, conv2d_fwd_tile<5>, conv2d_bwd_input_tile<5>, conv2d_bwd_weight_tile<5>, (CONV_NT),
+                  (CONV_NT, 3))
 
 // out[i] = sum over splits of part[z][i], in split order (deterministic), in double.
 extern "C" __global__ void conv2d_sum_splits(const float* __restrict__ part, float* __restrict__ out, int splits,

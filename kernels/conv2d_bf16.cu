@@ -178,28 +178,11 @@ __device__ __forceinline__ void tc_bwd_weight(const float* __restrict__ x, const
 }
 
 // The kernels take the arguments of their f32 counterparts in conv2d.cu (the weight gradient's
-// splits are added by conv2d_sum_splits there): the three passes of block shape SHAPE with NT
-// threads under the suffix SUFFIX. 64x64 tiles under `_bf16`, 80x128 under `_m80_bf16`,
-// 160x128 under `_m160_bf16`. (The emulator finds the entry points after preprocessing.)
-#define TC_CONV_KERNELS(SUFFIX, SHAPE, NT)                                                                         \
-    extern "C" __global__ void __launch_bounds__(NT)                                                              \
-        conv2d_fwd##SUFFIX(const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y, int nb, \
-                           int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo, int chunk) {     \
-        tc_fwd<SHAPE>(x, w, y, nb, cin, h, wd, cout, k, s, p, ho, wo, chunk);                                     \
-    }                                                                                                             \
-    extern "C" __global__ void __launch_bounds__(NT) conv2d_bwd_input##SUFFIX(                                    \
-        const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int nb, int cin, int h, \
-        int wd, int cout, int k, int s, int p, int ho, int wo, int chunk) {                                       \
-        tc_bwd_input<SHAPE>(dy, w, dx, nb, cin, h, wd, cout, k, s, p, ho, wo, chunk);                             \
-    }                                                                                                             \
-    extern "C" __global__ void __launch_bounds__(NT) conv2d_bwd_weight##SUFFIX(                                   \
-        const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ part, int nb, int cin,     \
-        int h, int wd, int cout, int k, int s, int p, int ho, int wo, int chunk) {                                \
-        tc_bwd_weight<SHAPE>(x, dy, part, nb, cin, h, wd, cout, k, s, p, ho, wo, chunk);                          \
-    }
-TC_CONV_KERNELS(_bf16, TcTile64, 128)
-TC_CONV_KERNELS(_m80_bf16, TcTile80, 256)
-TC_CONV_KERNELS(_m160_bf16, TcTile160, 256)
+// splits are added by conv2d_sum_splits there): 64x64 tiles under `_bf16`, 80x128 under
+// `_m80_bf16`, 160x128 under `_m160_bf16`.
+CONV_ENTRY_POINTS(_bf16, tc_fwd<TcTile64>, tc_bwd_input<TcTile64>, tc_bwd_weight<TcTile64>, (128), (128))
+CONV_ENTRY_POINTS(_m80_bf16, tc_fwd<TcTile80>, tc_bwd_input<TcTile80>, tc_bwd_weight<TcTile80>, (256), (256))
+CONV_ENTRY_POINTS(_m160_bf16, tc_fwd<TcTile160>, tc_bwd_input<TcTile160>, tc_bwd_weight<TcTile160>, (256), (256))
 
 // One mma on one warp, for tests (launch::conv2d::mma_selftest): d = a*b + c with a 16x16,
 // b 16x8, c and d 16x8, all row-major f32. Each lane gathers its fragments by the PTX ISA's

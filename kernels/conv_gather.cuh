@@ -153,3 +153,24 @@ struct ConvBwdWPlan {
         return x[e.b + c.off + (long long)ih * wd + iw];
     }
 };
+
+// The three entry points of one tile, under the suffix SUFFIX, calling the device functions FWD,
+// BWD_IN and BWD_W with the kernels' common arguments; BOUNDS and BOUNDS_IN are their
+// `__launch_bounds__` arguments, parenthesised. Both kernel files declare their tiles with it
+// (the emulator finds entry points after preprocessing).
+#define CONV_ENTRY_POINTS(SUFFIX, FWD, BWD_IN, BWD_W, BOUNDS, BOUNDS_IN)                                       \
+    extern "C" __global__ void __launch_bounds__ BOUNDS                                                           \
+        conv2d_fwd##SUFFIX(const float* __restrict__ x, const float* __restrict__ w, float* __restrict__ y, int nb, \
+                           int cin, int h, int wd, int cout, int k, int s, int p, int ho, int wo, int chunk) {     \
+        FWD(x, w, y, nb, cin, h, wd, cout, k, s, p, ho, wo, chunk);                                               \
+    }                                                                                                             \
+    extern "C" __global__ void __launch_bounds__ BOUNDS_IN conv2d_bwd_input##SUFFIX(                              \
+        const float* __restrict__ dy, const float* __restrict__ w, float* __restrict__ dx, int nb, int cin, int h, \
+        int wd, int cout, int k, int s, int p, int ho, int wo, int chunk) {                                       \
+        BWD_IN(dy, w, dx, nb, cin, h, wd, cout, k, s, p, ho, wo, chunk);                                          \
+    }                                                                                                             \
+    extern "C" __global__ void __launch_bounds__ BOUNDS conv2d_bwd_weight##SUFFIX(                                \
+        const float* __restrict__ x, const float* __restrict__ dy, float* __restrict__ part, int nb, int cin,     \
+        int h, int wd, int cout, int k, int s, int p, int ho, int wo, int chunk) {                                \
+        BWD_W(x, dy, part, nb, cin, h, wd, cout, k, s, p, ho, wo, chunk);                                         \
+    }
