@@ -379,7 +379,20 @@ fn nvrtc_compiles_every_kernel_for_sm_90() {
     let bad: Vec<String> = reports
         .iter()
         .filter(|r| !r.ok())
-        .map(|r| format!("{}:{} {:?}", r.file, r.kernel, r.error))
+        .map(|r| match (&r.error, r.no_ptxas_report) {
+            (Some(log), _) => format!("{}: does not compile: {log}", r.file),
+            (None, true) => format!(
+                "{}: no ptxas report (the CUDA driver's compute cache answered NVRTC; \
+                 run with {}={})",
+                r.file,
+                nvrtc::COMPUTE_CACHE_OFF.0,
+                nvrtc::COMPUTE_CACHE_OFF.1
+            ),
+            (None, false) => format!(
+                "{}:{} spills {}/{}",
+                r.file, r.kernel, r.spill_stores, r.spill_loads
+            ),
+        })
         .collect();
     assert!(bad.is_empty(), "kernels that fail or spill: {bad:#?}");
     // Every kernel file produced at least one kernel.

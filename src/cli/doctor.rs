@@ -20,6 +20,11 @@ pub struct DoctorFlags {
 /// Runs `sincut doctor`: the exit code, or the error `main` prints.
 pub fn run(flags: DoctorFlags) -> Result<ExitCode> {
     let DoctorFlags { arch, export } = flags;
+    let (key, value) = crate::cuda::nvrtc::COMPUTE_CACHE_OFF;
+    if std::env::var_os(key).is_none() {
+        // SAFETY: no other thread exists yet (NVRTC and the driver are loaded below).
+        unsafe { std::env::set_var(key, value) };
+    }
     let (report, ok) = crate::cuda::doctor_report(arch.as_deref());
     print!("{report}");
     if let Some(dir) = export {

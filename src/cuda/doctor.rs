@@ -121,6 +121,18 @@ pub fn doctor_report(arch: Option<&str>) -> (String, bool) {
                     }
                     continue;
                 }
+                if r.no_ptxas_report {
+                    ok = false;
+                    let _ = writeln!(
+                        s,
+                        "  {:<16} compiled, but NVRTC gave no ptxas report (the CUDA driver's \
+                         compute cache answered; run with {}={})",
+                        r.file,
+                        nvrtc::COMPUTE_CACHE_OFF.0,
+                        nvrtc::COMPUTE_CACHE_OFF.1
+                    );
+                    continue;
+                }
                 if !r.ok() {
                     ok = false;
                 }
@@ -145,7 +157,10 @@ pub fn doctor_report(arch: Option<&str>) -> (String, bool) {
             let _ = writeln!(
                 s,
                 "{} kernels in {files} files: {}",
-                reports.iter().filter(|r| r.error.is_none()).count(),
+                reports
+                    .iter()
+                    .filter(|r| r.error.is_none() && !r.no_ptxas_report)
+                    .count(),
                 if ok { "ok" } else { "FAILED" }
             );
         }

@@ -292,11 +292,21 @@ pub struct KernelReport {
     pub spill_loads: u32,
     /// The NVRTC log when the file did not compile.
     pub error: Option<String>,
+    /// The file compiled but NVRTC's log named no kernel (kernel "*"): with a driver present,
+    /// NVRTC 13 takes the SASS from the driver's compute cache, and a cache hit runs no ptxas.
+    pub no_ptxas_report: bool,
 }
+
+/// Disables the CUDA driver's compute cache, whose hits leave NVRTC's log without ptxas'
+/// figures (sincut loads only cubins, which that cache never serves).
+pub const COMPUTE_CACHE_OFF: (&str, &str) = ("CUDA_CACHE_DISABLE", "1");
 
 impl KernelReport {
     pub fn ok(&self) -> bool {
-        self.error.is_none() && self.spill_stores == 0 && self.spill_loads == 0
+        self.error.is_none()
+            && !self.no_ptxas_report
+            && self.spill_stores == 0
+            && self.spill_loads == 0
     }
 }
 
@@ -334,9 +344,10 @@ pub fn parse_ptxas_log(file: &str, log: &str) -> Vec<KernelReport> {
     out
 }
 
-/// Compiles every kernel file for `arch` (never from the cache: the report needs ptxas' log;
-/// the cubins are stored in it) and returns
-/// one report per kernel; a file that does not compile gives one report with `error` set.
+/// Compiles every kernel file for `arch` (never from sincut's cache: the report needs ptxas'
+/// log; the cubins are stored in it) and returns one report per kernel; a file that does not
+/// compile gives one report with `error` set, one whose log has no ptxas figures (see
+/// [`COMPUTE_CACHE_OFF`]) one with `no_ptxas_report` set.
 /// Err only when NVRTC itself is missing.
 pub fn compile_all(arch: &str) -> Result<Vec<KernelReport>, CudaError> {
     nvrtc_available()?;
@@ -345,7 +356,16 @@ pub fn compile_all(arch: &str) -> Result<Vec<KernelReport>, CudaError> {
         match compile(file, arch) {
             Ok(c) => {
                 store(file, arch, &c.cubin);
-                out.extend(parse_ptxas_log(file, &c.log));
+                let found = parse_ptxas_log(file, &c.log);
+                if found.is_empty() {
+                    out.push(KernelReport {
+                        file: file.to_string(),
+                        kernel: "*".into(),
+                        no_ptxas_report: true,
+                        ..Default::default()
+                    });
+                }
+                out.extend(found);
             }
             Err(CudaError::Compile { file, log }) => out.push(KernelReport {
                 file,
