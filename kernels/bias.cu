@@ -4,8 +4,14 @@ extern "C" __global__ void bias_add(float* __restrict__ x, const float* __restri
     SINCUT_GRID_STRIDE(i, n) x[i] = __fadd_rn(x[i], b[(i / plane) % ch]);
 }
 
-// gridDim.x == ch.
-extern "C" __global__ void bias_grad(const float* __restrict__ dy, float* __restrict__ db, int n, int ch,
-                                     long long plane) {
-    sincut_channel_sums(dy, db, n, ch, plane);
+// Per-channel sums of dy, first pass (sincut_channel_partials).
+extern "C" __global__ void bias_grad_partial(const float* __restrict__ dy, double* __restrict__ part, int ch,
+                                             long long plane, int span) {
+    sincut_channel_partials([=](long long i) { return dy[i]; }, part, ch, plane, span);
+}
+
+// Second pass of every per-channel sum (the fused leaky ReLU's too): block c adds channel c's
+// np partials in order and rounds once.
+extern "C" __global__ void channel_sums_finish(const double* __restrict__ part, int np, float* __restrict__ out) {
+    sincut_finish_sum(part + (long long)blockIdx.x * np, np, out + blockIdx.x, 1.0);
 }

@@ -8,9 +8,9 @@ extern "C" __global__ void blur_apply(const float* __restrict__ src, float* __re
     const long long total = (long long)planes * ho * wo;
     const float k[4] = {k0, k1, k2, k3};
     SINCUT_GRID_STRIDE(idx, total) {
-        const int j = (int)(idx % wo);
-        const int i = (int)((idx / wo) % ho);
-        const long long pl = idx / ((long long)ho * wo);
+        const long long row = idx / wo, pl = row / ho;
+        const int j = (int)(idx - row * wo);
+        const int i = (int)(row - pl * ho);
         const float* x = src + pl * h * w;
         float acc = 0.f;
 #pragma unroll

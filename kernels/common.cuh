@@ -26,17 +26,24 @@ __device__ __forceinline__ double sincut_block_sum(double v) {
     return v;
 }
 
-// Per-channel sums of an NCHW tensor: one block per channel (gridDim.x == ch).
-__device__ __forceinline__ void sincut_channel_sums(const float* __restrict__ a, float* __restrict__ out,
-                                                    int n, int ch, long long plane) {
-    const int c = blockIdx.x;
+// Per-channel sums of an NCHW tensor, first pass. Grid (n * pieces, ch): block (x, c) sums
+// `span` elements of image x / pieces, channel c, from element (x % pieces) * span of its plane,
+// and writes part[c * gridDim.x + x]. Many blocks per channel keep enough loads in flight:
+// with one block per channel the leaky ReLU's backward ran at 0.75 TB/s on an H200. `value(i)`
+// returns element i of the tensor, and may update it (the leaky ReLU's backward does).
+template <class Value>
+__device__ __forceinline__ void sincut_channel_partials(Value value, double* __restrict__ part, int ch,
+                                                        long long plane, int span) {
+    const int c = blockIdx.y;
+    const int pieces = (int)((plane + span - 1) / span);
+    const int img = blockIdx.x / pieces;
+    const long long start = (long long)(blockIdx.x % pieces) * span;
+    const long long end = start + span < plane ? start + span : plane;
+    const long long base = ((long long)img * ch + c) * plane;
     double acc = 0.0;
-    for (int img = 0; img < n; ++img) {
-        const float* p = a + ((long long)img * ch + c) * plane;
-        for (long long i = threadIdx.x; i < plane; i += blockDim.x) acc += (double)p[i];
-    }
+    for (long long i = start + threadIdx.x; i < end; i += blockDim.x) acc += (double)value(base + i);
     acc = sincut_block_sum(acc);
-    if (threadIdx.x == 0) out[c] = (float)acc;
+    if (threadIdx.x == 0) part[(long long)c * gridDim.x + blockIdx.x] = acc;
 }
 
 // Second pass of a scalar reduction: one block sums the per-block partials (in a fixed order,

@@ -18,8 +18,16 @@ extern "C" __global__ void flrelu_slope(const float* __restrict__ y, float* __re
     }
 }
 
-// Bias gradient after flrelu_slope: per-channel sums of dx (gridDim.x == ch).
-extern "C" __global__ void flrelu_bias_grad(const float* __restrict__ dx, float* __restrict__ db, int n,
-                                            int ch, long long plane) {
-    sincut_channel_sums(dx, db, n, ch, plane);
+// The backward in one pass: g <- slope(y)*g in place (as flrelu_slope) and the first pass of
+// the bias gradient, the per-channel sums of the new g (sincut_channel_partials).
+extern "C" __global__ void flrelu_backward_partial(const float* __restrict__ y, float* __restrict__ g,
+                                                   double* __restrict__ part, int ch, long long plane, int span) {
+    sincut_channel_partials(
+        [=](long long i) {
+            const float s = __fmul_rn(g[i], SINCUT_SQRT2_F);
+            const float d = y[i] > 0.f ? s : __fmul_rn(s, 0.2f);
+            g[i] = d;
+            return d;
+        },
+        part, ch, plane, span);
 }

@@ -1,5 +1,5 @@
-use super::{check, launch};
-use crate::cuda::{CudaError, Gpu, GpuTensor, grid_1d, grid_blocks, i32_arg};
+use super::{channel_sums, check, launch};
+use crate::cuda::{CudaError, Gpu, GpuTensor, grid_1d, i32_arg};
 use cudarc::driver::{CudaSlice, PushKernelArg};
 
 /// x[:, c] += b[c] in place, as `ops::bias::add_bias`.
@@ -15,16 +15,12 @@ pub fn add(gpu: &Gpu, x: &mut GpuTensor, bias: &CudaSlice<f32>) -> Result<(), Cu
 
 /// Per-channel sums of dy (length C), as `ops::bias::bias_grad`.
 pub fn grad(gpu: &Gpu, dy: &GpuTensor) -> Result<CudaSlice<f32>, CudaError> {
-    let [n, ch, h, w] = dy.shape;
-    let mut db = gpu.alloc_out(ch)?;
-    let f = gpu.function("bias.cu", "bias_grad")?;
-    let (n, chi, plane) = (
-        i32_arg("batch", n)?,
-        i32_arg("channels", ch)?,
-        (h * w) as i64,
-    );
-    let mut b = gpu.stream().launch_builder(&f);
-    b.arg(&dy.buf).arg(&mut db).arg(&n).arg(&chi).arg(&plane);
-    launch!(b, grid_blocks(ch), "bias_grad")?;
-    Ok(db)
+    let f = gpu.function("bias.cu", "bias_grad_partial")?;
+    let [_, ch, h, w] = dy.shape;
+    let (chi, plane) = (i32_arg("channels", ch)?, (h * w) as i64);
+    channel_sums(gpu, dy.shape, |part, grid, span| {
+        let mut b = gpu.stream().launch_builder(&f);
+        b.arg(&dy.buf).arg(part).arg(&chi).arg(&plane).arg(&span);
+        launch!(b, grid, "bias_grad_partial")
+    })
 }

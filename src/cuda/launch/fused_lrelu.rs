@@ -1,5 +1,5 @@
-use super::{check, launch};
-use crate::cuda::{CudaError, Gpu, GpuTensor, grid_1d, grid_blocks, i32_arg};
+use super::{channel_sums, check, launch};
+use crate::cuda::{CudaError, Gpu, GpuTensor, grid_1d, i32_arg};
 use cudarc::driver::{CudaSlice, PushKernelArg};
 
 /// x ← leaky_relu(x + b, 0.2)·√2 in place, as `ops::fused_lrelu::fused_lrelu_forward`.
@@ -23,21 +23,24 @@ fn slope(gpu: &Gpu, y: &GpuTensor, g: &mut GpuTensor) -> Result<(), CudaError> {
 }
 
 /// dy → dx in place; returns db (per-channel sums of dx), as
-/// `ops::fused_lrelu::fused_lrelu_backward`.
+/// `ops::fused_lrelu::fused_lrelu_backward`. One pass over y and dy (the slope and the sums'
+/// first pass together).
 pub fn backward(gpu: &Gpu, y: &GpuTensor, dy: &mut GpuTensor) -> Result<CudaSlice<f32>, CudaError> {
-    slope(gpu, y, dy)?;
-    let [n, ch, h, w] = dy.shape;
-    let mut db = gpu.alloc_out(ch)?;
-    let f = gpu.function("fused_lrelu.cu", "flrelu_bias_grad")?;
-    let (n, chi, plane) = (
-        i32_arg("batch", n)?,
-        i32_arg("channels", ch)?,
-        (h * w) as i64,
-    );
-    let mut b = gpu.stream().launch_builder(&f);
-    b.arg(&dy.buf).arg(&mut db).arg(&n).arg(&chi).arg(&plane);
-    launch!(b, grid_blocks(ch), "flrelu_bias_grad")?;
-    Ok(db)
+    check(y.shape == dy.shape, || "fused_lrelu: shapes".into())?;
+    let f = gpu.function("fused_lrelu.cu", "flrelu_backward_partial")?;
+    let [_, ch, h, w] = dy.shape;
+    let (chi, plane) = (i32_arg("channels", ch)?, (h * w) as i64);
+    let shape = dy.shape;
+    channel_sums(gpu, shape, |part, grid, span| {
+        let mut b = gpu.stream().launch_builder(&f);
+        b.arg(&y.buf)
+            .arg(&mut dy.buf)
+            .arg(part)
+            .arg(&chi)
+            .arg(&plane)
+            .arg(&span);
+        launch!(b, grid, "flrelu_backward_partial")
+    })
 }
 
 /// t ← t·slope(y) in place (R1's tangent), as `ops::fused_lrelu::fused_lrelu_tangent`.

@@ -44,6 +44,52 @@ pub(crate) fn check(cond: bool, msg: impl FnOnce() -> String) -> Result<(), Cuda
     }
 }
 
+/// Elements of one channel's plane that one block of a per-channel sum's first pass adds
+/// (8 per thread).
+const CHANNEL_SPAN: usize = 2048;
+
+/// Per-channel sums (length C) of an NCHW tensor of `shape`, in two passes. `first` launches
+/// the first pass (a kernel that calls `sincut_channel_partials`, kernels/common.cuh) with the
+/// partials buffer, the grid, and the span it takes; `channel_sums_finish` (bias.cu) adds each
+/// channel's partials in order.
+pub(crate) fn channel_sums(
+    gpu: &super::Gpu,
+    shape: [usize; 4],
+    first: impl FnOnce(
+        &mut cudarc::driver::CudaSlice<f64>,
+        cudarc::driver::LaunchConfig,
+        i32,
+    ) -> Result<(), CudaError>,
+) -> Result<cudarc::driver::CudaSlice<f32>, CudaError> {
+    use cudarc::driver::PushKernelArg;
+    let [n, ch, h, w] = shape;
+    let plane = h * w;
+    check(n > 0 && ch > 0 && plane > 0, || {
+        format!("channel sums: empty tensor {shape:?}")
+    })?;
+    check(ch <= 65535, || {
+        format!("channel sums: {ch} channels exceed the grid's y limit")
+    })?;
+    let np = n * plane.div_ceil(CHANNEL_SPAN);
+    let npi = super::i32_arg("channel-sum partials", np)?;
+    let mut part = gpu
+        .stream()
+        .alloc_zeros::<f64>(np * ch)
+        .map_err(|e| CudaError::driver("allocating", e))?;
+    let grid = cudarc::driver::LaunchConfig {
+        grid_dim: (npi as u32, ch as u32, 1),
+        block_dim: (super::BLOCK, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    first(&mut part, grid, CHANNEL_SPAN as i32)?;
+    let mut out = gpu.alloc_out(ch)?;
+    let f = gpu.function("bias.cu", "channel_sums_finish")?;
+    let mut l = gpu.stream().launch_builder(&f);
+    l.arg(&part).arg(&npi).arg(&mut out);
+    launch!(l, super::grid_blocks(ch), "channel_sums_finish")?;
+    Ok(out)
+}
+
 /// Number of partial sums of a two-pass scalar reduction over `n` elements.
 pub(crate) fn partials(n: usize) -> usize {
     n.div_ceil(super::BLOCK as usize).clamp(1, 1024)
