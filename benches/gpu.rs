@@ -157,6 +157,8 @@ fn train(e: &CudaBackend, b: &Bench, crop: usize) -> sincut::error::Result<(f64,
         train_iteration(&p, &cfg, &nets, &mut st, &inp, cfg.lr)?;
         println!("per-op times of one iteration at crop {crop} (each op synchronised):");
         print!("{}", p.table());
+        println!("conv passes per layer, the slowest 24 (each op synchronised):");
+        print!("{}", p.conv_table(24));
     }
     Ok((median, peak))
 }

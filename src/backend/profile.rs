@@ -32,6 +32,21 @@ struct Stat {
 pub struct Profiled<'a, B: Backend> {
     inner: &'a B,
     stats: RefCell<BTreeMap<&'static str, Stat>>,
+    /// The conv2d passes again, per (pass, layer): which shapes the conv time goes to.
+    conv_layers: RefCell<BTreeMap<(&'static str, String), Stat>>,
+}
+
+/// A conv layer as the per-layer table names it: batch, input channels and size, output
+/// channels, kernel, stride.
+fn layer_name(
+    n: usize,
+    cin: usize,
+    hw: (usize, usize),
+    cout: usize,
+    k: usize,
+    st: usize,
+) -> String {
+    format!("{n}×{cin}×{}×{} → {cout}, k{k} s{st}", hw.0, hw.1)
 }
 
 impl<'a, B: Backend> Profiled<'a, B> {
@@ -39,6 +54,7 @@ impl<'a, B: Backend> Profiled<'a, B> {
         Profiled {
             inner,
             stats: RefCell::new(BTreeMap::new()),
+            conv_layers: RefCell::new(BTreeMap::new()),
         }
     }
 
@@ -66,6 +82,53 @@ impl<'a, B: Backend> Profiled<'a, B> {
             Work::Bytes(v) => s.bytes += v,
         }
         Ok(r)
+    }
+
+    /// `timed`, also recorded under (pass, layer) for [`Profiled::conv_table`].
+    fn timed_conv<R>(
+        &self,
+        pass: &'static str,
+        layer: String,
+        work: Work,
+        f: impl FnOnce() -> Result<R>,
+    ) -> Result<R> {
+        let before = self.stats.borrow().get(pass).map_or(0.0, |s| s.secs);
+        let r = self.timed(pass, work, f)?;
+        let secs = self.stats.borrow()[pass].secs - before;
+        let mut layers = self.conv_layers.borrow_mut();
+        let s = layers.entry((pass, layer)).or_default();
+        s.calls += 1;
+        s.secs += secs;
+        if let Work::Flops(v) = work {
+            s.flops += v;
+        }
+        Ok(r)
+    }
+
+    /// The conv2d passes per layer shape, the `top` slowest (by total time) first: pass,
+    /// layer, calls, ms, achieved TFLOP/s.
+    pub fn conv_table(&self, top: usize) -> String {
+        let layers = self.conv_layers.borrow();
+        let mut rows: Vec<_> = layers.iter().collect();
+        rows.sort_by(|a, b| b.1.secs.total_cmp(&a.1.secs));
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{:<24} {:<34} {:>6} {:>9} {:>13}",
+            "pass", "layer (N×Cin×H×W → Cout)", "calls", "ms", "TFLOP/s"
+        );
+        for ((pass, layer), s) in rows.into_iter().take(top) {
+            let _ = writeln!(
+                out,
+                "{:<24} {:<34} {:>6} {:>9.2} {:>13.2}",
+                pass,
+                layer,
+                s.calls,
+                s.secs * 1e3,
+                s.flops / s.secs.max(1e-12) / 1e12
+            );
+        }
+        out
     }
 
     /// 2·(output elements of conv2d)·Cin·k² for x (N,Cin,·,·), w (Cout,Cin,k,k), output (N,Cout,Ho,Wo).
@@ -199,7 +262,8 @@ impl<B: Backend> Backend for Profiled<'_, B> {
             conv_out_len(wd, ws[3], st, pad),
         ];
         let work = self.conv_flops(out, ws);
-        self.timed("conv2d", work, || self.inner.conv2d(x, w, st, pad))
+        let layer = layer_name(n, ws[1], (h, wd), ws[0], ws[2], st);
+        self.timed_conv("conv2d", layer, work, || self.inner.conv2d(x, w, st, pad))
     }
     fn conv2d_backward_input(
         &self,
@@ -209,8 +273,10 @@ impl<B: Backend> Backend for Profiled<'_, B> {
         pad: usize,
         in_hw: (usize, usize),
     ) -> Result<B::Tensor> {
-        let work = self.conv_flops(self.shape(dy), self.shape(w));
-        self.timed("conv2d_backward_input", work, || {
+        let (ws, n) = (self.shape(w), self.shape(dy)[0]);
+        let work = self.conv_flops(self.shape(dy), ws);
+        let layer = layer_name(n, ws[1], in_hw, ws[0], ws[2], st);
+        self.timed_conv("conv2d_backward_input", layer, work, || {
             self.inner.conv2d_backward_input(dy, w, st, pad, in_hw)
         })
     }
@@ -222,9 +288,10 @@ impl<B: Backend> Backend for Profiled<'_, B> {
         st: usize,
         pad: usize,
     ) -> Result<B::Tensor> {
-        let cin = self.shape(x)[1];
+        let [n, cin, h, wd] = self.shape(x);
         let work = self.conv_flops(self.shape(dy), [0, cin, k, k]);
-        self.timed("conv2d_backward_weight", work, || {
+        let layer = layer_name(n, cin, (h, wd), self.shape(dy)[1], k, st);
+        self.timed_conv("conv2d_backward_weight", layer, work, || {
             self.inner.conv2d_backward_weight(x, dy, k, st, pad)
         })
     }
@@ -427,5 +494,21 @@ mod tests {
         assert_eq!(stats["conv2d"].calls, 1);
         // 2·(2·4·5·5 outputs)·(3·3·3) multiply-adds.
         assert_eq!(stats["conv2d"].flops, 2.0 * 200.0 * 27.0);
+        drop(stats);
+        // The per-layer table has the same call under its layer, and the same work.
+        p.conv2d_backward_weight(&x, &p.conv2d(&x, &w, 2, 1).unwrap(), 3, 2, 1)
+            .unwrap();
+        let layers = p.conv_layers.borrow();
+        let fwd = &layers[&("conv2d", "2×3×5×5 → 4, k3 s1".to_string())];
+        assert_eq!((fwd.calls, fwd.flops), (1, 2.0 * 200.0 * 27.0));
+        assert_eq!(
+            layers[&("conv2d", "2×3×5×5 → 4, k3 s2".to_string())].calls,
+            1
+        );
+        // Weight gradient of a stride-2 conv: 2·(2·4·3·3 outputs)·(3·3·3).
+        let bw = &layers[&("conv2d_backward_weight", "2×3×5×5 → 4, k3 s2".to_string())];
+        assert_eq!(bw.flops, 2.0 * 72.0 * 27.0);
+        let t = p.conv_table(10);
+        assert!(t.contains("2×3×5×5 → 4, k3 s2"), "{t}");
     }
 }
