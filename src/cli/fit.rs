@@ -34,25 +34,35 @@ pub struct FitFlags {
     /// lr still decays to 0 on time. The final render comes after.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with_all = ["iters", "resume"])]
     time: Option<f64>,
+    /// Side of the square crops trained on (a multiple of the D window) [default: the preset's]
     #[arg(long)]
     crop: Option<usize>,
+    /// Crops of each picture per iteration; PatchNCE's negatives come from the others (≥ 2)
+    /// [default: the preset's]
     #[arg(long)]
     batch: Option<usize>,
     /// Discriminator window: D scores each non-overlapping window of a crop.
     #[arg(long)]
     d_window: Option<usize>,
+    /// Generator width: G has round(16384·ngf/32/r) channels at resolution r [default: the preset's]
     #[arg(long)]
     ngf: Option<usize>,
+    /// Discriminator width: D has int(16384·ndf/64/r) channels at resolution r [default: the preset's]
     #[arg(long)]
     ndf: Option<usize>,
+    /// Adam learning rate, constant for the first half, then decaying linearly to 0 [default: 0.002]
     #[arg(long)]
     lr: Option<f64>,
+    /// Weight of G's non-saturating GAN loss [default: 1]
     #[arg(long)]
     lambda_gan: Option<f64>,
+    /// Weight of PatchNCE, which keeps the translation's content [default: 4]
     #[arg(long)]
     lambda_nce: Option<f64>,
+    /// Weight of D's R1 gradient penalty on the real pictures [default: 1]
     #[arg(long)]
     lambda_r1: Option<f64>,
+    /// Weight of the identity losses (G on the target picture) [default: 1]
     #[arg(long)]
     lambda_idt: Option<f64>,
     /// [default: 0]
