@@ -13,7 +13,7 @@ use std::process::Command;
 mod common;
 use common::{pair, picture};
 
-fn tmpdir(name: &str) -> PathBuf {
+fn tmpdir(name: &str) -> common::TmpDir {
     common::tmpdir("test", name)
 }
 

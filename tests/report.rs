@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 mod common;
 use common::picture;
 
-fn tmpdir(name: &str) -> PathBuf {
+fn tmpdir(name: &str) -> common::TmpDir {
     common::tmpdir("report", name)
 }
 

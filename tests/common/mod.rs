@@ -9,12 +9,37 @@ use sincut::image::{SaveOptions, save_rgb};
 use sincut::run::RunConfig;
 use std::path::{Path, PathBuf};
 
+/// A temporary folder, removed when dropped unless the test is failing (then it stays for a
+/// look).
+pub struct TmpDir(PathBuf);
+
+impl std::ops::Deref for TmpDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TmpDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TmpDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 /// A fresh, empty temporary folder named after the test crate (`tag`), the process and `name`.
-pub fn tmpdir(tag: &str, name: &str) -> PathBuf {
+pub fn tmpdir(tag: &str, name: &str) -> TmpDir {
     let d = std::env::temp_dir().join(format!("sincut-{tag}-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TmpDir(d)
 }
 
 /// A smooth synthetic picture with structure (so crops differ).
