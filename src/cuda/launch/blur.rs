@@ -41,7 +41,8 @@ fn apply(
         .arg(&k[1])
         .arg(&k[2])
         .arg(&k[3]);
-    launch!(l, grid_1d(n * c * ho * wo), "blur_apply")?;
+    // One thread per BLUR_RUN (4) outputs of a row (kernels/blur.cu).
+    launch!(l, grid_1d(n * c * ho * wo.div_ceil(4)), "blur_apply")?;
     Ok(out)
 }
 
