@@ -36,6 +36,13 @@ pub struct Profiled<'a, B: Backend> {
     conv_layers: RefCell<BTreeMap<(&'static str, String), Stat>>,
 }
 
+/// The entries of `stats`, the most time first.
+fn slowest_first<K: Ord>(stats: &BTreeMap<K, Stat>) -> Vec<(&K, &Stat)> {
+    let mut rows: Vec<_> = stats.iter().collect();
+    rows.sort_by(|a, b| b.1.secs.total_cmp(&a.1.secs));
+    rows
+}
+
 /// A conv layer as the per-layer table names it: batch, input channels and size, output
 /// channels, kernel, stride.
 fn layer_name(
@@ -109,15 +116,13 @@ impl<'a, B: Backend> Profiled<'a, B> {
     /// layer, calls, ms, achieved TFLOP/s.
     pub fn conv_table(&self, top: usize) -> String {
         let layers = self.conv_layers.borrow();
-        let mut rows: Vec<_> = layers.iter().collect();
-        rows.sort_by(|a, b| b.1.secs.total_cmp(&a.1.secs));
         let mut out = String::new();
         let _ = writeln!(
             out,
             "{:<24} {:<34} {:>6} {:>9} {:>13}",
             "pass", "layer (N×Cin×H×W → Cout)", "calls", "ms", "TFLOP/s"
         );
-        for ((pass, layer), s) in rows.into_iter().take(top) {
+        for ((pass, layer), s) in slowest_first(&layers).into_iter().take(top) {
             let _ = writeln!(
                 out,
                 "{:<24} {:<34} {:>6} {:>9.2} {:>13.2}",
@@ -141,15 +146,13 @@ impl<'a, B: Backend> Profiled<'a, B> {
     pub fn table(&self) -> String {
         let stats = self.stats.borrow();
         let total: f64 = stats.values().map(|s| s.secs).sum();
-        let mut rows: Vec<(&&str, &Stat)> = stats.iter().collect();
-        rows.sort_by(|a, b| b.1.secs.total_cmp(&a.1.secs));
         let mut out = String::new();
         let _ = writeln!(
             out,
             "{:<34} {:>6} {:>10} {:>6} {:>14}",
             "op", "calls", "ms", "share", "achieved"
         );
-        for (name, s) in rows {
+        for (name, s) in slowest_first(&stats) {
             let rate = if s.flops > 0.0 {
                 format!("{:.2} TFLOP/s", s.flops / s.secs / 1e12)
             } else {
