@@ -3,6 +3,9 @@ use crate::cuda::{CudaError, Gpu, GpuTensor, grid_1d, i32_arg};
 use crate::ops::blur::Blur;
 use cudarc::driver::PushKernelArg;
 
+/// Outputs of a row per thread: BLUR_RUN in kernels/blur.cu.
+const BLUR_RUN: usize = 4;
+
 /// The per-axis taps [1,3,3,1]/8·√gain rounded to f32 as the CPU does.
 fn taps(b: &Blur) -> [f32; 4] {
     let g = b.gain.sqrt() / 8.0;
@@ -41,8 +44,7 @@ fn apply(
         .arg(&k[1])
         .arg(&k[2])
         .arg(&k[3]);
-    // One thread per BLUR_RUN (4) outputs of a row (kernels/blur.cu).
-    launch!(l, grid_1d(n * c * ho * wo.div_ceil(4)), "blur_apply")?;
+    launch!(l, grid_1d(n * c * ho * wo.div_ceil(BLUR_RUN)), "blur_apply")?;
     Ok(out)
 }
 

@@ -72,9 +72,9 @@ pub(crate) fn channel_sums(
     })?;
     let np = n * plane.div_ceil(CHANNEL_SPAN);
     let npi = super::i32_arg("channel-sum partials", np)?;
-    let mut part = gpu
-        .stream()
-        .alloc_zeros::<f64>(np * ch)
+    // Not zero-filled: the first pass writes every partial (one per block of its grid).
+    // SAFETY: read only by channel_sums_finish, after the first pass has written all of it.
+    let mut part = unsafe { gpu.stream().alloc::<f64>(np * ch) }
         .map_err(|e| CudaError::driver("allocating", e))?;
     let grid = cudarc::driver::LaunchConfig {
         grid_dim: (npi as u32, ch as u32, 1),
