@@ -31,7 +31,7 @@ fn inputs(rng: &mut StdRng, n: usize, crop: usize) -> StepInputs<f32> {
     let mut img =
         || Array4::from_shape_simple_fn((n, 3, crop, crop), || rng.random_range(-1.0f32..1.0));
     let (real_a, real_b) = (img(), img());
-    StepInputs::with_crops(real_a, real_b, rng)
+    StepInputs::with_crops(real_a, real_b, 1, rng)
 }
 
 /// The memory pool's high-water mark in MiB (NaN where the driver does not report it).

@@ -48,7 +48,7 @@ fn run_one(crop: usize, iters: usize, bf16: bool) {
         };
         let real_a = img(&mut rng);
         let real_b = img(&mut rng);
-        StepInputs::with_crops(real_a, real_b, &mut rng)
+        StepInputs::with_crops(real_a, real_b, 1, &mut rng)
     };
     // One warm-up iteration (first-touch page faults, thread start-up).
     let mut iteration = |inp: &StepInputs<f32>| {

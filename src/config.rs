@@ -27,6 +27,10 @@ pub struct ModelConfig {
     pub nce_t: f64,
     #[serde(rename = "netF_nc")]
     pub netf_nc: usize,
+    /// PatchNCE positions per layer and crop (official `num_patches`; SinCUT uses 1). The
+    /// negatives of each patch are all the other patches of the batch at its layer.
+    #[serde(rename = "num_patches")]
+    pub nce_patches: usize,
     pub lr: f64,
     pub beta1: f64,
     pub beta2: f64,
@@ -48,6 +52,7 @@ impl Default for ModelConfig {
             lambda_idt: 1.0,
             nce_t: 0.07,
             netf_nc: 256,
+            nce_patches: 1,
             lr: 0.002,
             beta1: 0.0,
             beta2: 0.99,
@@ -55,6 +60,10 @@ impl Default for ModelConfig {
         }
     }
 }
+
+/// Most PatchNCE rows (batch × patches) one layer may have: the CUDA kernel keeps a row of
+/// similarities in shared memory (`PNCE_MAX_B` in kernels/patchnce.cu).
+pub const MAX_NCE_ROWS: usize = 1024;
 
 /// The encoder layers whose features PatchNCE uses.
 pub const NCE_LAYERS: [usize; 3] = [0, 2, 4];
@@ -108,6 +117,21 @@ impl ModelConfig {
         }
         if self.ngf == 0 || self.ndf == 0 {
             return Err("ngf and ndf must be positive".into());
+        }
+        let half_cells = (self.crop / 2) * (self.crop / 2);
+        if self.nce_patches == 0 || self.nce_patches > half_cells {
+            return Err(format!(
+                "NCE patches {} must lie in 1..={half_cells} (the positions of a {}×{} feature map)",
+                self.nce_patches,
+                self.crop / 2,
+                self.crop / 2
+            ));
+        }
+        if self.batch * self.nce_patches > MAX_NCE_ROWS {
+            return Err(format!(
+                "batch {} × NCE patches {} is more than {MAX_NCE_ROWS} PatchNCE rows",
+                self.batch, self.nce_patches
+            ));
         }
         if self.d_channels(4) == 0 || self.d_channels(self.d_window) == 0 {
             return Err(format!(
@@ -191,6 +215,22 @@ mod tests {
         };
         assert!(c.validate().unwrap_err().contains("negatives"));
         assert!(ModelConfig::default().validate().is_ok());
+        for (patches, needle) in [
+            (0, "NCE patches 0"),
+            (64 * 64 + 1, "1..=4096"),
+            (65, "patches 65 is more than 1024"),
+        ] {
+            let c = ModelConfig {
+                nce_patches: patches,
+                ..Default::default()
+            };
+            assert!(c.validate().unwrap_err().contains(needle), "{patches}");
+        }
+        let c = ModelConfig {
+            nce_patches: 64,
+            ..Default::default()
+        };
+        assert!(c.validate().is_ok());
     }
 
     #[test]

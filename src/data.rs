@@ -106,6 +106,8 @@ pub struct Sampler {
     pub seed: u64,
     pub crop: usize,
     pub batch: usize,
+    /// PatchNCE positions drawn per layer (1 unless [`Sampler::with_nce_patches`] says more).
+    pub nce_patches: usize,
     source: CropSource,
     target: CropSource,
 }
@@ -131,9 +133,16 @@ impl Sampler {
             seed,
             crop,
             batch,
+            nce_patches: 1,
             source: CropSource::new(source, PURPOSE_PERM_A),
             target: CropSource::new(target, PURPOSE_PERM_B),
         })
+    }
+
+    /// The same sampler drawing `patches` PatchNCE positions per layer.
+    pub fn with_nce_patches(mut self, patches: usize) -> Self {
+        self.nce_patches = patches;
+        self
     }
 
     /// The inputs of iteration `iteration` (0-based): crops, decoder noise, NCE patch ids.
@@ -143,7 +152,7 @@ impl Sampler {
         let (crop, batch, seed) = (self.crop, self.batch, self.seed);
         let real_a = self.source.crops(seed, counter, crop, batch, &mut rng);
         let real_b = self.target.crops(seed, counter, crop, batch, &mut rng);
-        StepInputs::with_crops(real_a, real_b, &mut rng)
+        StepInputs::with_crops(real_a, real_b, self.nce_patches, &mut rng)
     }
 
     pub fn source_image(&self) -> &Array3<f32> {
@@ -159,6 +168,31 @@ mod tests {
         Array3::from_shape_fn((3, h, w), |(c, y, x)| {
             ((x + 2 * y + 7 * c) % 97) as f32 / 48.0 - 1.0
         })
+    }
+
+    #[test]
+    fn several_nce_patches_are_distinct_positions_of_each_layer() {
+        let mut s = Sampler::new(gradient_image(300, 200), gradient_image(250, 260), 16, 3, 4)
+            .unwrap()
+            .with_nce_patches(20);
+        let mut seen_high = false;
+        for it in 0..50 {
+            let inp = s.draw(it);
+            for ids in [&inp.nce_ids_x, &inp.nce_ids_y] {
+                for (l, layer) in ids.iter().enumerate() {
+                    let cells = if l == 0 { 16 * 16 } else { 8 * 8 };
+                    assert_eq!(layer.len(), 20);
+                    let mut sorted = layer.clone();
+                    sorted.sort_unstable();
+                    sorted.dedup();
+                    assert_eq!(sorted.len(), 20, "repeated position in {layer:?}");
+                    assert!(layer.iter().all(|&p| p < cells), "{layer:?}");
+                    seen_high |= l > 0 && layer.iter().any(|&p| p >= cells - 4);
+                }
+            }
+        }
+        // The whole range is drawn from, not only its start.
+        assert!(seen_high);
     }
 
     #[test]

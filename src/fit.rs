@@ -428,7 +428,8 @@ pub fn fit(opts: &FitOptions) -> Result<FitOutcome> {
         None
     };
     let mut sampler = Sampler::new(source, target, run.model.crop, run.model.batch, run.seed)
-        .map_err(Error::new)?;
+        .map_err(Error::new)?
+        .with_nce_patches(run.model.nce_patches);
     let nets = Networks::new(&run.model);
     // After the inputs are checked (their errors come first, alone), before anything is written.
     // Resume keeps the run's precision unless one is given.

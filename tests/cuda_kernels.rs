@@ -212,8 +212,17 @@ fn cuda_engine_matches_cpu_engine() {
                 real_a: r.a4((n, 3, s, s)),
                 real_b: r.a4((n, 3, s, s)),
                 noise: r.a4((2 * n, 1, s, s)),
-                nce_ids_x: [(7 * i + 3) % (s * s), 5 + i, (s * s / 4) - 1 - i],
-                nce_ids_y: [s * s - 1 - i, 11 * i, 3],
+                nce_ids_x: [
+                    vec![(7 * i + 3) % (s * s)],
+                    vec![5 + i],
+                    vec![(s * s / 4) - 1 - i],
+                ],
+                // Several patches per layer on the second step (`--nce-patches`).
+                nce_ids_y: if i == 1 {
+                    [vec![s * s - 2, 0, 9], vec![11, 3, 40], vec![3, 7, 1]]
+                } else {
+                    [vec![s * s - 1 - i], vec![11 * i], vec![3]]
+                },
             })
             .collect();
         let want = replay_step(&CpuBackend::<f32>::new(), &cfg, &p, &inputs[0]).unwrap();

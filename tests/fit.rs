@@ -613,6 +613,11 @@ fn cli_fit_options_are_checked_before_anything_is_written() {
         ("--lr=-0.5", "lr -0.5"),
         ("--lambda-nce=-1", "lambda_NCE -1"),
         ("--lambda-gan=inf", "lambda_GAN inf"),
+        ("--nce-patches=0", "NCE patches 0 must lie in 1..="),
+        (
+            "--nce-patches=100000",
+            "NCE patches 100000 must lie in 1..=",
+        ),
         ("--checkpoint-every=0", "--checkpoint-every"),
         ("--ema-half-life=-1", "--ema-half-life -1 must"),
         ("--ema-half-life=nan", "--ema-half-life NaN must"),
@@ -633,6 +638,31 @@ fn cli_fit_options_are_checked_before_anything_is_written() {
         assert!(err.contains(needle), "{flag}: {err}");
         assert!(!out.exists(), "{flag}: a run directory was created");
     }
+}
+
+/// `--nce-patches`: the run trains with several PatchNCE positions per crop and layer and
+/// records the count in run.json (as the official option's name), where resume reads it.
+#[test]
+fn cli_nce_patches_train_and_are_recorded() {
+    let dir = tmpdir("clipatches");
+    let (a, b) = pair(&dir);
+    let out = dir.join("run");
+    let mut args = vec!["fit".into(), s(&a), s(&b), "--out".into(), s(&out)];
+    args.extend(tiny_cli());
+    args.extend(["--iters", "2", "--nce-patches", "7", "--no-render"].map(String::from));
+    let (code, err) = sincut_cli(&args, &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["model"]["num_patches"], 7, "{run}");
+    let (losses, _) = metrics_lines(&out);
+    assert_eq!(losses.len(), 2);
+    assert!(
+        losses
+            .iter()
+            .all(|l| l["nce"].as_f64().is_some_and(f64::is_finite)),
+        "{losses:?}"
+    );
 }
 
 /// Issue 13, items 2 and 6: on resume, lr, iterations, intervals and tiles may change (the
@@ -661,6 +691,7 @@ fn cli_resume_uses_changed_options_and_refuses_fixed_ones() {
         (vec!["--ngf", "2"], "--ngf 2 differs"),
         (vec!["--seed", "5"], "--seed 5 differs"),
         (vec!["--lambda-nce", "2"], "--lambda-nce 2 differs"),
+        (vec!["--nce-patches", "3"], "--nce-patches 3 differs"),
         (vec!["--preset", "quick"], "--preset quick differs"),
         (vec![&sb, &sa], "is not the run's picture"),
         (vec!["--iters", "1"], "fewer than the 2 iterations"),

@@ -59,6 +59,11 @@ pub struct FitFlags {
     /// Weight of PatchNCE, which keeps the translation's content [default: 4]
     #[arg(long)]
     lambda_nce: Option<f64>,
+    /// PatchNCE positions per crop and layer; each patch's negatives are the batch's other
+    /// patches (official SinCUT: 1; more gives the contrastive loss more to tell apart)
+    /// [default: the preset's]
+    #[arg(long)]
+    nce_patches: Option<usize>,
     /// Weight of D's R1 gradient penalty on the real pictures [default: 1]
     #[arg(long)]
     lambda_r1: Option<f64>,
@@ -143,6 +148,7 @@ pub fn fit_options(a: FitFlags) -> Result<FitOptions> {
             ndf: a.ndf,
             lambda_gan: a.lambda_gan,
             lambda_nce: a.lambda_nce,
+            nce_patches: a.nce_patches,
             lambda_r1: a.lambda_r1,
             lambda_idt: a.lambda_idt,
             seed: a.seed,
@@ -178,6 +184,7 @@ pub fn fit_options(a: FitFlags) -> Result<FitOptions> {
     set(&mut model.d_window, a.d_window);
     set(&mut model.ngf, a.ngf);
     set(&mut model.ndf, a.ndf);
+    set(&mut model.nce_patches, a.nce_patches);
     let setf = |dst: &mut f64, v: Option<f64>| v.into_iter().for_each(|v| *dst = v);
     setf(&mut model.lr, a.lr);
     setf(&mut model.lambda_gan, a.lambda_gan);

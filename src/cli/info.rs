@@ -64,8 +64,14 @@ pub fn info_command(path: &Path) -> Result<String> {
         c.d_channels(4)
     );
     s += &format!(
-        "losses      λ_GAN {}, λ_NCE {}, λ_R1 {}, λ_idt {}, τ {}\n",
-        c.lambda_gan, c.lambda_nce, c.lambda_r1, c.lambda_idt, c.nce_t
+        "losses      λ_GAN {}, λ_NCE {} ({} patch{} per layer), λ_R1 {}, λ_idt {}, τ {}\n",
+        c.lambda_gan,
+        c.lambda_nce,
+        c.nce_patches,
+        if c.nce_patches == 1 { "" } else { "es" },
+        c.lambda_r1,
+        c.lambda_idt,
+        c.nce_t
     );
     s += &format!(
         "parameters  G {}, D {}, F {} ({} tensors)\n",

@@ -223,7 +223,8 @@ fn step_inputs(
     // Resolution of each NCE layer's features: layer 0 is the input, layers 2 and 4 come after
     // the encoder's one downsampling ResBlock.
     let res = [s, s / 2, s / 2];
-    let ids = |name: &str| -> std::result::Result<[usize; 3], String> {
+    // One patch per layer: the official SinCUT's num_patches.
+    let ids = |name: &str| -> std::result::Result<crate::train::NcePositions, String> {
         let full = format!("{prefix}{name}");
         let a = file
             .ints
@@ -244,7 +245,7 @@ fn step_inputs(
             }
             *o = v as usize;
         }
-        Ok(out)
+        Ok(out.map(|id| vec![id]))
     };
     Ok(StepInputs {
         real_a: image("real_A", [n, 3, s, s])?,

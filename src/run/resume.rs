@@ -23,6 +23,7 @@ pub struct ResumeOptions {
     pub ndf: Option<usize>,
     pub lambda_gan: Option<f64>,
     pub lambda_nce: Option<f64>,
+    pub nce_patches: Option<usize>,
     pub lambda_r1: Option<f64>,
     pub lambda_idt: Option<f64>,
     pub seed: Option<u64>,
@@ -62,6 +63,7 @@ pub fn resumed_config(mut run: RunConfig, given: &ResumeOptions, at: u64) -> Res
     fixed("--ndf", given.ndf, m.ndf)?;
     fixed("--lambda-gan", given.lambda_gan, m.lambda_gan)?;
     fixed("--lambda-nce", given.lambda_nce, m.lambda_nce)?;
+    fixed("--nce-patches", given.nce_patches, m.nce_patches)?;
     fixed("--lambda-r1", given.lambda_r1, m.lambda_r1)?;
     fixed("--lambda-idt", given.lambda_idt, m.lambda_idt)?;
     fixed("--seed", given.seed, run.seed)?;

@@ -17,16 +17,28 @@ pub struct StepInputs<T> {
     pub real_b: Array4<T>,
     /// Decoder noise (2N,1,crop,crop): rows 0..N with G(real_a), N..2N with G(real_b).
     pub noise: Array4<T>,
-    /// Flat index y·W+x of the sampled patch per NCE layer (0, 2, 4) for NCE(real_a → fake_b).
-    pub nce_ids_x: [usize; 3],
+    /// Flat indices y·W+x of the sampled patches per NCE layer (0, 2, 4) for
+    /// NCE(real_a → fake_b): distinct positions, each taken in every crop of the batch.
+    pub nce_ids_x: NcePositions,
     /// The same for NCE(real_b → idt_b).
-    pub nce_ids_y: [usize; 3],
+    pub nce_ids_y: NcePositions,
 }
+
+/// The patch positions of the three NCE layers (the official `num_patches` per layer; SinCUT's
+/// default is one).
+pub type NcePositions = [Vec<usize>; 3];
 
 impl StepInputs<f32> {
     /// The step inputs for these crops, with the rest of a step's randomness (decoder noise,
-    /// then the NCE patch ids for X and Y) drawn from `rng` in that order.
-    pub fn with_crops<R: rand::Rng>(real_a: Array4<f32>, real_b: Array4<f32>, rng: &mut R) -> Self {
+    /// then `patches` NCE patch positions per layer for X and Y) drawn from `rng` in that order.
+    /// One patch is drawn as an integer in the layer's range, more as distinct positions (the
+    /// official `randperm(H·W)[:num_patches]`).
+    pub fn with_crops<R: rand::Rng>(
+        real_a: Array4<f32>,
+        real_b: Array4<f32>,
+        patches: usize,
+        rng: &mut R,
+    ) -> Self {
         use rand::RngExt;
         let (batch, _, crop, _) = real_a.dim();
         let noise = Array4::from_shape_simple_fn((2 * batch, 1, crop, crop), || {
@@ -34,13 +46,15 @@ impl StepInputs<f32> {
         });
         // NCE layers 0, 2, 4: the input resolution, then twice at half of it.
         let half = crop / 2;
-        let mut ids = || {
-            [
-                rng.random_range(0..crop * crop),
-                rng.random_range(0..half * half),
-                rng.random_range(0..half * half),
-            ]
+        let mut positions = |side: usize| -> Vec<usize> {
+            let cells = side * side;
+            if patches <= 1 {
+                vec![rng.random_range(0..cells)]
+            } else {
+                rand::seq::index::sample(rng, cells, patches.min(cells)).into_vec()
+            }
         };
+        let mut ids = || [positions(crop), positions(half), positions(half)];
         let (nce_ids_x, nce_ids_y) = (ids(), ids());
         StepInputs {
             real_a,
@@ -60,8 +74,8 @@ impl<T: Real> StepInputs<T> {
             real_a: conv(&self.real_a),
             real_b: conv(&self.real_b),
             noise: conv(&self.noise),
-            nce_ids_x: self.nce_ids_x,
-            nce_ids_y: self.nce_ids_y,
+            nce_ids_x: self.nce_ids_x.clone(),
+            nce_ids_y: self.nce_ids_y.clone(),
         }
     }
 }
@@ -179,14 +193,26 @@ pub fn check_inputs<T: Real>(cfg: &ModelConfig, inp: &StepInputs<T>) -> Result<(
             inp.noise.dim()
         ));
     }
-    for ids in [inp.nce_ids_x, inp.nce_ids_y] {
-        for (l, &id) in ids.iter().enumerate() {
+    for ids in [&inp.nce_ids_x, &inp.nce_ids_y] {
+        for (l, layer) in ids.iter().enumerate() {
             let side = if NCE_LAYERS[l] == 0 { crop } else { crop / 2 };
-            if id >= side * side {
-                return Err(format!(
-                    "NCE patch id {id} is outside layer {}'s {side}×{side} map",
-                    NCE_LAYERS[l]
-                ));
+            if layer.is_empty() {
+                return Err(format!("NCE layer {} has no patch", NCE_LAYERS[l]));
+            }
+            for (i, &id) in layer.iter().enumerate() {
+                if id >= side * side {
+                    return Err(format!(
+                        "NCE patch id {id} is outside layer {}'s {side}×{side} map",
+                        NCE_LAYERS[l]
+                    ));
+                }
+                // Two equal positions would make a patch its own negative.
+                if layer[..i].contains(&id) {
+                    return Err(format!(
+                        "NCE patch id {id} is drawn twice for layer {}",
+                        NCE_LAYERS[l]
+                    ));
+                }
             }
         }
     }

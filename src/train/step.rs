@@ -14,7 +14,7 @@ use crate::nn::projector::{f_backward, f_forward};
 use crate::nn::{Networks, ParamMap};
 use crate::ops::adam::AdamConfig;
 use crate::tensor::{Real, c};
-use crate::train::{StepInputs, TrainState};
+use crate::train::{NcePositions, StepInputs, TrainState};
 use ndarray::{Array4, ArrayD, Axis, IxDyn, concatenate};
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -25,8 +25,8 @@ pub struct BackendInputs<B: Backend> {
     pub x: Act<B>,
     pub real_b: B::Tensor,
     pub noise: Act<B>,
-    pub nce_ids_x: [usize; 3],
-    pub nce_ids_y: [usize; 3],
+    pub nce_ids_x: NcePositions,
+    pub nce_ids_y: NcePositions,
 }
 
 impl<B: Backend> BackendInputs<B> {
@@ -41,8 +41,8 @@ impl<B: Backend> BackendInputs<B> {
             x: Rc::new(x),
             real_b,
             noise: Rc::new(e.upload(&inp.noise)?),
-            nce_ids_x: inp.nce_ids_x,
-            nce_ids_y: inp.nce_ids_y,
+            nce_ids_x: inp.nce_ids_x.clone(),
+            nce_ids_y: inp.nce_ids_y.clone(),
         })
     }
 }
@@ -100,6 +100,44 @@ fn complete<B: Backend>(
 /// A vector (n, 1, 1, 1) of one value (small: one per window or per patch).
 fn filled<B: Backend>(e: &B, n: usize, v: f64) -> Result<B::Tensor> {
     e.upload(&Array4::from_elem((n, 1, 1, 1), c(v)))
+}
+
+/// PatchNCE's rows: the features of batch rows r0..r0+n at each position of `ids`, as
+/// (n·ids.len(), C, 1, 1), position-major (the rows of position i are i·n..(i+1)·n).
+fn gather_patches<B: Backend>(
+    e: &B,
+    f: &B::Tensor,
+    r0: usize,
+    n: usize,
+    ids: &[usize],
+) -> Result<B::Tensor> {
+    if let [pos] = ids {
+        return e.gather_position(f, r0, n, *pos);
+    }
+    let ch = e.shape(f)[1];
+    let mut rows = e.zeros([n * ids.len(), ch, 1, 1])?;
+    for (i, &pos) in ids.iter().enumerate() {
+        e.add_into(&mut rows, i * n * ch, &e.gather_position(f, r0, n, pos)?)?;
+    }
+    Ok(rows)
+}
+
+/// The adjoint of [`gather_patches`]: adds the row gradients back at their positions of d.
+fn scatter_patches<B: Backend>(
+    e: &B,
+    d: &mut B::Tensor,
+    r0: usize,
+    n: usize,
+    ids: &[usize],
+    rows: &B::Tensor,
+) -> Result<()> {
+    if let [pos] = ids {
+        return e.scatter_add_position(d, r0, *pos, rows);
+    }
+    for (i, &pos) in ids.iter().enumerate() {
+        e.scatter_add_position(d, r0, pos, &e.batch_slice(rows, i * n, n)?)?;
+    }
+    Ok(())
 }
 
 /// D loss = ½(mean softplus(D(fake_b)) + mean softplus(−D(real_b))) + R1, and its gradients.
@@ -255,21 +293,26 @@ pub fn g_upstream_keys_with<B: Backend>(
         d_feat.push(e.zeros(e.shape(f))?);
     }
     let mut grads_f = Params::<B>::new();
-    let coef = 0.5 * cfg.lambda_nce / (NCE_LAYERS.len() * n) as f64;
-    let dloss = filled(e, n, coef)?;
     let mut nce_ce: Vec<[B::Tensor; 3]> = Vec::with_capacity(2);
-    for (half, ids) in [inp.nce_ids_x, inp.nce_ids_y].iter().enumerate() {
+    for (half, ids) in [&inp.nce_ids_x, &inp.nce_ids_y].into_iter().enumerate() {
         let r0 = half * n;
         let mut ces = Vec::with_capacity(3);
         for l in 0..NCE_LAYERS.len() {
-            let k_rows = e.gather_position(&gf.keys[l], r0, n, ids[l])?;
-            let q_rows = e.gather_position(&qfeat[l], r0, n, ids[l])?;
+            // Each layer's loss is the mean over its n·patches rows.
+            let rows = n * ids[l].len();
+            let dloss = filled(
+                e,
+                rows,
+                0.5 * cfg.lambda_nce / (NCE_LAYERS.len() * rows) as f64,
+            )?;
+            let k_rows = gather_patches(e, &gf.keys[l], r0, n, &ids[l])?;
+            let q_rows = gather_patches(e, &qfeat[l], r0, n, &ids[l])?;
             let (k, _) = f_forward(e, &nets.f, key_params, l, k_rows)?;
             let (q, qc) = f_forward(e, &nets.f, p, l, q_rows)?;
             ces.push(e.patchnce(&q, &k, cfg.nce_t)?);
             let dq = e.patchnce_backward(&q, &k, cfg.nce_t, &dloss)?;
             let drows = f_backward(e, p, l, &qc, &dq, Some(&mut grads_f))?;
-            e.scatter_add_position(&mut d_feat[l], r0, ids[l], &drows)?;
+            scatter_patches(e, &mut d_feat[l], r0, n, &ids[l], &drows)?;
         }
         nce_ce.push(ces.try_into().map_err(|_| Error::new("three NCE layers"))?);
     }

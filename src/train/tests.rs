@@ -57,8 +57,8 @@ fn setup(seed: u64) -> (ModelConfig, Networks, ParamMap<f64>, StepInputs<f64>) {
         real_a,
         real_b,
         noise,
-        nce_ids_x: [37, 5, 63],
-        nce_ids_y: [200, 18, 40],
+        nce_ids_x: [vec![37], vec![5], vec![63]],
+        nce_ids_y: [vec![200], vec![18], vec![40]],
     };
     (cfg, nets, p, inp)
 }
@@ -154,7 +154,35 @@ fn d_loss_and_r1_gradients_match_finite_differences() {
 #[test]
 fn g_and_f_gradients_match_finite_differences() {
     let (cfg, nets, p, inp) = setup(2);
-    let inp = BackendInputs::upload(&E64, &inp).unwrap();
+    check_g_and_f_gradients(&cfg, &nets, &p, &inp);
+}
+
+/// Several PatchNCE positions per layer (`--nce-patches`; a different count per layer here, so
+/// no count is assumed): each patch's negatives are every other patch of the batch.
+#[test]
+fn g_and_f_gradients_match_finite_differences_with_several_patches() {
+    let (cfg, nets, p, mut inp) = setup(2);
+    inp.nce_ids_x = [vec![37, 200, 3], vec![5, 60], vec![63, 0, 17, 8]];
+    inp.nce_ids_y = [vec![255, 18], vec![18, 1, 40], vec![40, 2]];
+    check_inputs(&cfg, &inp).unwrap();
+    check_g_and_f_gradients(&cfg, &nets, &p, &inp);
+    // A position drawn twice would make a patch its own negative: refused.
+    inp.nce_ids_y[1] = vec![18, 18];
+    assert!(
+        check_inputs(&cfg, &inp)
+            .unwrap_err()
+            .contains("drawn twice")
+    );
+}
+
+fn check_g_and_f_gradients(
+    cfg: &ModelConfig,
+    nets: &Networks,
+    p: &ParamMap<f64>,
+    inp: &StepInputs<f64>,
+) {
+    let (cfg, nets, p) = (cfg.clone(), nets.clone(), p.clone());
+    let inp = BackendInputs::upload(&E64, inp).unwrap();
     let pe = on_backend(&p);
     // Keys are detached after F (official PatchNCELoss): their encoder features and their
     // projection keep the unperturbed parameters.
@@ -254,8 +282,8 @@ fn official_widths_f32_matches_f64() {
         real_a,
         real_b,
         noise,
-        nce_ids_x: [4000, 700, 1023],
-        nce_ids_y: [77, 512, 3],
+        nce_ids_x: [vec![4000], vec![700], vec![1023]],
+        nce_ids_y: [vec![77], vec![512], vec![3]],
     };
     let p32: ParamMap<f32> = p
         .iter()
@@ -380,7 +408,7 @@ fn nce_gradients_f32_match_f64_through_the_same_kinks() {
         })
     };
     let (real_a, real_b) = (img(), img());
-    let inp32 = StepInputs::with_crops(real_a, real_b, &mut rng);
+    let inp32 = StepInputs::with_crops(real_a, real_b, 1, &mut rng);
     let inp: StepInputs<f64> = inp32.cast();
     let e32 = CpuBackend::<f32>::new();
     let (single, tape) = kinks::record(|| nce_gradients(&e32, &cfg, &nets, &p32, &inp32));
