@@ -2,8 +2,9 @@
 """Equal-budget comparison of sincut with the official SinCUT implementation (issue 15).
 
 For each seed: the official code trained by scripts/official_train.py and `sincut fit` with the
-same configuration (the quick preset's: crop 64, batch 4, ngf 4, ndf 4, 1500 iterations, lr
-constant for the first half then linear to 0), each whole source translated, then both pictures
+same configuration (the quick preset's geometry: crop 64, batch 4, ngf 4, ndf 4, 1500
+iterations, lr constant for the first half then linear to 0; one PatchNCE patch per crop and
+layer, the official num_patches), each whole source translated, then both pictures
 scored by `sincut eval` at full resolution. Finished steps are kept in --work and skipped when
 the script runs again, so an interrupted comparison continues where it stopped. Prints the
 Markdown tables (every run, then mean and min-max per side: the pictures' scores, then the
@@ -73,8 +74,11 @@ def train(a, seed):
         if os.path.exists(os.path.join(run_dir, "run.json")):
             cmd = [a.sincut, "fit", "--resume", run_dir]  # stopped part-way: continue
         else:
-            cmd = [a.sincut, "fit", a.source, a.target, "--preset", "quick", "--iters",
-                   str(a.iters), "--seed", str(seed), "--device", "cpu", "--out", run_dir]
+            # One PatchNCE patch per crop and layer, as the official SinCUT (the quick preset
+            # takes 64).
+            cmd = [a.sincut, "fit", a.source, a.target, "--preset", "quick", "--nce-patches", "1",
+                   "--iters", str(a.iters), "--seed", str(seed), "--device", "cpu", "--out",
+                   run_dir]
         run(cmd, os.path.join(w, f"sincut-s{seed}.log"))
     return {"official": off, "sincut": ours}
 
