@@ -127,7 +127,8 @@ impl ModelConfig {
                 self.crop / 2
             ));
         }
-        if self.batch * self.nce_patches > MAX_NCE_ROWS {
+        // With one patch the rows are the batch, which the memory estimate bounds first.
+        if self.nce_patches > 1 && self.batch.saturating_mul(self.nce_patches) > MAX_NCE_ROWS {
             return Err(format!(
                 "batch {} × NCE patches {} is more than {MAX_NCE_ROWS} PatchNCE rows",
                 self.batch, self.nce_patches
@@ -231,6 +232,12 @@ mod tests {
             ..Default::default()
         };
         assert!(c.validate().is_ok());
+        let c = ModelConfig {
+            batch: usize::MAX,
+            nce_patches: 2,
+            ..Default::default()
+        };
+        assert!(c.validate().unwrap_err().contains("PatchNCE rows"));
     }
 
     #[test]
