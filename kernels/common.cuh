@@ -101,3 +101,76 @@ __device__ __forceinline__ void sincut_mma_bf16_16816(float d[4], const unsigned
     __trap();
 #endif
 }
+
+// ---- asynchronous copies and matrix loads (sm_80 and newer; the NHWC bf16 conv kernels) ----
+// The emulator implements both as the PTX ISA documents them: a cp.async lands at the
+// wait_group that covers its group (not before), and ldmatrix is a warp collective.
+
+// 32-bit shared-memory address of a generic pointer to shared memory (what both take).
+__device__ __forceinline__ unsigned sincut_smem_addr(const void* p) {
+#if defined(SINCUT_CUDA_EMU)
+    return 0u;
+#else
+    unsigned a;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
+    return a;
+#endif
+}
+
+// Copies 16 bytes from global `src` to shared `dst` (both 16-byte aligned) without waiting:
+// the first `bytes` (0 or 16) from src, the rest zero, so a padding tap costs no branch.
+__device__ __forceinline__ void sincut_cp_async16(void* dst, const void* src, int bytes) {
+#if defined(SINCUT_CUDA_EMU)
+    sincut_emu::cp_async16(dst, src, bytes);
+#elif __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(sincut_smem_addr(dst)), "l"(src),
+                 "r"(bytes)
+                 : "memory");
+#else
+    __trap();
+#endif
+}
+
+// Closes the group of this thread's cp.async issued since the last commit.
+__device__ __forceinline__ void sincut_cp_async_commit() {
+#if defined(SINCUT_CUDA_EMU)
+    sincut_emu::cp_async_commit();
+#elif __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+
+// Waits until at most N of this thread's committed groups are still in flight (their data is
+// then in shared memory for this thread; a barrier makes it so for the block).
+template <int N>
+__device__ __forceinline__ void sincut_cp_async_wait() {
+#if defined(SINCUT_CUDA_EMU)
+    sincut_emu::cp_async_wait(N);
+#elif __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+#endif
+}
+
+// ldmatrix.x4 (warp-wide, converged): four 8x8 matrices of 16-bit elements; lane 8i + r gives
+// the address of row r of matrix i (16-byte aligned, 16 contiguous bytes). Register i of lane
+// (g = lane/4, t = lane%4) receives matrix i's elements (g, 2t) and (g, 2t+1), or with TRANS
+// (2t, g) and (2t+1, g); the first in the low half.
+template <bool TRANS>
+__device__ __forceinline__ void sincut_ldmatrix_x4(unsigned r[4], const void* row) {
+#if defined(SINCUT_CUDA_EMU)
+    sincut_emu::ldmatrix_x4(r, row, TRANS);
+#elif __CUDA_ARCH__ >= 800
+    if (TRANS)
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                     : "r"(sincut_smem_addr(row))
+                     : "memory");
+    else
+        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                     : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                     : "r"(sincut_smem_addr(row))
+                     : "memory");
+#else
+    __trap();
+#endif
+}

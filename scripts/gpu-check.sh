@@ -163,8 +163,9 @@ ms=$(grep -E "^train crop +$FIT_CROP .*median" "$LOG" | tail -1 | sed -E 's/.*me
 if [ "$TINY" != 1 ]; then
     step "bench bf16 (train)" 90 "$B/bench_gpu" "${BENCH[@]}" --bf16 --crops "$FIT_CROP"
     detail "^\| train|error"
-    # The same without the 160-row tiles (8 warps, one block per SM): which tile wins.
-    step "bench bf16, 80-row tiles only" 60 env SINCUT_BF16_TILE=80 "$B/bench_gpu" --iters 5 --bf16 --crops "$FIT_CROP"
+    # The same with the gathering bf16 kernels everywhere (conv2d_bf16.cu, as measured on
+    # 2026-11-30) instead of the NHWC cp.async ones: what the NHWC kernels gain, in one run.
+    step "bench bf16, gathering kernels only" 60 env SINCUT_BF16_CONV=gather "$B/bench_gpu" --iters 5 --bf16 --crops "$FIT_CROP"
     detail "^\| train|error"
 fi
 

@@ -45,7 +45,7 @@ for path in sorted(glob.glob(sys.argv[1] + '/*.sass')):
     for fn, ins in sorted(body.items()):
         if 'conv2d' not in fn or 'sum_splits' in fn:
             continue
-        mul = 'HMMA' if fn.endswith('bf16') else 'FFMA'
+        mul = 'HMMA' if fn.endswith('bf16') or '_nhwc' in fn else 'FFMA'
         # Loops: a branch back to an earlier address. Take the smallest that holds `mul`s.
         loops = []
         for a, op, args in ins:

@@ -16,7 +16,7 @@ pub fn num_threads() -> usize {
     })
 }
 
-/// Refuses invalid `SINCUT_THREADS` / `SINCUT_GEMM` / `SINCUT_BF16_TILE` values (called by the command line before
+/// Refuses invalid `SINCUT_THREADS` / `SINCUT_GEMM` / `SINCUT_BF16_TILE` / `SINCUT_BF16_CONV` values (called by the command line before
 /// anything runs). An error rather than a warning: both are set on purpose, and a typo that
 /// silently runs on all cores or on another GEMM kernel spoils exactly the timing or
 /// bit-for-bit comparison they were set for. The library's own readers keep their fallback.
@@ -47,6 +47,14 @@ pub fn check_env() -> crate::error::Result<()> {
     {
         return Err(Error::new(format!(
             "SINCUT_BF16_TILE={v:?} is not understood (\"80\" or \"160\": the tallest bf16 conv tile; unset it for 160)"
+        )));
+    }
+    if let Some(v) = std::env::var_os("SINCUT_BF16_CONV")
+        && v != "nhwc"
+        && v != "gather"
+    {
+        return Err(Error::new(format!(
+            "SINCUT_BF16_CONV={v:?} is not understood (\"nhwc\" or \"gather\": the bf16 GPU conv kernels; unset it for nhwc)"
         )));
     }
     Ok(())

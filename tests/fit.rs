@@ -777,7 +777,7 @@ fn cli_resume_uses_changed_options_and_refuses_fixed_ones() {
     );
 }
 
-/// Issue 13, item 13: SINCUT_THREADS / SINCUT_GEMM / SINCUT_BF16_TILE values that mean nothing
+/// Issue 13, item 13: SINCUT_THREADS / SINCUT_GEMM / SINCUT_BF16_TILE / SINCUT_BF16_CONV values that mean nothing
 /// are an error (they used to be ignored silently).
 #[test]
 fn cli_invalid_thread_and_gemm_settings_are_refused() {
@@ -793,6 +793,7 @@ fn cli_invalid_thread_and_gemm_settings_are_refused() {
         ("SINCUT_THREADS", "0"),
         ("SINCUT_GEMM", "fast"),
         ("SINCUT_BF16_TILE", "128"),
+        ("SINCUT_BF16_CONV", "im2col"),
     ] {
         let (code, err) = sincut_cli(&info, &[(k, v)]);
         assert_eq!(code, Some(2), "{k}={v}: {err}");
@@ -802,6 +803,7 @@ fn cli_invalid_thread_and_gemm_settings_are_refused() {
         ("SINCUT_THREADS", "1"),
         ("SINCUT_GEMM", "portable"),
         ("SINCUT_BF16_TILE", "80"),
+        ("SINCUT_BF16_CONV", "gather"),
     ] {
         assert_eq!(sincut_cli(&info, &[(k, v)]).0, Some(0), "{k}={v}");
     }

@@ -482,6 +482,8 @@ const CONVS: &[Conv] = &[
     (2, 80, 3, 33, 31, 1, 1, 0),   // G's last 1×1
     (4, 32, 64, 66, 66, 3, 2, 0),  // D at crop 64 (long weight-gradient reduction)
     (2, 48, 40, 11, 12, 3, 2, 1),  // stride 2 with padding: input-gradient phases start apart
+    (2, 24, 16, 7, 9, 3, 1, 1),    // fewer channels than a bf16 K step (NHWC kernels' carries)
+    (2, 160, 80, 9, 11, 3, 2, 1),  // stride-2 input gradient over 160 rows (160-row bf16 tile)
 ];
 
 fn conv2d<B: Backend<Elem = f32>>(b: &B) {

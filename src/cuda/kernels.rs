@@ -15,6 +15,10 @@ pub const FILES: &[(&str, &str)] = &[
         "conv2d_bf16.cu",
         include_str!("../../kernels/conv2d_bf16.cu"),
     ),
+    (
+        "conv2d_nhwc_bf16.cu",
+        include_str!("../../kernels/conv2d_nhwc_bf16.cu"),
+    ),
     ("demod.cu", include_str!("../../kernels/demod.cu")),
     (
         "fused_lrelu.cu",

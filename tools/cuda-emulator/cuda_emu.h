@@ -164,6 +164,14 @@ constexpr size_t kStackBytes = 256 * 1024;
 
 enum class Wait { None, Block, Warp, Done };
 
+// A cp.async not yet landed: `bytes` from src, zeros to 16, in commit group `group`.
+struct AsyncCopy {
+    void* dst;
+    const void* src;
+    int bytes;
+    unsigned group;
+};
+
 struct Fiber {
     void* sp = nullptr;
     char* stack = nullptr;  // mmap'd, lowest page is a guard
@@ -172,6 +180,8 @@ struct Fiber {
     unsigned wait_gen = 0;
     int lane = 0, warp = 0;
     BlockRun* run = nullptr;
+    std::vector<AsyncCopy> copies;  // this thread's cp.async in flight
+    unsigned groups = 0;            // commit groups closed so far
 };
 
 struct Barrier {
@@ -229,6 +239,8 @@ inline StackPool stacks;
 
 inline void fiber_prepare(Fiber* f) {
     if (!f->stack) f->stack = stacks.take();
+    f->copies.clear();  // copies never waited for do not land in the next block's memory
+    f->groups = 0;
     // Frame popped by sincut_emu_switch: r15..r12, rbx, rbp, then the return address (the
     // trampoline), placed so that the trampoline's call sees a 16-byte aligned stack.
     uintptr_t top = (reinterpret_cast<uintptr_t>(f->stack) + kStackBytes) & ~uintptr_t(15);
@@ -526,8 +538,8 @@ inline T __shfl_down_sync(unsigned, T v, unsigned delta, int width = 32) {
     const int src = lane + int(delta) < end ? lane + int(delta) : lane;
     return sincut_emu::from_bits<T>(sincut_emu::exchange(sincut_emu::to_bits(v), src));
 }
-// Of the warp collectives only __shfl_down_sync and the bf16 mma below are emulated, and no
-// atomics: that is what kernels/ uses. A kernel using more fails to compile here, naming what
+// Of the warp collectives only __shfl_down_sync, the bf16 mma and ldmatrix below are emulated,
+// and no atomics: that is what kernels/ uses. A kernel using more fails to compile here, naming what
 // to add.
 
 // common.cuh tests this to use the emulated instructions below instead of inline PTX.
@@ -590,6 +602,65 @@ inline void mma_m16n8k16_bf16(float d[4], const unsigned a[4], const unsigned b[
         for (int k = 0; k < 16; ++k) acc += A[row][k] * B[k][col];
         d[i] = acc;
     }
+}
+
+[[noreturn]] inline void misuse(const char* what) {
+    std::fprintf(stderr, "cuda emulator: kernel %s, block (%u,%u,%u), thread (%u,%u,%u): %s\n",
+                 running_kernel ? running_kernel : "?", cur->bid.x, cur->bid.y, cur->bid.z, cur->tid.x, cur->tid.y,
+                 cur->tid.z, what);
+    std::abort();
+}
+
+// PTX `cp.async.cg.shared.global [dst], [src], 16, bytes`: queued; it lands (src read then,
+// the rest of the 16 bytes zeroed) at the cp.async.wait_group that covers its group, so a
+// kernel that reads the destination before waiting sees the old contents, as it may on a GPU.
+inline void cp_async16(void* dst, const void* src, int bytes) {
+    if (bytes != 0 && bytes != 16) misuse("cp.async with a source size other than 0 or 16");
+    if ((reinterpret_cast<uintptr_t>(dst) | (bytes ? reinterpret_cast<uintptr_t>(src) : 0)) & 15)
+        misuse("cp.async of 16 bytes at an address not 16-byte aligned");
+    Fiber* f = cur->fiber;
+    f->copies.push_back(AsyncCopy{dst, src, bytes, f->groups});
+}
+inline void cp_async_commit() { ++cur->fiber->groups; }
+// PTX `cp.async.wait_group n`: every copy of the committed groups but the newest n lands.
+inline void cp_async_wait(int n) {
+    Fiber* f = cur->fiber;
+    const unsigned limit = f->groups > unsigned(n) ? f->groups - unsigned(n) : 0;
+    size_t kept = 0;
+    for (size_t i = 0; i < f->copies.size(); ++i) {
+        const AsyncCopy c = f->copies[i];
+        if (c.group < limit) {
+            std::memcpy(c.dst, c.src, size_t(c.bytes));
+            std::memset(static_cast<char*>(c.dst) + c.bytes, 0, size_t(16 - c.bytes));
+        } else {
+            f->copies[kept++] = c;
+        }
+    }
+    f->copies.resize(kept);
+}
+
+// PTX `ldmatrix.sync.aligned.m8n8.x4{.trans}.shared.b16` as a warp collective: lane 8i + r
+// publishes the address of row r of matrix i; register i of lane (g, t) = (lane/4, lane%4)
+// gets that matrix's elements (g, 2t), (g, 2t+1), or with .trans (2t, g), (2t+1, g), the
+// first in the low half.
+inline void ldmatrix_x4(unsigned r[4], const void* row, bool trans) {
+    Fiber* f = cur->fiber;
+    BlockRun* run = f->run;
+    if (run->warps[f->warp].live != 32) misuse("ldmatrix in a warp without 32 active threads");
+    if (reinterpret_cast<uintptr_t>(row) & 15) misuse("ldmatrix row address not 16-byte aligned");
+    uint64_t* slots = &run->slots[size_t(f->warp) * 32];
+    slots[f->lane] = reinterpret_cast<uintptr_t>(row);
+    sync_warp();
+    const int g = f->lane >> 2, t = f->lane & 3;
+    for (int i = 0; i < 4; ++i) {
+        auto at = [&](int rr, int c) {
+            uint16_t v;
+            std::memcpy(&v, reinterpret_cast<const char*>(slots[8 * i + rr]) + 2 * c, 2);
+            return unsigned(v);
+        };
+        r[i] = trans ? (at(2 * t, g) | at(2 * t + 1, g) << 16) : (at(g, 2 * t) | at(g, 2 * t + 1) << 16);
+    }
+    sync_warp();  // nobody overwrites a slot before every lane has read
 }
 
 }  // namespace sincut_emu

@@ -5,12 +5,18 @@
 //! accumulation; sm_80 or newer), with the same arguments; `kernel` gives each pass its tile,
 //! and so its grid. A pass whose grid would leave SMs idle splits its K range over grid z
 //! (`split_k`) and adds the splits' partial outputs afterwards (`launch_pass`).
+//!
+//! In bf16, a pass whose K runs over channels that are multiples of 8 takes the NHWC kernels of
+//! kernels/conv2d_nhwc_bf16.cu instead: its operands are converted to bf16 first (activations
+//! to NHWC, weights to (kh, kw, c) rows), so that the kernel copies 16-byte chunks with
+//! cp.async. The forward and the weight gradient, and the input gradient of stride-1 layers
+//! (a forward conv of dy with the flipped kernel); the rest keep the gathering kernels.
 
 use super::{check, launch};
 use crate::backend::cpu::MatmulPrecision;
 use crate::cuda::{CudaError, Gpu, GpuTensor, grid_1d, i32_arg};
 use crate::ops::conv2d::conv_out_len;
-use cudarc::driver::{CudaFunction, CudaSlice, LaunchConfig, PushKernelArg};
+use cudarc::driver::{CudaFunction, CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
 
 /// K step of each kernel file: a weight-gradient split is a whole number of steps.
 const BK_F32: usize = 16;
@@ -69,6 +75,86 @@ fn kernel(
 fn bf16_m160() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| std::env::var("SINCUT_BF16_TILE").as_deref() != Ok("80"))
+}
+
+/// The kernel file of the NHWC bf16 passes.
+const NHWC_FILE: &str = "conv2d_nhwc_bf16.cu";
+
+/// Whether a pass at `prec` whose K runs over `channels` takes the NHWC kernels: bf16, every
+/// such channel count a multiple of 8 (one 16-byte copy holds 8 bf16 of one pixel), and not
+/// turned off by `SINCUT_BF16_CONV=gather` (which keeps the gathering kernels everywhere, so
+/// that a GPU run can compare both; scripts/gpu-check.sh does).
+fn nhwc_applies(prec: MatmulPrecision, channels: &[usize]) -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    prec == MatmulPrecision::Bf16
+        && *ON.get_or_init(|| std::env::var("SINCUT_BF16_CONV").as_deref() != Ok("gather"))
+        && channels.iter().all(|c| c.is_multiple_of(8))
+}
+
+/// An NHWC kernel for a pass whose C has `rows` rows: 80×128 tiles where the rows are a
+/// multiple of 80, else 64×128; 128 threads, K step 32.
+fn nhwc_kernel(gpu: &Gpu, name: &str, rows: usize) -> Result<Kernel, CudaError> {
+    check_bf16(gpu)?;
+    let (suffix, bm) = if rows.is_multiple_of(80) {
+        ("_m80", 80)
+    } else {
+        ("_m64", 64)
+    };
+    Ok(Kernel {
+        f: gpu.function(NHWC_FILE, &format!("{name}{suffix}"))?,
+        threads: 128,
+        bk: BK_BF16,
+        bm,
+        bn: 128,
+    })
+}
+
+/// `t` (N,C,H,W) f32 as (N,H,W,C) bf16 bits (round to nearest even).
+fn to_nhwc_bf16(gpu: &Gpu, t: &GpuTensor) -> Result<CudaSlice<u16>, CudaError> {
+    let [n, c, h, w] = t.shape;
+    let hw = i32_arg("H*W", h * w)?;
+    let ci = i32_arg("C", c)?;
+    check(n <= MAX_GRID_Z, || {
+        format!("NHWC conversion: batch {n} exceeds the grid's z limit")
+    })?;
+    // SAFETY: nchw_to_nhwc_bf16 writes every element before the conv pass reads it.
+    let mut out = unsafe { gpu.stream().alloc::<u16>(t.len().max(1)) }
+        .map_err(|e| CudaError::driver("allocating", e))?;
+    let f = gpu.function(NHWC_FILE, "nchw_to_nhwc_bf16")?;
+    let cfg = LaunchConfig {
+        grid_dim: ((h * w).div_ceil(32) as u32, c.div_ceil(32) as u32, n as u32),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let mut l = gpu.stream().launch_builder(&f);
+    l.arg(&t.buf).arg(&mut out).arg(&ci).arg(&hw);
+    launch!(l, cfg, "nchw_to_nhwc_bf16")?;
+    Ok(out)
+}
+
+/// Conv weights w (Cout,Cin,k,k) as bf16 GEMM rows: (Cout, (kh, kw, ci)), or with `flip` the
+/// input gradient's (Cin, (kh, kw, co)) of the kernel turned by 180°.
+fn weight_to_bf16(gpu: &Gpu, w: &GpuTensor, flip: bool) -> Result<CudaSlice<u16>, CudaError> {
+    let [cout, cin, k, _] = w.shape;
+    // SAFETY: conv_weight_to_bf16 writes every element before the conv pass reads it.
+    let mut out = unsafe { gpu.stream().alloc::<u16>(w.len().max(1)) }
+        .map_err(|e| CudaError::driver("allocating", e))?;
+    let f = gpu.function(NHWC_FILE, "conv_weight_to_bf16")?;
+    let (co, ci, ki, fl) = (
+        i32_arg("Cout", cout)?,
+        i32_arg("Cin", cin)?,
+        i32_arg("k", k)?,
+        i32::from(flip),
+    );
+    let mut l = gpu.stream().launch_builder(&f);
+    l.arg(&w.buf)
+        .arg(&mut out)
+        .arg(&co)
+        .arg(&ci)
+        .arg(&ki)
+        .arg(&fl);
+    launch!(l, grid_1d(w.len()), "conv_weight_to_bf16")?;
+    Ok(out)
 }
 
 /// bf16 mma needs compute capability 8.0 (Ampere) or newer.
@@ -130,10 +216,10 @@ struct PassGemm {
 /// split by [`split_k`]: one split writes `out` directly, more write per-split slices that
 /// `conv2d_sum_splits` adds in order (deterministic, in double).
 #[allow(clippy::too_many_arguments)]
-fn launch_pass(
+fn launch_pass<T: DeviceRepr>(
     gpu: &Gpu,
     kn: &Kernel,
-    (in0, in1): (&CudaSlice<f32>, &CudaSlice<f32>),
+    (in0, in1): (&CudaSlice<T>, &CudaSlice<T>),
     out: &mut CudaSlice<f32>,
     len: usize,
     a: &Args,
@@ -258,7 +344,6 @@ pub fn forward(
     let (ho, wo) = geometry(h, wd, k, stride, pad)?;
     let a = args(n, cin, (h, wd), cout, k, stride, pad, (ho, wo))?;
     let mut y = GpuTensor::output(gpu, [n, cout, ho, wo])?;
-    let kn = kernel(gpu, prec, "conv2d_fwd", cout)?;
     let len = y.len();
     let g = PassGemm {
         rows: cout,
@@ -267,6 +352,22 @@ pub fn forward(
         kdim: cin * k * k,
         max_chunk: usize::MAX,
     };
+    if nhwc_applies(prec, &[cin]) {
+        let (xh, wh) = (to_nhwc_bf16(gpu, x)?, weight_to_bf16(gpu, w, false)?);
+        let kn = nhwc_kernel(gpu, "conv2d_fwd_nhwc", cout)?;
+        launch_pass(
+            gpu,
+            &kn,
+            (&xh, &wh),
+            &mut y.buf,
+            len,
+            &a,
+            g,
+            "conv2d_fwd_nhwc",
+        )?;
+        return Ok(y);
+    }
+    let kn = kernel(gpu, prec, "conv2d_fwd", cout)?;
     launch_pass(
         gpu,
         &kn,
@@ -305,8 +406,34 @@ pub fn backward_input(
             dy.shape
         )
     })?;
-    let a = args(n, cin, (h, wd), cout, k, stride, pad, (ho, wo))?;
     let mut dx = GpuTensor::output(gpu, [n, cin, h, wd])?;
+    if stride == 1 && pad < k && nhwc_applies(prec, &[cout]) {
+        // dx = conv(dy, w turned by 180° with Cin and Cout swapped), stride 1, padding
+        // k − 1 − p: its output is h × wd again.
+        let a = args(n, cout, (ho, wo), cin, k, 1, k - 1 - pad, (h, wd))?;
+        let (dyh, wh) = (to_nhwc_bf16(gpu, dy)?, weight_to_bf16(gpu, w, true)?);
+        let kn = nhwc_kernel(gpu, "conv2d_fwd_nhwc", cin)?;
+        let len = dx.len();
+        let g = PassGemm {
+            rows: cin,
+            cols: n * h * wd,
+            phases: 1,
+            kdim: cout * k * k,
+            max_chunk: usize::MAX,
+        };
+        launch_pass(
+            gpu,
+            &kn,
+            (&dyh, &wh),
+            &mut dx.buf,
+            len,
+            &a,
+            g,
+            "conv2d_bwd_input_nhwc",
+        )?;
+        return Ok(dx);
+    }
+    let a = args(n, cin, (h, wd), cout, k, stride, pad, (ho, wo))?;
     let kn = kernel(gpu, prec, "conv2d_bwd_input", cin)?;
     // One grid layer per stride phase (kernels/conv_gather.cuh), as wide as the largest, and
     // per split of the largest phase's K (cout · its taps).
@@ -369,7 +496,6 @@ pub fn backward_weight(
     })?;
     let a = args(n, cin, (h, wd), cout, k, stride, pad, (ho, wo))?;
     let rows = cin * k * k;
-    let kn = kernel(gpu, prec, "conv2d_bwd_weight", cout)?;
     let mut dw = GpuTensor::output(gpu, [cout, cin, k, k])?;
     let g = PassGemm {
         rows: cout,
@@ -378,6 +504,23 @@ pub fn backward_weight(
         kdim: n * ho * wo,
         max_chunk: SPLIT_K,
     };
+    if nhwc_applies(prec, &[cin, cout]) {
+        let (xh, dyh) = (to_nhwc_bf16(gpu, x)?, to_nhwc_bf16(gpu, dy)?);
+        let kn = nhwc_kernel(gpu, "conv2d_bwd_weight_nhwc", cout)?;
+        let len = cout * rows;
+        launch_pass(
+            gpu,
+            &kn,
+            (&xh, &dyh),
+            &mut dw.buf,
+            len,
+            &a,
+            g,
+            "conv2d_bwd_weight_nhwc",
+        )?;
+        return Ok(dw);
+    }
+    let kn = kernel(gpu, prec, "conv2d_bwd_weight", cout)?;
     launch_pass(
         gpu,
         &kn,

@@ -1,0 +1,330 @@
+// conv2d's bf16 tensor-core passes on bf16 NHWC operands (`--precision bf16` where the channels a
+// pass's K runs over are a multiple of 8; src/cuda/launch/conv2d.rs chooses). The gathering
+// kernels of conv2d_bf16.cu load 36 scalar f32 elements per thread and K step, each with its
+// bounds checks, and round them on the way: on an H200 their tensor units idled, waiting on
+// those loads (docs/PERF-NOTES.md). Here the operands are converted once per pass: activations
+// to NHWC bf16 (nchw_to_nhwc_bf16), weights to rows of (kh, kw, c) bf16 (conv_weight_to_bf16),
+// so 8 consecutive K elements are one aligned 16-byte load, copied straight to shared memory by
+// cp.async (zero-filled at padding taps) STAGES - 1 K steps ahead of the mma, and read into
+// fragments by ldmatrix.
+//
+// Tiles (NhwcShape): BM x 128 of C with 4 warps side by side, each BM x 32 (WM x 4 mma tiles of
+// 16x8), K step 32: BM = 80 where C's rows are a multiple of 80 (the official widths 80 and 160),
+// else 64. Passes:
+// - conv2d_fwd_nhwc: y = conv(x) as C(m, n) = sum over K = (kh, kw, c) of W(m, K) * X(K, n), n an
+//   output pixel. With the weights flipped and transposed (conv_weight_to_bf16 with flip) and
+//   padding k - 1 - p, the same kernel is a stride-1 layer's input gradient.
+// - conv2d_bwd_weight_nhwc: dW(m = co, n = (kh, kw, ci)) = sum over the batch's output pixels of
+//   dY(pixel, co) * X(shifted pixel, ci); both operands are pixel-major in shared memory and
+//   ldmatrix transposes them.
+// Both write f32 results as the conv2d.cu passes do (a split of K writes its own slice, added
+// by conv2d_sum_splits).
+
+typedef unsigned short bf16_t;  // bf16 bits
+
+#define NH_BK 32  // K step: 4 chunks of 8 bf16 per row of a K-contiguous tile
+
+template <int WM_, int STAGES_>
+struct NhwcShape {
+    static constexpr int WM = WM_, WN = 4, WARPS = 4, STAGES = STAGES_;
+    static constexpr int NT = 32 * WARPS, BM = 16 * WM, BN = 8 * WN * WARPS;
+};
+using NhwcTile80 = NhwcShape<5, 3>;
+using NhwcTile64 = NhwcShape<4, 3>;
+
+// Element offset of chunk q (8 bf16) of row r in a K-contiguous tile of 32-element rows. The
+// chunk index is XOR-swizzled by (r / 2) % 4 so that the 8 rows one ldmatrix reads at the same
+// logical chunk fall in 8 different 16-byte bank groups (64-byte rows would put rows r and
+// r + 2 in the same banks).
+__device__ __forceinline__ int nh_swizzle(int r, int q) { return r * NH_BK + 8 * (q ^ ((r >> 1) & 3)); }
+
+// acc[i][j]: this warp's mma tile i (rows), j (columns); element e at row 16i + g + 8(e >> 1),
+// column 8j + 2t + (e & 1) of the warp's BM x 32 sub-tile.
+template <class S>
+__device__ __forceinline__ void nh_mma_step(float acc[S::WM][S::WN][4], const unsigned af[S::WM][4],
+                                            const unsigned bf[S::WN][2]) {
+#pragma unroll
+    for (int i = 0; i < S::WM; ++i)
+#pragma unroll
+        for (int j = 0; j < S::WN; ++j) sincut_mma_bf16_16816(acc[i][j], af[i], bf[j], acc[i][j]);
+}
+
+// Calls f(m, n, value) for each of this thread's accumulators inside M x N.
+template <class S, class F>
+__device__ __forceinline__ void nh_for_each(const float acc[S::WM][S::WN][4], int M, int N, F f) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    const int m0 = blockIdx.y * S::BM, n0 = blockIdx.x * S::BN + warp * 8 * S::WN;
+#pragma unroll
+    for (int i = 0; i < S::WM; ++i)
+#pragma unroll
+        for (int j = 0; j < S::WN; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int m = m0 + 16 * i + g + 8 * (e >> 1), n = n0 + 8 * j + 2 * t + (e & 1);
+                if (m < M && n < N) f(m, n, acc[i][j][e]);
+            }
+}
+
+// The multistage loop shared by both passes: load(stage, step) issues one K step's cp.async
+// into a stage (called once per step, in order), compute(stage) multiplies a landed stage out.
+template <class S, class Load, class Compute>
+__device__ __forceinline__ void nh_pipeline(int steps, Load load, Compute compute) {
+#pragma unroll
+    for (int st = 0; st < S::STAGES - 1; ++st) {
+        if (st < steps) load(st, st);
+        sincut_cp_async_commit();
+    }
+    for (int it = 0; it < steps; ++it) {
+        sincut_cp_async_wait<S::STAGES - 2>();
+        // Step it has landed for every thread, and every thread is done with step it - 1's
+        // stage, which the load below refills.
+        __syncthreads();
+        const int next = it + S::STAGES - 1;
+        if (next < steps) load(next % S::STAGES, next);
+        sincut_cp_async_commit();
+        compute(it % S::STAGES);
+    }
+}
+
+// y (nb, m_rows, ho, wo) f32 = conv of x (nb, h, wd, c) NHWC bf16 with wt (m_rows, k*k*c) bf16,
+// stride s, padding p; c a multiple of 8. K split over blockIdx.z in `chunk`s (multiples of 32).
+template <class S>
+__device__ __forceinline__ void nh_fwd(const bf16_t* __restrict__ x, const bf16_t* __restrict__ wt,
+                                       float* __restrict__ y, int nb, int c, int h, int wd, int m_rows, int k,
+                                       int s, int p, int ho, int wo, int chunk) {
+    __shared__ __align__(16) bf16_t As[S::STAGES][S::BM * NH_BK];
+    __shared__ __align__(16) bf16_t Bs[S::STAGES][S::BN * NH_BK];
+    constexpr int ROWS = S::NT / 4;  // rows one pass of the block's threads copies
+    constexpr int A_PASSES = (S::BM + ROWS - 1) / ROWS, B_PASSES = S::BN / ROWS;
+    const int K = k * k * c, N = nb * ho * wo, npix = ho * wo;
+    const int k0 = blockIdx.z * chunk, k1 = min(K, k0 + chunk);
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int m0 = blockIdx.y * S::BM, n0 = blockIdx.x * S::BN;
+    // Copy roles: chunk q of rows r0 + ROWS*j; q's K position kb + 8q is tracked as (kh, kw, ci).
+    const int q = tid & 3, r0 = tid >> 2;
+    int pix0[B_PASSES], ih0[B_PASSES], iw0[B_PASSES];  // B rows: the output pixels' windows
+#pragma unroll
+    for (int j = 0; j < B_PASSES; ++j) {
+        const int n = n0 + r0 + ROWS * j;
+        const int img = n / npix, r = n % npix, oh = r / wo, ow = r % wo;
+        pix0[j] = n < N ? img * h * wd : 0;
+        ih0[j] = n < N ? oh * s - p : -(1 << 30);  // a column past N reads padding only
+        iw0[j] = ow * s - p;
+    }
+    int ci = (k0 + 8 * q) % c, kw = (k0 + 8 * q) / c % k, kh = (k0 + 8 * q) / c / k;
+    const auto load = [&](int stage, int step) {
+        const int kk = k0 + step * NH_BK + 8 * q;
+        const bool kok = kk < k1;
+#pragma unroll
+        for (int j = 0; j < A_PASSES; ++j) {
+            const int r = r0 + ROWS * j;
+            if (r < S::BM) {
+                const bool ok = kok && m0 + r < m_rows;
+                const bf16_t* src = ok ? wt + (long long)(m0 + r) * K + kk : wt;
+                sincut_cp_async16(&As[stage][nh_swizzle(r, q)], src, ok ? 16 : 0);
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < B_PASSES; ++j) {
+            const int ih = ih0[j] + kh, iw = iw0[j] + kw;
+            const bool ok = kok && (unsigned)ih < (unsigned)h && (unsigned)iw < (unsigned)wd;
+            const bf16_t* src = ok ? x + ((long long)pix0[j] + ih * wd + iw) * c + ci : x;
+            sincut_cp_async16(&Bs[stage][nh_swizzle(r0 + ROWS * j, q)], src, ok ? 16 : 0);
+        }
+        // The next step's K position: 32 further along (kh, kw, ci), c may be below 32.
+        ci += NH_BK;
+        while (ci >= c) {
+            ci -= c;
+            if (++kw == k) {
+                kw = 0;
+                ++kh;
+            }
+        }
+    };
+    float acc[S::WM][S::WN][4] = {};
+    const auto compute = [&](int stage) {
+#pragma unroll
+        for (int ks = 0; ks < NH_BK / 16; ++ks) {
+            unsigned af[S::WM][4], bf[S::WN][2];
+            // A (rows m, K contiguous): matrices (rows 0-7 | 8-15) x (k 0-7 | 8-15) of each mma
+            // row tile are a[0..3]; lane 8i + r addresses row r of matrix i.
+#pragma unroll
+            for (int i = 0; i < S::WM; ++i)
+                sincut_ldmatrix_x4<false>(af[i],
+                                          &As[stage][nh_swizzle(16 * i + (lane & 7) + 8 * ((lane >> 3) & 1),
+                                                                2 * ks + (lane >> 4))]);
+            // B (rows n, K contiguous): columns of tiles j, j + 1 at k 0-7 and 8-15.
+#pragma unroll
+            for (int j = 0; j < S::WN; j += 2) {
+                unsigned r[4];
+                sincut_ldmatrix_x4<false>(
+                    r, &Bs[stage][nh_swizzle(warp * 32 + 8 * j + (lane & 7) + 8 * (lane >> 4),
+                                             2 * ks + ((lane >> 3) & 1))]);
+                bf[j][0] = r[0];
+                bf[j][1] = r[1];
+                bf[j + 1][0] = r[2];
+                bf[j + 1][1] = r[3];
+            }
+            nh_mma_step<S>(acc, af, bf);
+        }
+    };
+    if (k0 < k1) nh_pipeline<S>((k1 - k0 + NH_BK - 1) / NH_BK, load, compute);
+    float* out = y + (long long)blockIdx.z * N * m_rows;
+    nh_for_each<S>(acc, m_rows, N, [&](int m, int n, float v) {
+        const int img = n / npix, pix = n % npix;
+        out[((long long)img * m_rows + m) * npix + pix] = v;
+    });
+}
+
+// Row stride (bf16) of a pixel-major tile `cols` wide: 8 bf16 of padding put the 8 rows one
+// ldmatrix reads in 8 different 16-byte bank groups (stride 16 mod 128 bytes or 48 for 80).
+#define NH_PIXEL_LD(cols) ((cols) + 8)
+
+// part (splits, m_rows, c, k, k) f32: dW = sum over the output pixels of dy (nb*ho*wo, m_rows)
+// NHWC bf16 times x (nb, h, wd, c) NHWC bf16 at the pixel's window; C's columns n = (kh, kw, ci).
+// c and m_rows multiples of 8. K (pixels) split over blockIdx.z in `chunk`s (multiples of 32).
+template <class S>
+__device__ __forceinline__ void nh_bwd_weight(const bf16_t* __restrict__ x, const bf16_t* __restrict__ dy,
+                                              float* __restrict__ part, int nb, int c, int h, int wd, int m_rows,
+                                              int k, int s, int p, int ho, int wo, int chunk) {
+    constexpr int LA = NH_PIXEL_LD(S::BM), LB = NH_PIXEL_LD(S::BN);
+    __shared__ __align__(16) bf16_t As[S::STAGES][NH_BK * LA];  // As[pixel][m]
+    __shared__ __align__(16) bf16_t Bs[S::STAGES][NH_BK * LB];  // Bs[pixel][n]
+    constexpr int A_CHUNKS = S::BM / 8, A_PASSES = (NH_BK * A_CHUNKS + S::NT - 1) / S::NT;
+    constexpr int B_CHUNKS = S::BN / 8, B_ROWS = S::NT / B_CHUNKS, B_PASSES = NH_BK / B_ROWS;
+    const int K = nb * ho * wo, N = k * k * c;
+    const int k0 = blockIdx.z * chunk, k1 = min(K, k0 + chunk);
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int m0 = blockIdx.y * S::BM, n0 = blockIdx.x * S::BN;
+    // B roles: chunk bq of pixel rows br + B_ROWS*j. The chunk's column (kh, kw, ci) is fixed;
+    // each row's pixel (img, oh, ow) moves 32 on per step.
+    const int bq = tid % B_CHUNKS, br = tid / B_CHUNKS;
+    const int nn = n0 + 8 * bq;
+    const bool col_ok = nn < N;
+    const int ci = nn % c, kw = nn / c % k, kh = nn / c / k;
+    int img[B_PASSES], oh[B_PASSES], ow[B_PASSES];
+#pragma unroll
+    for (int j = 0; j < B_PASSES; ++j) {
+        const int pq = k0 + br + B_ROWS * j, npix = ho * wo;
+        img[j] = pq / npix;
+        oh[j] = pq % npix / wo;
+        ow[j] = pq % wo;
+    }
+    const auto load = [&](int stage, int step) {
+        const int kb = k0 + step * NH_BK;
+#pragma unroll
+        for (int j = 0; j < A_PASSES; ++j) {
+            const int idx = tid + S::NT * j, r = idx / A_CHUNKS, aq = idx % A_CHUNKS;
+            if (r < NH_BK) {
+                const bool ok = kb + r < k1 && m0 + 8 * aq < m_rows;
+                const bf16_t* src = ok ? dy + (long long)(kb + r) * m_rows + m0 + 8 * aq : dy;
+                sincut_cp_async16(&As[stage][r * LA + 8 * aq], src, ok ? 16 : 0);
+            }
+        }
+#pragma unroll
+        for (int j = 0; j < B_PASSES; ++j) {
+            const int r = br + B_ROWS * j;
+            const int ih = oh[j] * s - p + kh, iw = ow[j] * s - p + kw;
+            const bool ok =
+                col_ok && kb + r < k1 && (unsigned)ih < (unsigned)h && (unsigned)iw < (unsigned)wd;
+            const bf16_t* src = ok ? x + (((long long)img[j] * h + ih) * wd + iw) * c + ci : x;
+            sincut_cp_async16(&Bs[stage][r * LB + 8 * bq], src, ok ? 16 : 0);
+            ow[j] += NH_BK;
+            while (ow[j] >= wo) {
+                ow[j] -= wo;
+                if (++oh[j] == ho) {
+                    oh[j] = 0;
+                    ++img[j];
+                }
+            }
+        }
+    };
+    float acc[S::WM][S::WN][4] = {};
+    const auto compute = [&](int stage) {
+#pragma unroll
+        for (int ks = 0; ks < NH_BK / 16; ++ks) {
+            unsigned af[S::WM][4], bf[S::WN][2];
+            // A is stored [k][m]: transposed loads of (k 0-7, m 0-7), (k 0-7, m 8-15),
+            // (k 8-15, m 0-7), (k 8-15, m 8-15) give a[0..3].
+#pragma unroll
+            for (int i = 0; i < S::WM; ++i)
+                sincut_ldmatrix_x4<true>(
+                    af[i], &As[stage][(16 * ks + (lane & 7) + 8 * (lane >> 4)) * LA + 16 * i + 8 * ((lane >> 3) & 1)]);
+            // B is stored [k][n]: (k 0-7 | 8-15) x (columns of tile j | j + 1).
+#pragma unroll
+            for (int j = 0; j < S::WN; j += 2) {
+                unsigned r[4];
+                sincut_ldmatrix_x4<true>(r, &Bs[stage][(16 * ks + (lane & 7) + 8 * ((lane >> 3) & 1)) * LB +
+                                                       warp * 32 + 8 * j + 8 * (lane >> 4)]);
+                bf[j][0] = r[0];
+                bf[j][1] = r[1];
+                bf[j + 1][0] = r[2];
+                bf[j + 1][1] = r[3];
+            }
+            nh_mma_step<S>(acc, af, bf);
+        }
+    };
+    if (k0 < k1) nh_pipeline<S>((k1 - k0 + NH_BK - 1) / NH_BK, load, compute);
+    float* out = part + (long long)blockIdx.z * m_rows * N;
+    nh_for_each<S>(acc, m_rows, N, [&](int m, int n, float v) {
+        const int cc = n % c, tap = n / c;  // tap = kh*k + kw
+        out[((long long)m * c + cc) * k * k + tap] = v;
+    });
+}
+
+#define NHWC_ENTRY_POINTS(SUFFIX, S)                                                                                \
+    extern "C" __global__ void __launch_bounds__(128, 3)                                                            \
+        conv2d_fwd_nhwc##SUFFIX(const bf16_t* __restrict__ x, const bf16_t* __restrict__ wt, float* __restrict__ y, \
+                                int nb, int c, int h, int wd, int m_rows, int k, int s, int p, int ho, int wo,       \
+                                int chunk) {                                                                        \
+        nh_fwd<S>(x, wt, y, nb, c, h, wd, m_rows, k, s, p, ho, wo, chunk);                                          \
+    }                                                                                                               \
+    extern "C" __global__ void __launch_bounds__(128, 3) conv2d_bwd_weight_nhwc##SUFFIX(                            \
+        const bf16_t* __restrict__ x, const bf16_t* __restrict__ dy, float* __restrict__ part, int nb, int c, int h, \
+        int wd, int m_rows, int k, int s, int p, int ho, int wo, int chunk) {                                       \
+        nh_bwd_weight<S>(x, dy, part, nb, c, h, wd, m_rows, k, s, p, ho, wo, chunk);                                \
+    }
+NHWC_ENTRY_POINTS(_m80, NhwcTile80)
+NHWC_ENTRY_POINTS(_m64, NhwcTile64)
+
+// y (nb, hw, c) bf16 = x (nb, c, hw) f32 rounded to nearest even. Grid (ceil(hw/32), ceil(c/32),
+// nb), 256 threads: a 32-channel x 32-pixel tile goes through shared memory so that both the
+// reads (along pixels) and the writes (along channels) are contiguous.
+extern "C" __global__ void __launch_bounds__(256)
+    nchw_to_nhwc_bf16(const float* __restrict__ x, bf16_t* __restrict__ y, int c, int hw) {
+    __shared__ float tile[32][33];
+    const int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
+    const int p0 = blockIdx.x * 32, c0 = blockIdx.y * 32;
+    const long long img = blockIdx.z;
+    for (int i = ty; i < 32; i += 8) {
+        const int ch = c0 + i, px = p0 + tx;
+        tile[i][tx] = (ch < c && px < hw) ? x[(img * c + ch) * hw + px] : 0.f;
+    }
+    __syncthreads();
+    for (int i = ty; i < 32; i += 8) {
+        const int px = p0 + i, ch = c0 + tx;
+        if (px < hw && ch < c) y[(img * hw + px) * c + ch] = (bf16_t)(sincut_pack_bf16x2(tile[tx][i], 0.f) & 0xffffu);
+    }
+}
+
+// Conv weights w (cout, cin, k, k) f32 as bf16 GEMM rows: flip = 0 gives the forward's
+// (cout, (kh, kw, ci)); flip = 1 the input gradient's (cin, (kh, kw, co)) of the kernel turned
+// by 180 degrees, w[co][ci][k-1-kh][k-1-kw].
+extern "C" __global__ void __launch_bounds__(256)
+    conv_weight_to_bf16(const float* __restrict__ w, bf16_t* __restrict__ out, int cout, int cin, int k, int flip) {
+    const long long total = (long long)cout * cin * k * k;
+    const int inner = flip ? cout : cin;
+    SINCUT_GRID_STRIDE(i, total) {
+        const int row = (int)(i / ((long long)k * k * inner)), r = (int)(i % ((long long)k * k * inner));
+        const int tap = r / inner, col = r % inner;
+        int co = row, ci = col, kh = tap / k, kw = tap % k;
+        if (flip) {
+            co = col;
+            ci = row;
+            kh = k - 1 - kh;
+            kw = k - 1 - kw;
+        }
+        out[i] = (bf16_t)(sincut_pack_bf16x2(w[(((long long)co * cin + ci) * k + kh) * k + kw], 0.f) & 0xffffu);
+    }
+}
