@@ -161,15 +161,38 @@ fn conv_rounding_no_worse_than_cpu() {
 /// floors for a different summation order).
 #[test]
 fn cuda_engine_matches_cpu_engine() {
+    engine_matches_cpu(sincut::backend::cpu::MatmulPrecision::Full);
+}
+
+/// The same in bf16 (`--precision bf16`): the CUDA engine's tensor-core convolutions (NHWC
+/// kernels where the channels are multiples of 8, as G's always are; the gathering ones for
+/// RGB and, in the small configuration, D's 12-channel layers) against the CPU engine's bf16
+/// mode. The two round the same operands only until the first f32 summation-order difference
+/// puts an operand on the other side of a bf16 rounding boundary; from there the flips cascade
+/// layer by layer (measured under the emulator, seed 2: d_fake 1.2e-2 apart, a few NCE weight
+/// gradients 0.87, with the gathering kernels and the NHWC ones alike), so f32's bounds do not
+/// apply. The bound per quantity is instead twice the CPU engine's own distance between bf16
+/// and f32 (the effect of bf16 rounding itself; two bf16 engines each that far from f32 are
+/// at most twice that apart), or the f32 bound where that is larger; a loss takes the largest
+/// such distance among its iteration's losses. A kernel that computes something else misses it
+/// by orders of magnitude. Under the emulator it takes about 4 minutes, so the CI dry run
+/// skips it (scripts/gpu-dry-run.sh); gpu-check runs it on a GPU.
+#[test]
+fn cuda_engine_matches_cpu_engine_in_bf16() {
+    engine_matches_cpu(sincut::backend::cpu::MatmulPrecision::Bf16);
+}
+
+fn engine_matches_cpu(prec: sincut::backend::cpu::MatmulPrecision) {
     use sincut::backend::cpu::CpuBackend;
     use sincut::backend::cuda::CudaBackend;
     use sincut::config::ModelConfig;
     use sincut::train::StepInputs;
     use sincut::train::step::{replay_step, replay_trajectory};
-    let Ok(e) = CudaBackend::open(0) else {
+    let Ok(e) = CudaBackend::open_with(0, prec) else {
         skip("no CUDA device");
         return;
     };
+    let cpu = || CpuBackend::<f32>::with_matmul(prec);
     // Under the CPU emulator the official widths take minutes: there the small configuration
     // runs (the kernels meet the official widths in their own tests above, and the whole
     // CUDA engine meets the c64 fixture through check-golden in the dry run, every fixture on
@@ -225,9 +248,9 @@ fn cuda_engine_matches_cpu_engine() {
                 },
             })
             .collect();
-        let want = replay_step(&CpuBackend::<f32>::new(), &cfg, &p, &inputs[0]).unwrap();
+        let want = replay_step(&cpu(), &cfg, &p, &inputs[0]).unwrap();
         let got = replay_step(&e, &cfg, &p, &inputs[0]).unwrap();
-        let mut want_t = replay_trajectory(&CpuBackend::<f32>::new(), &cfg, &p, &inputs).unwrap();
+        let mut want_t = replay_trajectory(&cpu(), &cfg, &p, &inputs).unwrap();
         want_t.extend(want);
         let mut got_t = replay_trajectory(&e, &cfg, &p, &inputs).unwrap();
         got_t.extend(got);
@@ -247,7 +270,7 @@ fn cuda_engine_matches_cpu_engine() {
         // dy at one pixel and this gradient by 1.6e-2, every other gradient by ≤ 3.6e-4. The
         // rounding allowance is measured without any GPU: the CPU engine in f32 against f64
         // moves this quantity by up to 7.3e-3 over seeds 1..30 (other gradients ≤ 5.5e-3).
-        let rounding: std::collections::BTreeMap<String, f64> = want_t
+        let mut rounding: std::collections::BTreeMap<String, f64> = want_t
             .keys()
             .filter_map(|k| {
                 if k.starts_with("grad") && k.ends_with(".noise.weight") {
@@ -261,14 +284,59 @@ fn cuda_engine_matches_cpu_engine() {
                 }
             })
             .collect();
+        let f32_ref = (prec == sincut::backend::cpu::MatmulPrecision::Bf16).then(|| {
+            let f32_engine = CpuBackend::<f32>::new();
+            let mut t = replay_trajectory(&f32_engine, &cfg, &p, &inputs).unwrap();
+            t.extend(replay_step(&f32_engine, &cfg, &p, &inputs[0]).unwrap());
+            t
+        });
+        if let Some(f32_t) = &f32_ref {
+            let effect: std::collections::BTreeMap<&String, f64> = want_t
+                .iter()
+                .map(|(k, v)| (k, sincut::golden::relative_error(v, &f32_t[k])))
+                .collect();
+            // One loss's distance is a single draw of that noise and may be near zero by
+            // chance: a loss takes the largest among its iteration's losses ("loss." for the
+            // step, "k<i>.loss." for the trajectory).
+            let iteration = |k: &str| k.find("loss.").map(|i| k[..i].to_string());
+            for (k, &e) in &effect {
+                let e = match iteration(k) {
+                    Some(it) => effect
+                        .iter()
+                        .filter(|(q, _)| iteration(q).as_ref() == Some(&it))
+                        .map(|(_, &v)| v)
+                        .fold(e, f64::max),
+                    None => e,
+                };
+                // bound_for takes 4 × this: twice the bf16-vs-f32 distance.
+                let r = rounding.entry((*k).clone()).or_insert(0.0);
+                *r = r.max(0.5 * e);
+            }
+        }
         let rep = sincut::golden::compare_maps(
-            &format!("cuda vs cpu engine, seed {seed}"),
+            &format!("cuda vs cpu engine ({prec:?}), seed {seed}"),
             &want_t,
             &got_t,
             &rounding,
         );
         println!("{}", rep.table(8));
         assert!(rep.passed(), "{}", rep.verdict());
+        // And bf16 did happen on the GPU: its outputs are about as far from f32 as the CPU's
+        // bf16 mode is (an engine that ignored the precision would sit at f32 rounding, 1e-6).
+        if let Some(f32_t) = &f32_ref {
+            for k in want_t
+                .keys()
+                .filter(|k| sincut::golden::Kind::of(k) == sincut::golden::Kind::Output)
+            {
+                let cpu = sincut::golden::relative_error(&want_t[k], &f32_t[k]);
+                let gpu = sincut::golden::relative_error(&got_t[k], &f32_t[k]);
+                println!("{k}: bf16 vs f32: cpu {cpu:.2e}, cuda {gpu:.2e}");
+                assert!(
+                    cpu > 1e-4 && gpu > 0.1 * cpu,
+                    "{k}: cuda bf16 is {gpu:.2e} from f32, the cpu's bf16 {cpu:.2e}"
+                );
+            }
+        }
     }
 }
 
