@@ -648,43 +648,50 @@ fn windows<B: Backend<Elem = f32>>(b: &B) {
     assert!(b.to_windows(&odd, 8).is_err());
 }
 
-fn gather_position<B: Backend<Elem = f32>>(b: &B) {
-    for (i, &(s, r0, n, pos)) in [
-        ((6, 3, 17, 19), 3, 3, 17 * 19 - 1),
-        ((4, 160, 32, 32), 0, 2, 0),
-        ((32, 160, 64, 64), 16, 16, 4095),
-        ((2, 80, 13, 9), 1, 1, 50),
-    ]
-    .iter()
-    .enumerate()
-    {
+/// One position (one patch per crop) and several (`--nce-patches`), a repeated one included
+/// (its scatter adds both rows), on shapes that are not multiples of a block.
+fn gather_positions<B: Backend<Elem = f32>>(b: &B) {
+    let cases: [((usize, usize, usize, usize), usize, usize, &[usize]); 6] = [
+        ((6, 3, 17, 19), 3, 3, &[17 * 19 - 1]),
+        ((4, 160, 32, 32), 0, 2, &[0]),
+        ((32, 160, 64, 64), 16, 16, &[4095]),
+        ((2, 80, 13, 9), 1, 1, &[50]),
+        ((6, 80, 13, 9), 2, 3, &[116, 0, 57, 3, 88]),
+        ((4, 40, 7, 5), 0, 4, &[9, 34, 9]),
+    ];
+    for (i, &(s, r0, n, ids)) in cases.iter().enumerate() {
         let mut r = Rng(1900 + i as u64);
-        let (f, d, add) = (r.a4(s), r.a4(s), r.a4((n, s.1, 1, 1)));
+        let (f, d, add) = (r.a4(s), r.a4(s), r.a4((n * ids.len(), s.1, 1, 1)));
         let o = runs!(b, [f, d, add], |e| {
             let rows = e
-                .gather_position(&e.upload(f).unwrap(), r0, n, pos)
+                .gather_positions(&e.upload(f).unwrap(), r0, n, ids)
                 .unwrap();
             let mut dt = e.upload(d).unwrap();
-            e.scatter_add_position(&mut dt, r0, pos, &e.upload(add).unwrap())
+            e.scatter_add_positions(&mut dt, r0, ids, &e.upload(add).unwrap())
                 .unwrap();
             vec![e.download(&rows).unwrap(), e.download(&dt).unwrap()]
         });
-        assert_eq!(o.got[0].dim(), (n, s.1, 1, 1));
+        assert_eq!(o.got[0].dim(), (n * ids.len(), s.1, 1, 1));
         o.check(
             0,
-            &format!("gather {s:?} rows {r0}+{n} at {pos}"),
+            &format!("gather {s:?} rows {r0}+{n} at {ids:?}"),
             EXACT,
             EXACT,
         );
         o.check(
             1,
-            &format!("scatter_add {s:?} rows {r0}+{n} at {pos}"),
+            &format!("scatter_add {s:?} rows {r0}+{n} at {ids:?}"),
             ROUNDED,
             EXACT,
         );
     }
     let small = b.upload(&Array4::zeros((2, 3, 4, 4))).unwrap();
-    assert!(b.gather_position(&small, 1, 2, 0).is_err());
+    assert!(b.gather_positions(&small, 1, 2, &[0]).is_err());
+    assert!(b.gather_positions(&small, 0, 2, &[3, 16]).is_err());
+    assert!(b.gather_positions(&small, 0, 2, &[]).is_err());
+    let mut d = b.upload(&Array4::zeros((2, 3, 4, 4))).unwrap();
+    let rows = b.upload(&Array4::zeros((3, 3, 1, 1))).unwrap();
+    assert!(b.scatter_add_positions(&mut d, 0, &[1, 2], &rows).is_err());
 }
 
 fn sum_squares<B: Backend<Elem = f32>>(b: &B) {
@@ -760,7 +767,7 @@ parity!(
     add_into,
     swap01,
     windows,
-    gather_position,
+    gather_positions,
     sum_squares,
 );
 

@@ -167,19 +167,25 @@ impl<T: Real> Backend for CpuBackend<T> {
         ops::windows::check_from_windows(dims(win), n, h, w).map_err(Error::new)?;
         Ok(standard(ops::windows::from_windows(win, n, h, w)))
     }
-    fn gather_position(&self, f: &Array4<T>, r0: usize, b: usize, pos: usize) -> Result<Array4<T>> {
-        ops::gather::check_position(dims(f), r0, b, pos).map_err(Error::new)?;
-        Ok(unrows(ops::gather::gather_position(f, r0, b, pos)))
+    fn gather_positions(
+        &self,
+        f: &Array4<T>,
+        r0: usize,
+        b: usize,
+        ids: &[usize],
+    ) -> Result<Array4<T>> {
+        ops::gather::check_positions(dims(f), r0, b, ids).map_err(Error::new)?;
+        Ok(unrows(ops::gather::gather_positions(f, r0, b, ids)))
     }
-    fn scatter_add_position(
+    fn scatter_add_positions(
         &self,
         d: &mut Array4<T>,
         r0: usize,
-        pos: usize,
+        ids: &[usize],
         r: &Array4<T>,
     ) -> Result<()> {
-        ops::gather::check_scatter(dims(d), dims(r), r0, pos).map_err(Error::new)?;
-        ops::gather::scatter_add_position(d, r0, pos, &rows(r));
+        ops::gather::check_scatter(dims(d), dims(r), r0, ids).map_err(Error::new)?;
+        ops::gather::scatter_add_positions(d, r0, ids, &rows(r));
         Ok(())
     }
     fn sum_squares(&self, x: &Array4<T>) -> Result<Array4<T>> {

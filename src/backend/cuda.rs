@@ -136,18 +136,24 @@ impl Backend for CudaBackend {
     fn from_windows(&self, win: &GpuTensor, n: usize, h: usize, w: usize) -> Result<GpuTensor> {
         Ok(gops::windows::from_windows(&self.gpu, win, n, h, w)?)
     }
-    fn gather_position(&self, f: &GpuTensor, r0: usize, b: usize, pos: usize) -> Result<GpuTensor> {
-        Ok(gops::gather::gather_position(&self.gpu, f, r0, b, pos)?)
+    fn gather_positions(
+        &self,
+        f: &GpuTensor,
+        r0: usize,
+        b: usize,
+        ids: &[usize],
+    ) -> Result<GpuTensor> {
+        Ok(gops::gather::gather_positions(&self.gpu, f, r0, b, ids)?)
     }
-    fn scatter_add_position(
+    fn scatter_add_positions(
         &self,
         d: &mut GpuTensor,
         r0: usize,
-        pos: usize,
+        ids: &[usize],
         rows: &GpuTensor,
     ) -> Result<()> {
-        Ok(gops::gather::scatter_add_position(
-            &self.gpu, d, r0, pos, rows,
+        Ok(gops::gather::scatter_add_positions(
+            &self.gpu, d, r0, ids, rows,
         )?)
     }
     fn sum_squares(&self, x: &GpuTensor) -> Result<GpuTensor> {

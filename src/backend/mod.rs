@@ -64,19 +64,21 @@ pub trait Backend {
         h: usize,
         w: usize,
     ) -> Result<Self::Tensor>;
-    /// (b, C, 1, 1): rows r0..r0+b of `f` at flat position `pos`.
-    fn gather_position(
+    /// (len(ids)·b, C, 1, 1): rows r0..r0+b of `f` at each flat position of `ids`,
+    /// position-major (ops::gather).
+    fn gather_positions(
         &self,
         f: &Self::Tensor,
         r0: usize,
         b: usize,
-        pos: usize,
+        ids: &[usize],
     ) -> Result<Self::Tensor>;
-    fn scatter_add_position(
+    /// The adjoint: d[r0 + j, :, ids[i]] += rows[i·b + j].
+    fn scatter_add_positions(
         &self,
         d: &mut Self::Tensor,
         r0: usize,
-        pos: usize,
+        ids: &[usize],
         rows: &Self::Tensor,
     ) -> Result<()>;
     /// Σx² as a scalar (accumulated in f64, rounded once).

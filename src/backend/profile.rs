@@ -231,22 +231,28 @@ impl<B: Backend> Backend for Profiled<'_, B> {
         let wk = self.bytes(&[win, win]);
         self.timed("from_windows", wk, || self.inner.from_windows(win, n, h, w))
     }
-    fn gather_position(&self, f: &B::Tensor, r0: usize, b: usize, pos: usize) -> Result<B::Tensor> {
-        let w = Work::Bytes(8.0 * (b * self.shape(f)[1]) as f64);
-        self.timed("gather_position", w, || {
-            self.inner.gather_position(f, r0, b, pos)
+    fn gather_positions(
+        &self,
+        f: &B::Tensor,
+        r0: usize,
+        b: usize,
+        ids: &[usize],
+    ) -> Result<B::Tensor> {
+        let w = Work::Bytes(8.0 * (ids.len() * b * self.shape(f)[1]) as f64);
+        self.timed("gather_positions", w, || {
+            self.inner.gather_positions(f, r0, b, ids)
         })
     }
-    fn scatter_add_position(
+    fn scatter_add_positions(
         &self,
         d: &mut B::Tensor,
         r0: usize,
-        pos: usize,
+        ids: &[usize],
         rows: &B::Tensor,
     ) -> Result<()> {
         let w = self.bytes(&[rows, rows, rows]);
-        self.timed("scatter_add_position", w, || {
-            self.inner.scatter_add_position(d, r0, pos, rows)
+        self.timed("scatter_add_positions", w, || {
+            self.inner.scatter_add_positions(d, r0, ids, rows)
         })
     }
     fn sum_squares(&self, x: &B::Tensor) -> Result<B::Tensor> {

@@ -102,44 +102,6 @@ fn filled<B: Backend>(e: &B, n: usize, v: f64) -> Result<B::Tensor> {
     e.upload(&Array4::from_elem((n, 1, 1, 1), c(v)))
 }
 
-/// PatchNCE's rows: the features of batch rows r0..r0+n at each position of `ids`, as
-/// (n·ids.len(), C, 1, 1), position-major (the rows of position i are i·n..(i+1)·n).
-fn gather_patches<B: Backend>(
-    e: &B,
-    f: &B::Tensor,
-    r0: usize,
-    n: usize,
-    ids: &[usize],
-) -> Result<B::Tensor> {
-    if let [pos] = ids {
-        return e.gather_position(f, r0, n, *pos);
-    }
-    let ch = e.shape(f)[1];
-    let mut rows = e.zeros([n * ids.len(), ch, 1, 1])?;
-    for (i, &pos) in ids.iter().enumerate() {
-        e.add_into(&mut rows, i * n * ch, &e.gather_position(f, r0, n, pos)?)?;
-    }
-    Ok(rows)
-}
-
-/// The adjoint of [`gather_patches`]: adds the row gradients back at their positions of d.
-fn scatter_patches<B: Backend>(
-    e: &B,
-    d: &mut B::Tensor,
-    r0: usize,
-    n: usize,
-    ids: &[usize],
-    rows: &B::Tensor,
-) -> Result<()> {
-    if let [pos] = ids {
-        return e.scatter_add_position(d, r0, *pos, rows);
-    }
-    for (i, &pos) in ids.iter().enumerate() {
-        e.scatter_add_position(d, r0, pos, &e.batch_slice(rows, i * n, n)?)?;
-    }
-    Ok(())
-}
-
 /// D loss = ½(mean softplus(D(fake_b)) + mean softplus(−D(real_b))) + R1, and its gradients.
 pub fn d_step<B: Backend>(
     e: &B,
@@ -305,14 +267,14 @@ pub fn g_upstream_keys_with<B: Backend>(
                 rows,
                 0.5 * cfg.lambda_nce / (NCE_LAYERS.len() * rows) as f64,
             )?;
-            let k_rows = gather_patches(e, &gf.keys[l], r0, n, &ids[l])?;
-            let q_rows = gather_patches(e, &qfeat[l], r0, n, &ids[l])?;
+            let k_rows = e.gather_positions(&gf.keys[l], r0, n, &ids[l])?;
+            let q_rows = e.gather_positions(&qfeat[l], r0, n, &ids[l])?;
             let (k, _) = f_forward(e, &nets.f, key_params, l, k_rows)?;
             let (q, qc) = f_forward(e, &nets.f, p, l, q_rows)?;
             ces.push(e.patchnce(&q, &k, cfg.nce_t)?);
             let dq = e.patchnce_backward(&q, &k, cfg.nce_t, &dloss)?;
             let drows = f_backward(e, p, l, &qc, &dq, Some(&mut grads_f))?;
-            scatter_patches(e, &mut d_feat[l], r0, n, &ids[l], &drows)?;
+            e.scatter_add_positions(&mut d_feat[l], r0, &ids[l], &drows)?;
         }
         nce_ce.push(ces.try_into().map_err(|_| Error::new("three NCE layers"))?);
     }

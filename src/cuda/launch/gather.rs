@@ -1,56 +1,71 @@
 use super::launch;
 use crate::cuda::{CudaError, Gpu, GpuTensor, grid_1d, i32_arg};
 use crate::ops::gather;
-use cudarc::driver::PushKernelArg;
+use cudarc::driver::{CudaSlice, PushKernelArg};
 
-/// Checks rows r0..r0+b and position `pos` lie in `f`; returns (C, H·W, first element).
-fn place(
-    f: &GpuTensor,
-    r0: usize,
-    b: usize,
-    pos: usize,
-) -> Result<(usize, usize, usize), CudaError> {
-    let [_, ch, h, w] = f.shape;
-    gather::check_position(f.shape, r0, b, pos).map_err(CudaError::Shape)?;
-    Ok((ch, h * w, r0 * ch * h * w + pos))
+/// The positions as a device buffer of i32 (each below H·W, checked by the caller).
+fn upload_ids(gpu: &Gpu, ids: &[usize]) -> Result<CudaSlice<i32>, CudaError> {
+    let v = ids
+        .iter()
+        .map(|&p| i32_arg("position", p))
+        .collect::<Result<Vec<i32>, _>>()?;
+    gpu.stream()
+        .clone_htod(&v)
+        .map_err(|e| CudaError::driver("upload", e))
 }
 
-/// (b, C, 1, 1): rows r0..r0+b of `f` at flat position `pos`, as
-/// `ops::gather::gather_position`.
-pub fn gather_position(
+/// (len(ids)·b, C, 1, 1): rows r0..r0+b of `f` at each position of `ids`, position-major, as
+/// `ops::gather::gather_positions`; one launch for all positions.
+pub fn gather_positions(
     gpu: &Gpu,
     f: &GpuTensor,
     r0: usize,
     b: usize,
-    pos: usize,
+    ids: &[usize],
 ) -> Result<GpuTensor, CudaError> {
-    let (ch, plane, first) = place(f, r0, b, pos)?;
-    let mut rows = GpuTensor::output(gpu, [b, ch, 1, 1])?;
-    let func = gpu.function("gather.cu", "gather_position")?;
-    // The last element read is first + (b·C − 1)·plane.
-    let view = f.buf.slice(first..first + (b * ch - 1) * plane + 1);
-    let (bi, chi, pl) = (i32_arg("rows", b)?, i32_arg("channels", ch)?, plane as i64);
+    gather::check_positions(f.shape, r0, b, ids).map_err(CudaError::Shape)?;
+    let [_, ch, h, w] = f.shape;
+    let plane = h * w;
+    let mut rows = GpuTensor::output(gpu, [ids.len() * b, ch, 1, 1])?;
+    let dev_ids = upload_ids(gpu, ids)?;
+    let func = gpu.function("gather.cu", "gather_positions")?;
+    let view = f.buf.slice(r0 * ch * plane..(r0 + b) * ch * plane);
+    let (np, bi, chi, pl) = (
+        i32_arg("positions", ids.len())?,
+        i32_arg("rows", b)?,
+        i32_arg("channels", ch)?,
+        plane as i64,
+    );
     let mut l = gpu.stream().launch_builder(&func);
-    l.arg(&view).arg(&mut rows.buf).arg(&bi).arg(&chi).arg(&pl);
-    launch!(l, grid_1d(b * ch), "gather_position")?;
+    l.arg(&view).arg(&dev_ids).arg(&mut rows.buf);
+    l.arg(&np).arg(&bi).arg(&chi).arg(&pl);
+    launch!(l, grid_1d(ids.len() * b * ch), "gather_positions")?;
     Ok(rows)
 }
 
-/// d[r0.., :, pos] += rows, as `ops::gather::scatter_add_position`.
-pub fn scatter_add_position(
+/// d[r0 + j, :, ids[i]] += rows[i·b + j], as `ops::gather::scatter_add_positions`; one launch.
+pub fn scatter_add_positions(
     gpu: &Gpu,
     d: &mut GpuTensor,
     r0: usize,
-    pos: usize,
+    ids: &[usize],
     rows: &GpuTensor,
 ) -> Result<(), CudaError> {
-    let b = rows.shape[0];
-    let (ch, plane, first) = place(d, r0, b, pos)?;
-    gather::check_scatter(d.shape, rows.shape, r0, pos).map_err(CudaError::Shape)?;
-    let func = gpu.function("gather.cu", "scatter_add_position")?;
-    let mut view = d.buf.slice_mut(first..first + (b * ch - 1) * plane + 1);
-    let (bi, chi, pl) = (i32_arg("rows", b)?, i32_arg("channels", ch)?, plane as i64);
+    gather::check_scatter(d.shape, rows.shape, r0, ids).map_err(CudaError::Shape)?;
+    let b = rows.shape[0] / ids.len();
+    let [_, ch, h, w] = d.shape;
+    let plane = h * w;
+    let dev_ids = upload_ids(gpu, ids)?;
+    let func = gpu.function("gather.cu", "scatter_add_positions")?;
+    let mut view = d.buf.slice_mut(r0 * ch * plane..(r0 + b) * ch * plane);
+    let (np, bi, chi, pl) = (
+        i32_arg("positions", ids.len())?,
+        i32_arg("rows", b)?,
+        i32_arg("channels", ch)?,
+        plane as i64,
+    );
     let mut l = gpu.stream().launch_builder(&func);
-    l.arg(&mut view).arg(&rows.buf).arg(&bi).arg(&chi).arg(&pl);
-    launch!(l, grid_1d(b * ch), "scatter_add_position")
+    l.arg(&mut view).arg(&dev_ids).arg(&rows.buf);
+    l.arg(&np).arg(&bi).arg(&chi).arg(&pl);
+    launch!(l, grid_1d(b * ch), "scatter_add_positions")
 }
