@@ -651,7 +651,8 @@ fn windows<B: Backend<Elem = f32>>(b: &B) {
 /// One position (one patch per crop) and several (`--nce-patches`), a repeated one included
 /// (its scatter adds both rows), on shapes that are not multiples of a block.
 fn gather_positions<B: Backend<Elem = f32>>(b: &B) {
-    let cases: [((usize, usize, usize, usize), usize, usize, &[usize]); 6] = [
+    type Case<'a> = ((usize, usize, usize, usize), usize, usize, &'a [usize]);
+    let cases: [Case; 6] = [
         ((6, 3, 17, 19), 3, 3, &[17 * 19 - 1]),
         ((4, 160, 32, 32), 0, 2, &[0]),
         ((32, 160, 64, 64), 16, 16, &[4095]),
