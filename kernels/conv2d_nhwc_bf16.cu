@@ -289,22 +289,25 @@ NHWC_ENTRY_POINTS(_m80, NhwcTile80)
 NHWC_ENTRY_POINTS(_m64, NhwcTile64)
 
 // y (nb, hw, c) bf16 = x (nb, c, hw) f32 rounded to nearest even. Grid (ceil(hw/32), ceil(c/32),
-// nb), 256 threads: a 32-channel x 32-pixel tile goes through shared memory so that both the
-// reads (along pixels) and the writes (along channels) are contiguous.
+// up to 65535 images at a time), 256 threads: a 32-channel x 32-pixel tile goes through shared
+// memory so that both the reads (along pixels) and the writes (along channels) are contiguous.
 extern "C" __global__ void __launch_bounds__(256)
-    nchw_to_nhwc_bf16(const float* __restrict__ x, bf16_t* __restrict__ y, int c, int hw) {
+    nchw_to_nhwc_bf16(const float* __restrict__ x, bf16_t* __restrict__ y, int nb, int c, int hw) {
     __shared__ float tile[32][33];
     const int tx = threadIdx.x & 31, ty = threadIdx.x >> 5;
     const int p0 = blockIdx.x * 32, c0 = blockIdx.y * 32;
-    const long long img = blockIdx.z;
-    for (int i = ty; i < 32; i += 8) {
-        const int ch = c0 + i, px = p0 + tx;
-        tile[i][tx] = (ch < c && px < hw) ? x[(img * c + ch) * hw + px] : 0.f;
-    }
-    __syncthreads();
-    for (int i = ty; i < 32; i += 8) {
-        const int px = p0 + i, ch = c0 + tx;
-        if (px < hw && ch < c) y[(img * hw + px) * c + ch] = (bf16_t)(sincut_pack_bf16x2(tile[tx][i], 0.f) & 0xffffu);
+    for (long long img = blockIdx.z; img < nb; img += gridDim.z) {
+        for (int i = ty; i < 32; i += 8) {
+            const int ch = c0 + i, px = p0 + tx;
+            tile[i][tx] = (ch < c && px < hw) ? x[(img * c + ch) * hw + px] : 0.f;
+        }
+        __syncthreads();
+        for (int i = ty; i < 32; i += 8) {
+            const int px = p0 + i, ch = c0 + tx;
+            if (px < hw && ch < c)
+                y[(img * hw + px) * c + ch] = (bf16_t)(sincut_pack_bf16x2(tile[tx][i], 0.f) & 0xffffu);
+        }
+        __syncthreads();  // the tile is refilled for the next image
     }
 }
 

@@ -114,20 +114,25 @@ fn to_nhwc_bf16(gpu: &Gpu, t: &GpuTensor) -> Result<CudaSlice<u16>, CudaError> {
     let [n, c, h, w] = t.shape;
     let hw = i32_arg("H*W", h * w)?;
     let ci = i32_arg("C", c)?;
-    check(n <= MAX_GRID_Z, || {
-        format!("NHWC conversion: batch {n} exceeds the grid's z limit")
+    let ni = i32_arg("N", n)?;
+    check(c.div_ceil(32) <= MAX_GRID_Z, || {
+        format!("NHWC conversion: {c} channels exceed the grid's y limit")
     })?;
     // SAFETY: nchw_to_nhwc_bf16 writes every element before the conv pass reads it.
     let mut out = unsafe { gpu.stream().alloc::<u16>(t.len().max(1)) }
         .map_err(|e| CudaError::driver("allocating", e))?;
     let f = gpu.function(NHWC_FILE, "nchw_to_nhwc_bf16")?;
     let cfg = LaunchConfig {
-        grid_dim: ((h * w).div_ceil(32) as u32, c.div_ceil(32) as u32, n as u32),
+        grid_dim: (
+            (h * w).div_ceil(32) as u32,
+            c.div_ceil(32) as u32,
+            n.clamp(1, MAX_GRID_Z) as u32,
+        ),
         block_dim: (256, 1, 1),
         shared_mem_bytes: 0,
     };
     let mut l = gpu.stream().launch_builder(&f);
-    l.arg(&t.buf).arg(&mut out).arg(&ci).arg(&hw);
+    l.arg(&t.buf).arg(&mut out).arg(&ni).arg(&ci).arg(&hw);
     launch!(l, cfg, "nchw_to_nhwc_bf16")?;
     Ok(out)
 }
