@@ -106,26 +106,28 @@ __device__ __forceinline__ void sincut_mma_bf16_16816(float d[4], const unsigned
 // The emulator implements both as the PTX ISA documents them: a cp.async lands at the
 // wait_group that covers its group (not before), and ldmatrix is a warp collective.
 
-// 32-bit shared-memory address of a generic pointer to shared memory (what both take).
-__device__ __forceinline__ unsigned sincut_smem_addr(const void* p) {
+// A shared-memory address as cp.async and ldmatrix take it: 32 bits on a GPU (computed once
+// from a pointer, then moved by byte offsets, so the loop does no generic-to-shared
+// conversion), a plain pointer under the emulator. `base + bytes` works for both.
 #if defined(SINCUT_CUDA_EMU)
-    return 0u;
+typedef char* sincut_smem_t;
+__device__ __forceinline__ sincut_smem_t sincut_smem_base(const void* p) { return (char*)p; }
 #else
+typedef unsigned sincut_smem_t;
+__device__ __forceinline__ sincut_smem_t sincut_smem_base(const void* p) {
     unsigned a;
     asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(a) : "l"(p));
     return a;
-#endif
 }
+#endif
 
 // Copies 16 bytes from global `src` to shared `dst` (both 16-byte aligned) without waiting:
 // the first `bytes` (0 or 16) from src, the rest zero, so a padding tap costs no branch.
-__device__ __forceinline__ void sincut_cp_async16(void* dst, const void* src, int bytes) {
+__device__ __forceinline__ void sincut_cp_async16(sincut_smem_t dst, const void* src, int bytes) {
 #if defined(SINCUT_CUDA_EMU)
     sincut_emu::cp_async16(dst, src, bytes);
 #elif __CUDA_ARCH__ >= 800
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(sincut_smem_addr(dst)), "l"(src),
-                 "r"(bytes)
-                 : "memory");
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(src), "r"(bytes) : "memory");
 #else
     __trap();
 #endif
@@ -156,19 +158,19 @@ __device__ __forceinline__ void sincut_cp_async_wait() {
 // (g = lane/4, t = lane%4) receives matrix i's elements (g, 2t) and (g, 2t+1), or with TRANS
 // (2t, g) and (2t+1, g); the first in the low half.
 template <bool TRANS>
-__device__ __forceinline__ void sincut_ldmatrix_x4(unsigned r[4], const void* row) {
+__device__ __forceinline__ void sincut_ldmatrix_x4(unsigned r[4], sincut_smem_t row) {
 #if defined(SINCUT_CUDA_EMU)
     sincut_emu::ldmatrix_x4(r, row, TRANS);
 #elif __CUDA_ARCH__ >= 800
     if (TRANS)
         asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
                      : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                     : "r"(sincut_smem_addr(row))
+                     : "r"(row)
                      : "memory");
     else
         asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
                      : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                     : "r"(sincut_smem_addr(row))
+                     : "r"(row)
                      : "memory");
 #else
     __trap();

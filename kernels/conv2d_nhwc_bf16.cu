@@ -95,6 +95,7 @@ __device__ __forceinline__ void nh_fwd(const bf16_t* __restrict__ x, const bf16_
                                        int s, int p, int ho, int wo, int chunk) {
     __shared__ __align__(16) bf16_t As[S::STAGES][S::BM * NH_BK];
     __shared__ __align__(16) bf16_t Bs[S::STAGES][S::BN * NH_BK];
+    constexpr int ROW_B = NH_BK * 2, A_STAGE = S::BM * ROW_B, B_STAGE = S::BN * ROW_B;  // bytes
     constexpr int ROWS = S::NT / 4;  // rows one pass of the block's threads copies
     constexpr int A_PASSES = (S::BM + ROWS - 1) / ROWS, B_PASSES = S::BN / ROWS;
     const int K = k * k * c, N = nb * ho * wo, npix = ho * wo;
@@ -113,6 +114,16 @@ __device__ __forceinline__ void nh_fwd(const bf16_t* __restrict__ x, const bf16_
         iw0[j] = ow * s - p;
     }
     int ci = (k0 + 8 * q) % c, kw = (k0 + 8 * q) / c % k, kh = (k0 + 8 * q) / c / k;
+    // Shared addresses, once (nh_swizzle in bytes): rows r0 + ROWS*j keep r0's swizzle (ROWS/2
+    // is a multiple of 4), and the rows an ldmatrix lane addresses keep (lane / 2) % 4.
+    const sincut_smem_t a_smem = sincut_smem_base(&As[0][0]), b_smem = sincut_smem_base(&Bs[0][0]);
+    const int cp_dst = 2 * nh_swizzle(r0, q), sw = (lane >> 1) & 3;
+    int a_ld[NH_BK / 16], b_ld[NH_BK / 16];
+#pragma unroll
+    for (int ks = 0; ks < NH_BK / 16; ++ks) {
+        a_ld[ks] = ((lane & 7) + 8 * ((lane >> 3) & 1)) * ROW_B + 16 * ((2 * ks + (lane >> 4)) ^ sw);
+        b_ld[ks] = (warp * 32 + (lane & 7) + 8 * (lane >> 4)) * ROW_B + 16 * ((2 * ks + ((lane >> 3) & 1)) ^ sw);
+    }
     const auto load = [&](int stage, int step) {
         const int kk = k0 + step * NH_BK + 8 * q;
         const bool kok = kk < k1;
@@ -122,7 +133,7 @@ __device__ __forceinline__ void nh_fwd(const bf16_t* __restrict__ x, const bf16_
             if (r < S::BM) {
                 const bool ok = kok && m0 + r < m_rows;
                 const bf16_t* src = ok ? wt + (long long)(m0 + r) * K + kk : wt;
-                sincut_cp_async16(&As[stage][nh_swizzle(r, q)], src, ok ? 16 : 0);
+                sincut_cp_async16(a_smem + stage * A_STAGE + cp_dst + ROWS * ROW_B * j, src, ok ? 16 : 0);
             }
         }
 #pragma unroll
@@ -130,7 +141,7 @@ __device__ __forceinline__ void nh_fwd(const bf16_t* __restrict__ x, const bf16_
             const int ih = ih0[j] + kh, iw = iw0[j] + kw;
             const bool ok = kok && (unsigned)ih < (unsigned)h && (unsigned)iw < (unsigned)wd;
             const bf16_t* src = ok ? x + ((long long)pix0[j] + ih * wd + iw) * c + ci : x;
-            sincut_cp_async16(&Bs[stage][nh_swizzle(r0 + ROWS * j, q)], src, ok ? 16 : 0);
+            sincut_cp_async16(b_smem + stage * B_STAGE + cp_dst + ROWS * ROW_B * j, src, ok ? 16 : 0);
         }
         // The next step's K position: 32 further along (kh, kw, ci), c may be below 32.
         ci += NH_BK;
@@ -151,16 +162,12 @@ __device__ __forceinline__ void nh_fwd(const bf16_t* __restrict__ x, const bf16_
             // row tile are a[0..3]; lane 8i + r addresses row r of matrix i.
 #pragma unroll
             for (int i = 0; i < S::WM; ++i)
-                sincut_ldmatrix_x4<false>(af[i],
-                                          &As[stage][nh_swizzle(16 * i + (lane & 7) + 8 * ((lane >> 3) & 1),
-                                                                2 * ks + (lane >> 4))]);
+                sincut_ldmatrix_x4<false>(af[i], a_smem + stage * A_STAGE + a_ld[ks] + 16 * ROW_B * i);
             // B (rows n, K contiguous): columns of tiles j, j + 1 at k 0-7 and 8-15.
 #pragma unroll
             for (int j = 0; j < S::WN; j += 2) {
                 unsigned r[4];
-                sincut_ldmatrix_x4<false>(
-                    r, &Bs[stage][nh_swizzle(warp * 32 + 8 * j + (lane & 7) + 8 * (lane >> 4),
-                                             2 * ks + ((lane >> 3) & 1))]);
+                sincut_ldmatrix_x4<false>(r, b_smem + stage * B_STAGE + b_ld[ks] + 8 * ROW_B * j);
                 bf[j][0] = r[0];
                 bf[j][1] = r[1];
                 bf[j + 1][0] = r[2];
@@ -193,6 +200,7 @@ __device__ __forceinline__ void nh_bwd_weight(const bf16_t* __restrict__ x, cons
     __shared__ __align__(16) bf16_t Bs[S::STAGES][NH_BK * LB];  // Bs[pixel][n]
     constexpr int A_CHUNKS = S::BM / 8, A_PASSES = (NH_BK * A_CHUNKS + S::NT - 1) / S::NT;
     constexpr int B_CHUNKS = S::BN / 8, B_ROWS = S::NT / B_CHUNKS, B_PASSES = NH_BK / B_ROWS;
+    constexpr int A_STAGE = NH_BK * LA * 2, B_STAGE = NH_BK * LB * 2;  // bytes
     const int K = nb * ho * wo, N = k * k * c;
     const int k0 = blockIdx.z * chunk, k1 = min(K, k0 + chunk);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
@@ -211,15 +219,26 @@ __device__ __forceinline__ void nh_bwd_weight(const bf16_t* __restrict__ x, cons
         oh[j] = pq % npix / wo;
         ow[j] = pq % wo;
     }
+    // Shared addresses, once: each A copy's row and chunk, B's first row, and the ldmatrix rows.
+    const sincut_smem_t a_smem = sincut_smem_base(&As[0][0]), b_smem = sincut_smem_base(&Bs[0][0]);
+    int a_row[A_PASSES], a_col[A_PASSES];
+#pragma unroll
+    for (int j = 0; j < A_PASSES; ++j) {
+        a_row[j] = (tid + S::NT * j) / A_CHUNKS;
+        a_col[j] = 8 * ((tid + S::NT * j) % A_CHUNKS);
+    }
+    const int b_dst = (br * LB + 8 * bq) * 2;
+    const int a_ld = (((lane & 7) + 8 * (lane >> 4)) * LA + 8 * ((lane >> 3) & 1)) * 2;
+    const int b_ld = (((lane & 7) + 8 * ((lane >> 3) & 1)) * LB + warp * 32 + 8 * (lane >> 4)) * 2;
     const auto load = [&](int stage, int step) {
         const int kb = k0 + step * NH_BK;
 #pragma unroll
         for (int j = 0; j < A_PASSES; ++j) {
-            const int idx = tid + S::NT * j, r = idx / A_CHUNKS, aq = idx % A_CHUNKS;
+            const int r = a_row[j];
             if (r < NH_BK) {
-                const bool ok = kb + r < k1 && m0 + 8 * aq < m_rows;
-                const bf16_t* src = ok ? dy + (long long)(kb + r) * m_rows + m0 + 8 * aq : dy;
-                sincut_cp_async16(&As[stage][r * LA + 8 * aq], src, ok ? 16 : 0);
+                const bool ok = kb + r < k1 && m0 + a_col[j] < m_rows;
+                const bf16_t* src = ok ? dy + (long long)(kb + r) * m_rows + m0 + a_col[j] : dy;
+                sincut_cp_async16(a_smem + stage * A_STAGE + (r * LA + a_col[j]) * 2, src, ok ? 16 : 0);
             }
         }
 #pragma unroll
@@ -229,7 +248,7 @@ __device__ __forceinline__ void nh_bwd_weight(const bf16_t* __restrict__ x, cons
             const bool ok =
                 col_ok && kb + r < k1 && (unsigned)ih < (unsigned)h && (unsigned)iw < (unsigned)wd;
             const bf16_t* src = ok ? x + (((long long)img[j] * h + ih) * wd + iw) * c + ci : x;
-            sincut_cp_async16(&Bs[stage][r * LB + 8 * bq], src, ok ? 16 : 0);
+            sincut_cp_async16(b_smem + stage * B_STAGE + b_dst + B_ROWS * LB * 2 * j, src, ok ? 16 : 0);
             ow[j] += NH_BK;
             while (ow[j] >= wo) {
                 ow[j] -= wo;
@@ -249,14 +268,12 @@ __device__ __forceinline__ void nh_bwd_weight(const bf16_t* __restrict__ x, cons
             // (k 8-15, m 0-7), (k 8-15, m 8-15) give a[0..3].
 #pragma unroll
             for (int i = 0; i < S::WM; ++i)
-                sincut_ldmatrix_x4<true>(
-                    af[i], &As[stage][(16 * ks + (lane & 7) + 8 * (lane >> 4)) * LA + 16 * i + 8 * ((lane >> 3) & 1)]);
+                sincut_ldmatrix_x4<true>(af[i], a_smem + stage * A_STAGE + a_ld + (16 * ks * LA + 16 * i) * 2);
             // B is stored [k][n]: (k 0-7 | 8-15) x (columns of tile j | j + 1).
 #pragma unroll
             for (int j = 0; j < S::WN; j += 2) {
                 unsigned r[4];
-                sincut_ldmatrix_x4<true>(r, &Bs[stage][(16 * ks + (lane & 7) + 8 * ((lane >> 3) & 1)) * LB +
-                                                       warp * 32 + 8 * j + 8 * (lane >> 4)]);
+                sincut_ldmatrix_x4<true>(r, b_smem + stage * B_STAGE + b_ld + (16 * ks * LB + 8 * j) * 2);
                 bf[j][0] = r[0];
                 bf[j][1] = r[1];
                 bf[j + 1][0] = r[2];
