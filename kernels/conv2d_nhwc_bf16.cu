@@ -20,6 +20,8 @@
 // Both write f32 results as the conv2d.cu passes do (a split of K writes its own slice, added
 // by conv2d_sum_splits).
 
+#include "conv_gather.cuh"
+
 typedef unsigned short bf16_t;  // bf16 bits
 
 #define NH_BK 32  // K step: 4 chunks of 8 bf16 per row of a K-contiguous tile
@@ -87,18 +89,24 @@ __device__ __forceinline__ void nh_pipeline(int steps, Load load, Compute comput
     }
 }
 
-// y (nb, m_rows, ho, wo) f32 = conv of x (nb, h, wd, c) NHWC bf16 with wt (m_rows, k*k*c) bf16,
-// stride s, padding p; c a multiple of 8. K split over blockIdx.z in `chunk`s (multiples of 32).
+// The conv of x (nb, h, wd, c) NHWC bf16 with wt (m_rows, kh_n*kw_n*c) bf16 (a kh_n x kw_n
+// kernel, rows of (kh, kw, c)), stride s, padding ph (rows) and pw (columns; either may be
+// negative), c a multiple of 8: an (nb, m_rows, ho, wo) result whose pixel (oh, ow) is stored
+// at (out_y0 + out_s*oh, out_x0 + out_s*ow) of y (nb, m_rows, out_h, out_w) f32. A plain conv
+// has out_s = 1 and out = (0, 0), ho x wo; a stride phase of an input gradient writes every
+// out_s-th pixel of dx. K split over blockIdx.z in `chunk`s (multiples of 32); split z writes
+// its own copy of y.
 template <class S>
 __device__ __forceinline__ void nh_fwd(const bf16_t* __restrict__ x, const bf16_t* __restrict__ wt,
-                                       float* __restrict__ y, int nb, int c, int h, int wd, int m_rows, int k,
-                                       int s, int p, int ho, int wo, int chunk) {
+                                       float* __restrict__ y, int nb, int c, int h, int wd, int m_rows, int kh_n,
+                                       int kw_n, int s, int ph, int pw, int ho, int wo, int chunk, int out_h,
+                                       int out_w, int out_s, int out_y0, int out_x0) {
     __shared__ __align__(16) bf16_t As[S::STAGES][S::BM * NH_BK];
     __shared__ __align__(16) bf16_t Bs[S::STAGES][S::BN * NH_BK];
     constexpr int ROW_B = NH_BK * 2, A_STAGE = S::BM * ROW_B, B_STAGE = S::BN * ROW_B;  // bytes
     constexpr int ROWS = S::NT / 4;  // rows one pass of the block's threads copies
     constexpr int A_PASSES = (S::BM + ROWS - 1) / ROWS, B_PASSES = S::BN / ROWS;
-    const int K = k * k * c, N = nb * ho * wo, npix = ho * wo;
+    const int K = kh_n * kw_n * c, N = nb * ho * wo, npix = ho * wo;
     const int k0 = blockIdx.z * chunk, k1 = min(K, k0 + chunk);
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int m0 = blockIdx.y * S::BM, n0 = blockIdx.x * S::BN;
@@ -110,10 +118,10 @@ __device__ __forceinline__ void nh_fwd(const bf16_t* __restrict__ x, const bf16_
         const int n = n0 + r0 + ROWS * j;
         const int img = n / npix, r = n % npix, oh = r / wo, ow = r % wo;
         pix0[j] = n < N ? img * h * wd : 0;
-        ih0[j] = n < N ? oh * s - p : -(1 << 30);  // a column past N reads padding only
-        iw0[j] = ow * s - p;
+        ih0[j] = n < N ? oh * s - ph : -(1 << 30);  // a column past N reads padding only
+        iw0[j] = ow * s - pw;
     }
-    int ci = (k0 + 8 * q) % c, kw = (k0 + 8 * q) / c % k, kh = (k0 + 8 * q) / c / k;
+    int ci = (k0 + 8 * q) % c, kw = (k0 + 8 * q) / c % kw_n, kh = (k0 + 8 * q) / c / kw_n;
     // Shared addresses, once (nh_swizzle in bytes): rows r0 + ROWS*j keep r0's swizzle (ROWS/2
     // is a multiple of 4), and the rows an ldmatrix lane addresses keep (lane / 2) % 4.
     const sincut_smem_t a_smem = sincut_smem_base(&As[0][0]), b_smem = sincut_smem_base(&Bs[0][0]);
@@ -147,7 +155,7 @@ __device__ __forceinline__ void nh_fwd(const bf16_t* __restrict__ x, const bf16_
         ci += NH_BK;
         while (ci >= c) {
             ci -= c;
-            if (++kw == k) {
+            if (++kw == kw_n) {
                 kw = 0;
                 ++kh;
             }
@@ -177,10 +185,11 @@ __device__ __forceinline__ void nh_fwd(const bf16_t* __restrict__ x, const bf16_
         }
     };
     if (k0 < k1) nh_pipeline<S>((k1 - k0 + NH_BK - 1) / NH_BK, load, compute);
-    float* out = y + (long long)blockIdx.z * N * m_rows;
+    float* out = y + (long long)blockIdx.z * nb * m_rows * out_h * out_w;
     nh_for_each<S>(acc, m_rows, N, [&](int m, int n, float v) {
         const int img = n / npix, pix = n % npix;
-        out[((long long)img * m_rows + m) * npix + pix] = v;
+        const int oy = out_y0 + out_s * (pix / wo), ox = out_x0 + out_s * (pix % wo);
+        out[(((long long)img * m_rows + m) * out_h + oy) * out_w + ox] = v;
     });
 }
 
@@ -293,9 +302,11 @@ __device__ __forceinline__ void nh_bwd_weight(const bf16_t* __restrict__ x, cons
 #define NHWC_ENTRY_POINTS(SUFFIX, S)                                                                                \
     extern "C" __global__ void __launch_bounds__(128, 3)                                                            \
         conv2d_fwd_nhwc##SUFFIX(const bf16_t* __restrict__ x, const bf16_t* __restrict__ wt, float* __restrict__ y, \
-                                int nb, int c, int h, int wd, int m_rows, int k, int s, int p, int ho, int wo,       \
-                                int chunk) {                                                                        \
-        nh_fwd<S>(x, wt, y, nb, c, h, wd, m_rows, k, s, p, ho, wo, chunk);                                          \
+                                int nb, int c, int h, int wd, int m_rows, int kh_n, int kw_n, int s, int ph, int pw, \
+                                int ho, int wo, int chunk, int out_h, int out_w, int out_s, int out_y0,             \
+                                int out_x0) {                                                                       \
+        nh_fwd<S>(x, wt, y, nb, c, h, wd, m_rows, kh_n, kw_n, s, ph, pw, ho, wo, chunk, out_h, out_w, out_s,        \
+                  out_y0, out_x0);                                                                                  \
     }                                                                                                               \
     extern "C" __global__ void __launch_bounds__(128, 3) conv2d_bwd_weight_nhwc##SUFFIX(                            \
         const bf16_t* __restrict__ x, const bf16_t* __restrict__ dy, float* __restrict__ part, int nb, int c, int h, \
@@ -328,22 +339,25 @@ extern "C" __global__ void __launch_bounds__(256)
     }
 }
 
-// Conv weights w (cout, cin, k, k) f32 as bf16 GEMM rows: flip = 0 gives the forward's
-// (cout, (kh, kw, ci)); flip = 1 the input gradient's (cin, (kh, kw, co)) of the kernel turned
-// by 180 degrees, w[co][ci][k-1-kh][k-1-kw].
+// Conv weights w (cout, cin, k, k) f32 as bf16 GEMM rows. flip = 0: the forward's
+// (cout, (kh, kw, ci)). flip = 1: the input gradient's stride phase (hr, wr) of a stride-s
+// layer, (cin, (i, j, co)) over the phase's taps kh = hr + s*(nkh-1-i), kw = wr + s*(nkw-1-j)
+// (conv_phase_taps), turned by 180 degrees; for s = 1 that is w[co][ci][k-1-i][k-1-j].
 extern "C" __global__ void __launch_bounds__(256)
-    conv_weight_to_bf16(const float* __restrict__ w, bf16_t* __restrict__ out, int cout, int cin, int k, int flip) {
-    const long long total = (long long)cout * cin * k * k;
-    const int inner = flip ? cout : cin;
-    SINCUT_GRID_STRIDE(i, total) {
-        const int row = (int)(i / ((long long)k * k * inner)), r = (int)(i % ((long long)k * k * inner));
+    conv_weight_to_bf16(const float* __restrict__ w, bf16_t* __restrict__ out, int cout, int cin, int k, int flip,
+                        int s, int hr, int wr) {
+    const int nkh = flip ? conv_phase_taps(k, s, hr) : k, nkw = flip ? conv_phase_taps(k, s, wr) : k;
+    const int inner = flip ? cout : cin, rows = flip ? cin : cout;
+    const long long per_row = (long long)nkh * nkw * inner;
+    SINCUT_GRID_STRIDE(i, rows * per_row) {
+        const int row = (int)(i / per_row), r = (int)(i % per_row);
         const int tap = r / inner, col = r % inner;
-        int co = row, ci = col, kh = tap / k, kw = tap % k;
+        int co = row, ci = col, kh = tap / nkw, kw = tap % nkw;
         if (flip) {
             co = col;
             ci = row;
-            kh = k - 1 - kh;
-            kw = k - 1 - kw;
+            kh = hr + s * (nkh - 1 - kh);
+            kw = wr + s * (nkw - 1 - kw);
         }
         out[i] = (bf16_t)(sincut_pack_bf16x2(w[(((long long)co * cin + ci) * k + kh) * k + kw], 0.f) & 0xffffu);
     }

@@ -137,28 +137,34 @@ fn to_nhwc_bf16(gpu: &Gpu, t: &GpuTensor) -> Result<CudaSlice<u16>, CudaError> {
     Ok(out)
 }
 
-/// Conv weights w (Cout,Cin,k,k) as bf16 GEMM rows: (Cout, (kh, kw, ci)), or with `flip` the
-/// input gradient's (Cin, (kh, kw, co)) of the kernel turned by 180°.
-fn weight_to_bf16(gpu: &Gpu, w: &GpuTensor, flip: bool) -> Result<CudaSlice<u16>, CudaError> {
+/// Conv weights w (Cout,Cin,k,k) as bf16 GEMM rows: (Cout, (kh, kw, ci)) for the forward
+/// (`phase` None), or the input gradient's rows for stride phase (hr, wr) of stride s:
+/// (Cin, (i, j, co)) over that phase's taps, turned by 180° (kernels/conv2d_nhwc_bf16.cu).
+fn weight_to_bf16(
+    gpu: &Gpu,
+    w: &GpuTensor,
+    phase: Option<(usize, usize, usize)>,
+) -> Result<CudaSlice<u16>, CudaError> {
     let [cout, cin, k, _] = w.shape;
+    let (s, hr, wr) = phase.unwrap_or((1, 0, 0));
+    let len = match phase {
+        None => w.len(),
+        Some(_) => cin * cout * phase_taps(k, s, hr) * phase_taps(k, s, wr),
+    };
     // SAFETY: conv_weight_to_bf16 writes every element before the conv pass reads it.
-    let mut out = unsafe { gpu.stream().alloc::<u16>(w.len().max(1)) }
+    let mut out = unsafe { gpu.stream().alloc::<u16>(len.max(1)) }
         .map_err(|e| CudaError::driver("allocating", e))?;
     let f = gpu.function(NHWC_FILE, "conv_weight_to_bf16")?;
-    let (co, ci, ki, fl) = (
-        i32_arg("Cout", cout)?,
-        i32_arg("Cin", cin)?,
-        i32_arg("k", k)?,
-        i32::from(flip),
-    );
+    let a = [cout, cin, k, usize::from(phase.is_some()), s, hr, wr]
+        .iter()
+        .map(|&v| i32_arg("weight shape", v))
+        .collect::<Result<Vec<i32>, _>>()?;
     let mut l = gpu.stream().launch_builder(&f);
-    l.arg(&w.buf)
-        .arg(&mut out)
-        .arg(&co)
-        .arg(&ci)
-        .arg(&ki)
-        .arg(&fl);
-    launch!(l, grid_1d(w.len()), "conv_weight_to_bf16")?;
+    l.arg(&w.buf).arg(&mut out);
+    for v in &a {
+        l.arg(v);
+    }
+    launch!(l, grid_1d(len), "conv_weight_to_bf16")?;
     Ok(out)
 }
 
@@ -217,6 +223,10 @@ struct PassGemm {
     max_chunk: usize,
 }
 
+/// `max_chunk` for no split of K: a pass that writes only part of its output (one stride phase
+/// of dx) cannot have its splits summed over the whole output.
+const NO_SPLIT: usize = 0;
+
 /// Runs one pass, `f(in0, in1, out, shape args, chunk)`, into `out` (`len` elements), its K
 /// split by [`split_k`]: one split writes `out` directly, more write per-split slices that
 /// `conv2d_sum_splits` adds in order (deterministic, in double).
@@ -232,13 +242,17 @@ fn launch_pass<T: DeviceRepr>(
     what: &'static str,
 ) -> Result<(), CudaError> {
     let blocks = layer_blocks(kn, g.cols, g.rows) * g.phases;
-    let max_splits = MAX_GRID_Z / g.phases;
+    let max_splits = if g.max_chunk == NO_SPLIT {
+        1
+    } else {
+        MAX_GRID_Z / g.phases
+    };
     let (splits, chunk) = split_k(
         g.kdim,
         kn.bk,
         blocks,
         gpu.sm_count(),
-        g.max_chunk,
+        g.max_chunk.max(1),
         max_splits,
     );
     let cfg = grid(kn, g.cols, g.rows, g.phases * splits);
@@ -259,6 +273,9 @@ fn launch_pass<T: DeviceRepr>(
             l.arg(v);
         }
         l.arg(&chunk);
+        for v in &a.1 {
+            l.arg(v);
+        }
         launch!(l, cfg, what)?;
     }
     if let Some(p) = part {
@@ -271,8 +288,10 @@ fn launch_pass<T: DeviceRepr>(
     Ok(())
 }
 
-/// The 10 shape arguments every conv kernel takes, in kernel order.
-struct Args([i32; 10]);
+/// The shape arguments a conv kernel takes before its K chunk (the 10 of [`args`] for the
+/// gathering kernels and the weight gradient; 12 for the NHWC forward), and after it (the
+/// NHWC forward's output placement).
+struct Args(Vec<i32>, Vec<i32>);
 
 #[allow(clippy::too_many_arguments)]
 fn args(
@@ -290,18 +309,60 @@ fn args(
     i32_arg("N*Ho*Wo", n * ho * wo)?;
     i32_arg("Cin*k*k", cin * k * k)?;
     i32_arg("Cout*k*k", cout * k * k)?;
-    Ok(Args([
-        n as i32,
-        cin as i32,
-        h as i32,
-        w as i32,
-        cout as i32,
-        k as i32,
-        s as i32,
-        p as i32,
-        ho as i32,
-        wo as i32,
-    ]))
+    Ok(Args(
+        [n, cin, h, w, cout, k, s, p, ho, wo]
+            .iter()
+            .map(|&v| v as i32)
+            .collect(),
+        Vec::new(),
+    ))
+}
+
+/// One NHWC forward launch's geometry (`conv2d_fwd_nhwc`): input x (n, h, w, c), a kh × kw
+/// kernel with `rows` output channels, stride s, padding (ph, pw) (may be negative), an
+/// ho × wo result placed at (y0 + os·oh, x0 + os·ow) of an (n, rows, out_h, out_w) output.
+struct NhwcFwd {
+    n: usize,
+    c: usize,
+    hw: (usize, usize),
+    rows: usize,
+    taps: (usize, usize),
+    s: usize,
+    pad: (i64, i64),
+    out: (usize, usize),
+    placed: (usize, usize, usize, usize, usize),
+}
+
+impl NhwcFwd {
+    fn args(&self) -> Result<Args, CudaError> {
+        let (h, w) = self.hw;
+        let (ho, wo) = self.out;
+        let (out_h, out_w, os, y0, x0) = self.placed;
+        i32_arg("N*H*W", self.n * h * w)?;
+        i32_arg("N*Ho*Wo", self.n * ho * wo)?;
+        i32_arg("K", self.taps.0 * self.taps.1 * self.c)?;
+        i32_arg("output", self.n * out_h * out_w)?;
+        let small = |v: i64| {
+            i32::try_from(v).map_err(|_| CudaError::Shape(format!("conv padding {v} exceeds i32")))
+        };
+        Ok(Args(
+            vec![
+                self.n as i32,
+                self.c as i32,
+                h as i32,
+                w as i32,
+                self.rows as i32,
+                self.taps.0 as i32,
+                self.taps.1 as i32,
+                self.s as i32,
+                small(self.pad.0)?,
+                small(self.pad.1)?,
+                ho as i32,
+                wo as i32,
+            ],
+            vec![out_h as i32, out_w as i32, os as i32, y0 as i32, x0 as i32],
+        ))
+    }
 }
 
 /// The grid of a pass whose C is `m_rows` × `n_cols`, with `layers` grid layers along z.
@@ -358,15 +419,27 @@ pub fn forward(
         max_chunk: usize::MAX,
     };
     if nhwc_applies(prec, &[cin]) {
-        let (xh, wh) = (to_nhwc_bf16(gpu, x)?, weight_to_bf16(gpu, w, false)?);
+        let (xh, wh) = (to_nhwc_bf16(gpu, x)?, weight_to_bf16(gpu, w, None)?);
         let kn = nhwc_kernel(gpu, "conv2d_fwd_nhwc", cout)?;
+        let na = NhwcFwd {
+            n,
+            c: cin,
+            hw: (h, wd),
+            rows: cout,
+            taps: (k, k),
+            s: stride,
+            pad: (pad as i64, pad as i64),
+            out: (ho, wo),
+            placed: (ho, wo, 1, 0, 0),
+        }
+        .args()?;
         launch_pass(
             gpu,
             &kn,
             (&xh, &wh),
             &mut y.buf,
             len,
-            &a,
+            &na,
             g,
             "conv2d_fwd_nhwc",
         )?;
@@ -412,30 +485,67 @@ pub fn backward_input(
         )
     })?;
     let mut dx = GpuTensor::output(gpu, [n, cin, h, wd])?;
-    if stride == 1 && pad < k && nhwc_applies(prec, &[cout]) {
-        // dx = conv(dy, w turned by 180° with Cin and Cout swapped), stride 1, padding
-        // k − 1 − p: its output is h × wd again.
-        let a = args(n, cout, (ho, wo), cin, k, 1, k - 1 - pad, (h, wd))?;
-        let (dyh, wh) = (to_nhwc_bf16(gpu, dy)?, weight_to_bf16(gpu, w, true)?);
-        let kn = nhwc_kernel(gpu, "conv2d_fwd_nhwc", cin)?;
-        let len = dx.len();
-        let g = PassGemm {
-            rows: cin,
-            cols: n * h * wd,
-            phases: 1,
-            kdim: cout * k * k,
-            max_chunk: usize::MAX,
-        };
-        launch_pass(
-            gpu,
-            &kn,
-            (&dyh, &wh),
-            &mut dx.buf,
-            len,
-            &a,
-            g,
-            "conv2d_bwd_input_nhwc",
-        )?;
+    if nhwc_applies(prec, &[cout]) {
+        // By stride phase (hr, wr) (kernels/conv_gather.cuh): dx at (s·hq + hr − p, ...) is the
+        // stride-1 conv of dy with the phase's taps turned by 180° and Cin, Cout swapped, whose
+        // window at hq starts at row hq − (taps − 1). Stride 1 is one phase covering dx; with
+        // more, a phase without taps leaves its pixels zero.
+        let dyh = to_nhwc_bf16(gpu, dy)?;
+        if stride > 1 {
+            dx = GpuTensor::zeros(gpu, [n, cin, h, wd])?;
+        }
+        for (hr, wr) in (0..stride).flat_map(|hr| (0..stride).map(move |wr| (hr, wr))) {
+            let taps = (phase_taps(k, stride, hr), phase_taps(k, stride, wr));
+            let px = (
+                phase_pixels(h, stride, pad, hr),
+                phase_pixels(wd, stride, pad, wr),
+            );
+            if taps.0 == 0 || taps.1 == 0 || px.0 == 0 || px.1 == 0 {
+                continue;
+            }
+            let first = (phase_first(stride, pad, hr), phase_first(stride, pad, wr));
+            let wh = weight_to_bf16(gpu, w, Some((stride, hr, wr)))?;
+            let na = NhwcFwd {
+                n,
+                c: cout,
+                hw: (ho, wo),
+                rows: cin,
+                taps,
+                s: 1,
+                pad: (
+                    taps.0 as i64 - 1 - first.0 as i64,
+                    taps.1 as i64 - 1 - first.1 as i64,
+                ),
+                out: px,
+                placed: (
+                    h,
+                    wd,
+                    stride,
+                    stride * first.0 + hr - pad,
+                    stride * first.1 + wr - pad,
+                ),
+            }
+            .args()?;
+            let kn = nhwc_kernel(gpu, "conv2d_fwd_nhwc", cin)?;
+            let len = dx.len();
+            let g = PassGemm {
+                rows: cin,
+                cols: n * px.0 * px.1,
+                phases: 1,
+                kdim: cout * taps.0 * taps.1,
+                max_chunk: if stride == 1 { usize::MAX } else { NO_SPLIT },
+            };
+            launch_pass(
+                gpu,
+                &kn,
+                (&dyh, &wh),
+                &mut dx.buf,
+                len,
+                &na,
+                g,
+                "conv2d_bwd_input_nhwc",
+            )?;
+        }
         return Ok(dx);
     }
     let a = args(n, cin, (h, wd), cout, k, stride, pad, (ho, wo))?;
@@ -466,6 +576,17 @@ pub fn backward_input(
         "conv2d_bwd_input",
     )?;
     Ok(dx)
+}
+
+/// Taps kh = r + s·i of the stride phase r of a k-tap axis: the kernels' `conv_phase_taps`.
+fn phase_taps(k: usize, s: usize, r: usize) -> usize {
+    if r < k { (k - r).div_ceil(s) } else { 0 }
+}
+
+/// The first q of the stride phase r (its input position s·q + r − p ≥ 0): the kernels'
+/// `conv_phase_first`.
+fn phase_first(s: usize, p: usize, r: usize) -> usize {
+    (p + s - 1 - r) / s
 }
 
 /// Input positions i = s·q + r − p (0 ≤ i < len) of the stride phase r of one axis: the
@@ -611,7 +732,7 @@ pub fn mma_selftest(gpu: &Gpu, a: &[f32], b: &[f32], c: &[f32]) -> Result<Vec<f3
 
 #[cfg(test)]
 mod tests {
-    use super::{MIN_SPLIT_K, SPLIT_K, phase_pixels, split_k};
+    use super::{MIN_SPLIT_K, SPLIT_K, phase_first, phase_pixels, phase_taps, split_k};
 
     /// Splits are whole K steps, cover K with no empty split, respect the longest chunk and the
     /// split limit, and appear only where the grid leaves SMs idle and K is long enough.
@@ -650,11 +771,30 @@ mod tests {
     }
 
     /// The phases of an axis cover every input position once, each with the count the kernel
-    /// enumerates (positions s·q + r − p from q = first).
+    /// enumerates (positions s·q + r − p from q = first), and every tap once.
     #[test]
     fn stride_phases_partition_the_input() {
         for s in 1..=3 {
+            for k in 1..=4 {
+                let taps: usize = (0..s).map(|r| phase_taps(k, s, r)).sum();
+                assert_eq!(taps, k, "k {k} s {s}");
+                for r in 0..s {
+                    assert_eq!(
+                        phase_taps(k, s, r),
+                        (r..k).step_by(s).count(),
+                        "k {k} s {s} r {r}"
+                    );
+                }
+            }
             for p in 0..=3 {
+                for r in 0..s {
+                    // The first q whose position s·q + r − p is ≥ 0.
+                    let q = phase_first(s, p, r);
+                    assert!(
+                        s * q + r >= p && (q == 0 || s * (q - 1) + r < p),
+                        "s {s} p {p} r {r}"
+                    );
+                }
                 for len in 1..=9 {
                     let mut total = 0;
                     for r in 0..s {
