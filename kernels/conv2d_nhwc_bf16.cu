@@ -12,8 +12,9 @@
 // 16x8), K step 32: BM = 80 where C's rows are a multiple of 80 (the official widths 80 and 160),
 // else 64. Passes:
 // - conv2d_fwd_nhwc: y = conv(x) as C(m, n) = sum over K = (kh, kw, c) of W(m, K) * X(K, n), n an
-//   output pixel. With the weights flipped and transposed (conv_weight_to_bf16 with flip) and
-//   padding k - 1 - p, the same kernel is a stride-1 layer's input gradient.
+//   output pixel. With one stride phase's taps turned by 180 degrees and transposed
+//   (conv_weight_to_bf16 with flip), the padding that aligns them and a strided placement of
+//   its output, the same kernel computes that phase of an input gradient.
 // - conv2d_bwd_weight_nhwc: dW(m = co, n = (kh, kw, ci)) = sum over the batch's output pixels of
 //   dY(pixel, co) * X(shifted pixel, ci); both operands are pixel-major in shared memory and
 //   ldmatrix transposes them.

@@ -9,8 +9,9 @@
 //! In bf16, a pass whose K runs over channels that are multiples of 8 takes the NHWC kernels of
 //! kernels/conv2d_nhwc_bf16.cu instead: its operands are converted to bf16 first (activations
 //! to NHWC, weights to (kh, kw, c) rows), so that the kernel copies 16-byte chunks with
-//! cp.async. The forward and the weight gradient, and the input gradient of stride-1 layers
-//! (a forward conv of dy with the flipped kernel); the rest keep the gathering kernels.
+//! cp.async: the forward, the weight gradient, and the input gradient (one forward conv of dy
+//! per stride phase, with that phase's taps turned by 180°); RGB layers keep the gathering
+//! kernels.
 
 use super::{check, launch};
 use crate::backend::cpu::MatmulPrecision;
