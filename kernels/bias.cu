@@ -6,8 +6,8 @@ extern "C" __global__ void bias_add(float* __restrict__ x, const float* __restri
 
 // Per-channel sums of dy, first pass (sincut_channel_partials).
 extern "C" __global__ void bias_grad_partial(const float* __restrict__ dy, double* __restrict__ part, int ch,
-                                             long long plane, int span) {
-    sincut_channel_partials([=](long long i) { return dy[i]; }, part, ch, plane, span);
+                                             long long plane, long long total, int span) {
+    sincut_channel_partials([=](long long i) { return dy[i]; }, part, ch, plane, total, span);
 }
 
 // Second pass of every per-channel sum (the fused leaky ReLU's too): block c adds channel c's

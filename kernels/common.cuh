@@ -26,22 +26,34 @@ __device__ __forceinline__ double sincut_block_sum(double v) {
     return v;
 }
 
-// Per-channel sums of an NCHW tensor, first pass. Grid (n * pieces, ch): block (x, c) sums
-// `span` elements of image x / pieces, channel c, from element (x % pieces) * span of its plane,
-// and writes part[c * gridDim.x + x]. Many blocks per channel keep enough loads in flight:
-// with one block per channel the leaky ReLU's backward ran at 0.75 TB/s on an H200. `value(i)`
-// returns element i of the tensor, and may update it (the leaky ReLU's backward does).
+// Per-channel sums of an NCHW tensor of `total` = N*plane elements per channel, first pass.
+// Grid (pieces, ch): channel c's elements, in (image, pixel) order, are cut into pieces of
+// `span`; block (x, c) sums piece x and writes part[c * gridDim.x + x]. Many blocks per channel
+// keep enough loads in flight (with one block per channel the leaky ReLU's backward ran at
+// 0.75 TB/s on an H200), and a piece may span images, so that small planes (a linear layer's
+// (N, C, 1, 1)) are not a block per element. `value(i)` returns element i of the tensor, and
+// may update it (the leaky ReLU's backward does).
 template <class Value>
 __device__ __forceinline__ void sincut_channel_partials(Value value, double* __restrict__ part, int ch,
-                                                        long long plane, int span) {
+                                                        long long plane, long long total, int span) {
     const int c = blockIdx.y;
-    const int pieces = (int)((plane + span - 1) / span);
-    const int img = blockIdx.x / pieces;
-    const long long start = (long long)(blockIdx.x % pieces) * span;
-    const long long end = start + span < plane ? start + span : plane;
-    const long long base = ((long long)img * ch + c) * plane;
+    const long long start = (long long)blockIdx.x * span;
+    const long long end = start + span < total ? start + span : total;
     double acc = 0.0;
-    for (long long i = start + threadIdx.x; i < end; i += blockDim.x) acc += (double)value(base + i);
+    if (plane >= blockDim.x) {
+        // Image by image: one division per image the piece touches.
+        for (long long e = start; e < end;) {
+            const long long img = e / plane, stop = (img + 1) * plane < end ? (img + 1) * plane : end;
+            const long long base = (img * ch + c) * plane - img * plane;  // element e at base + e
+            for (long long i = e + threadIdx.x; i < stop; i += blockDim.x) acc += (double)value(base + i);
+            e = stop;
+        }
+    } else {
+        for (long long e = start + threadIdx.x; e < end; e += blockDim.x) {
+            const long long img = e / plane;
+            acc += (double)value((img * ch + c) * plane + (e - img * plane));
+        }
+    }
     acc = sincut_block_sum(acc);
     if (threadIdx.x == 0) part[(long long)c * gridDim.x + blockIdx.x] = acc;
 }

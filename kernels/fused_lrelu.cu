@@ -21,7 +21,8 @@ extern "C" __global__ void flrelu_slope(const float* __restrict__ y, float* __re
 // The backward in one pass: g <- slope(y)*g in place (as flrelu_slope) and the first pass of
 // the bias gradient, the per-channel sums of the new g (sincut_channel_partials).
 extern "C" __global__ void flrelu_backward_partial(const float* __restrict__ y, float* __restrict__ g,
-                                                   double* __restrict__ part, int ch, long long plane, int span) {
+                                                   double* __restrict__ part, int ch, long long plane,
+                                                   long long total, int span) {
     sincut_channel_partials(
         [=](long long i) {
             const float s = __fmul_rn(g[i], SINCUT_SQRT2_F);
@@ -29,5 +30,5 @@ extern "C" __global__ void flrelu_backward_partial(const float* __restrict__ y, 
             g[i] = d;
             return d;
         },
-        part, ch, plane, span);
+        part, ch, plane, total, span);
 }

@@ -2,15 +2,15 @@
 // One block per row b; B is small (at most PNCE_MAX_B, checked by the launcher).
 #define PNCE_MAX_B 1024
 
-// Fills s[j] = q_b . k_j for j < B (float products, block sum in double).
+// Fills s[j] = q_b . k_j for j < B (float products, summed in double: exact products and a
+// double sum round to the same f32 in any order, bar ties). One thread per j: a block
+// reduction per j made B^2 of them per launch (a million at 64 patches and batch 16).
 __device__ __forceinline__ void pnce_sims(const float* __restrict__ q, const float* __restrict__ k, int B,
                                           int D, int b, float* s) {
-    for (int j = 0; j < B; ++j) {
+    for (int j = threadIdx.x; j < B; j += blockDim.x) {
         double acc = 0.0;
-        for (int d = threadIdx.x; d < D; d += blockDim.x)
-            acc += (double)(q[(long long)b * D + d] * k[(long long)j * D + d]);
-        acc = sincut_block_sum(acc);
-        if (threadIdx.x == 0) s[j] = (float)acc;
+        for (int d = 0; d < D; ++d) acc += (double)(q[(long long)b * D + d] * k[(long long)j * D + d]);
+        s[j] = (float)acc;
     }
     __syncthreads();
 }

@@ -184,8 +184,11 @@ fn residual<B: Backend<Elem = f32>>(b: &B) {
     }
 }
 
+/// SHAPES, and a linear layer's many rows of 1×1 planes (a channel sum's pieces span images).
+const CHANNEL_SUM_SHAPES: &[(usize, usize, usize, usize)] = &[(2100, 16, 1, 1), (40, 8, 11, 13), (3, 8, 30, 31)];
+
 fn bias<B: Backend<Elem = f32>>(b: &B) {
-    for (i, &s) in SHAPES.iter().enumerate() {
+    for (i, &s) in SHAPES.iter().chain(CHANNEL_SUM_SHAPES).enumerate() {
         let mut r = Rng(300 + i as u64);
         let (x, v) = (r.a4(s), vec4(&mut r, s.1));
         let o = runs!(b, [x, v], |e| {
@@ -201,7 +204,7 @@ fn bias<B: Backend<Elem = f32>>(b: &B) {
 }
 
 fn fused_lrelu<B: Backend<Elem = f32>>(b: &B) {
-    for (i, &s) in SHAPES.iter().enumerate() {
+    for (i, &s) in SHAPES.iter().chain(CHANNEL_SUM_SHAPES).enumerate() {
         let mut r = Rng(400 + i as u64);
         let (x, v, dy, t) = (r.a4(s), vec4(&mut r, s.1), r.a4(s), r.a4(s));
         let o = runs!(b, [x, v, dy, t], |e| {
@@ -443,7 +446,7 @@ fn unit_rows(r: &mut Rng, n: usize, d: usize) -> Array4<f32> {
 }
 
 fn patchnce<B: Backend<Elem = f32>>(b: &B) {
-    for (i, &(n, d)) in [(1, 256), (2, 256), (16, 256), (32, 3), (17, 80)]
+    for (i, &(n, d)) in [(1, 256), (2, 256), (16, 256), (32, 3), (17, 80), (300, 40)]
         .iter()
         .enumerate()
     {

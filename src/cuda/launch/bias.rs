@@ -16,11 +16,11 @@ pub fn add(gpu: &Gpu, x: &mut GpuTensor, bias: &CudaSlice<f32>) -> Result<(), Cu
 /// Per-channel sums of dy (length C), as `ops::bias::bias_grad`.
 pub fn grad(gpu: &Gpu, dy: &GpuTensor) -> Result<CudaSlice<f32>, CudaError> {
     let f = gpu.function("bias.cu", "bias_grad_partial")?;
-    let [_, ch, h, w] = dy.shape;
-    let (chi, plane) = (i32_arg("channels", ch)?, (h * w) as i64);
+    let [n, ch, h, w] = dy.shape;
+    let (chi, plane, total) = (i32_arg("channels", ch)?, (h * w) as i64, (n * h * w) as i64);
     channel_sums(gpu, dy.shape, |part, grid, span| {
         let mut b = gpu.stream().launch_builder(&f);
-        b.arg(&dy.buf).arg(part).arg(&chi).arg(&plane).arg(&span);
+        b.arg(&dy.buf).arg(part).arg(&chi).arg(&plane).arg(&total).arg(&span);
         launch!(b, grid, "bias_grad_partial")
     })
 }

@@ -228,7 +228,8 @@ struct PassGemm {
 /// of dx) cannot have its splits summed over the whole output.
 const NO_SPLIT: usize = 0;
 
-/// Runs one pass, `f(in0, in1, out, shape args, chunk)`, into `out` (`len` elements), its K
+/// Runs one pass, `f(in0, in1, out, shape args, chunk, placement args)`, into `out` (`len`
+/// elements), its K
 /// split by [`split_k`]: one split writes `out` directly, more write per-split slices that
 /// `conv2d_sum_splits` adds in order (deterministic, in double).
 #[allow(clippy::too_many_arguments)]
@@ -243,17 +244,17 @@ fn launch_pass<T: DeviceRepr>(
     what: &'static str,
 ) -> Result<(), CudaError> {
     let blocks = layer_blocks(kn, g.cols, g.rows) * g.phases;
-    let max_splits = if g.max_chunk == NO_SPLIT {
-        1
+    let (max_chunk, max_splits) = if g.max_chunk == NO_SPLIT {
+        (usize::MAX, 1)
     } else {
-        MAX_GRID_Z / g.phases
+        (g.max_chunk, MAX_GRID_Z / g.phases)
     };
     let (splits, chunk) = split_k(
         g.kdim,
         kn.bk,
         blocks,
         gpu.sm_count(),
-        g.max_chunk.max(1),
+        max_chunk,
         max_splits,
     );
     let cfg = grid(kn, g.cols, g.rows, g.phases * splits);

@@ -28,8 +28,8 @@ fn slope(gpu: &Gpu, y: &GpuTensor, g: &mut GpuTensor) -> Result<(), CudaError> {
 pub fn backward(gpu: &Gpu, y: &GpuTensor, dy: &mut GpuTensor) -> Result<CudaSlice<f32>, CudaError> {
     check(y.shape == dy.shape, || "fused_lrelu: shapes".into())?;
     let f = gpu.function("fused_lrelu.cu", "flrelu_backward_partial")?;
-    let [_, ch, h, w] = dy.shape;
-    let (chi, plane) = (i32_arg("channels", ch)?, (h * w) as i64);
+    let [n, ch, h, w] = dy.shape;
+    let (chi, plane, total) = (i32_arg("channels", ch)?, (h * w) as i64, (n * h * w) as i64);
     let shape = dy.shape;
     channel_sums(gpu, shape, |part, grid, span| {
         let mut b = gpu.stream().launch_builder(&f);
@@ -38,6 +38,7 @@ pub fn backward(gpu: &Gpu, y: &GpuTensor, dy: &mut GpuTensor) -> Result<CudaSlic
             .arg(part)
             .arg(&chi)
             .arg(&plane)
+            .arg(&total)
             .arg(&span);
         launch!(b, grid, "flrelu_backward_partial")
     })

@@ -44,8 +44,8 @@ pub(crate) fn check(cond: bool, msg: impl FnOnce() -> String) -> Result<(), Cuda
     }
 }
 
-/// Elements of one channel's plane that one block of a per-channel sum's first pass adds
-/// (8 per thread).
+/// Elements of one channel (over images and pixels) that one block of a per-channel sum's
+/// first pass adds (8 per thread).
 const CHANNEL_SPAN: usize = 2048;
 
 /// Per-channel sums (length C) of an NCHW tensor of `shape`, in two passes. `first` launches
@@ -70,7 +70,7 @@ pub(crate) fn channel_sums(
     check(ch <= 65535, || {
         format!("channel sums: {ch} channels exceed the grid's y limit")
     })?;
-    let np = n * plane.div_ceil(CHANNEL_SPAN);
+    let np = (n * plane).div_ceil(CHANNEL_SPAN);
     let npi = super::i32_arg("channel-sum partials", np)?;
     // Not zero-filled: the first pass writes every partial (one per block of its grid).
     // SAFETY: read only by channel_sums_finish, after the first pass has written all of it.
