@@ -115,24 +115,6 @@ __device__ __forceinline__ void tc_gemm(const P& p, int M, int k0, int k1, float
     }
 }
 
-// Calls f(m, n, value) for each element of this thread's accumulators inside M x N.
-template <class S, class F>
-__device__ __forceinline__ void tc_for_each(const float acc[S::WM][S::WN][4], int M, int N, F f) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int g = lane >> 2, t = lane & 3;
-    const int m0 = blockIdx.y * S::BM + (warp / S::WARPS_N) * 16 * S::WM;
-    const int n0 = blockIdx.x * S::BN + (warp % S::WARPS_N) * 8 * S::WN;
-#pragma unroll
-    for (int i = 0; i < S::WM; ++i)
-#pragma unroll
-        for (int j = 0; j < S::WN; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int m = m0 + 16 * i + g + 8 * (e >> 1), n = n0 + 8 * j + 2 * t + (e & 1);
-                if (m < M && n < N) f(m, n, acc[i][j][e]);
-            }
-}
-
 // The passes for a block shape S, as the f32 ones (conv2d.cu), on the grid
 // (ceil(columns / S::BN), ceil(rows / S::BM), splits, times the phases for the input gradient)
 // with S::NT threads; a split writes its slice of the output as there.
@@ -145,7 +127,7 @@ __device__ __forceinline__ void tc_fwd(const float* __restrict__ x, const float*
     float acc[S::WM][S::WN][4] = {};
     if (k0 < k1) tc_gemm<S>(ConvFwdPlan{x, w, cin, h, wd, k, s, p, ho, wo, K, N}, cout, k0, k1, acc);
     float* out = y + (long long)blockIdx.z * N * cout;
-    tc_for_each<S>(acc, cout, N, [&](int m, int n, float v) {
+    mma_tile_for_each<S>(acc, cout, N, [&](int m, int n, float v) {
         const int img = n / npix, pix = n % npix;
         out[((long long)img * cout + m) * npix + pix] = v;
     });
@@ -162,7 +144,7 @@ __device__ __forceinline__ void tc_bwd_input(const float* __restrict__ dy, const
     float acc[S::WM][S::WN][4] = {};
     if (k0 < k1) tc_gemm<S>(plan, cin, k0, k1, acc);
     float* out = dx + (long long)split * nb * cin * h * wd;
-    tc_for_each<S>(acc, cin, plan.N, [&](int m, int n, float v) { out[plan.dx_offset(m, n)] = v; });
+    mma_tile_for_each<S>(acc, cin, plan.N, [&](int m, int n, float v) { out[plan.dx_offset(m, n)] = v; });
 }
 
 template <class S>
@@ -174,7 +156,7 @@ __device__ __forceinline__ void tc_bwd_weight(const float* __restrict__ x, const
     float acc[S::WM][S::WN][4] = {};
     if (k0 < k1) tc_gemm<S>(ConvBwdWPlan{x, dy, cin, h, wd, cout, k, s, p, ho, wo, N}, cout, k0, k1, acc);
     float* out = part + (long long)blockIdx.z * cout * N;
-    tc_for_each<S>(acc, cout, N, [&](int m, int n, float v) { out[(long long)m * N + n] = v; });
+    mma_tile_for_each<S>(acc, cout, N, [&](int m, int n, float v) { out[(long long)m * N + n] = v; });
 }
 
 // The kernels take the arguments of their f32 counterparts in conv2d.cu (the weight gradient's

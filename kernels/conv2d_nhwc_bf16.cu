@@ -29,7 +29,7 @@ typedef unsigned short bf16_t;  // bf16 bits
 
 template <int WM_, int STAGES_>
 struct NhwcShape {
-    static constexpr int WM = WM_, WN = 4, WARPS = 4, STAGES = STAGES_;
+    static constexpr int WM = WM_, WN = 4, WARPS = 4, WARPS_M = 1, WARPS_N = WARPS, STAGES = STAGES_;
     static constexpr int NT = 32 * WARPS, BM = 16 * WM, BN = 8 * WN * WARPS;
 };
 using NhwcTile80 = NhwcShape<5, 3>;
@@ -52,21 +52,14 @@ __device__ __forceinline__ void nh_mma_step(float acc[S::WM][S::WN][4], const un
         for (int j = 0; j < S::WN; ++j) sincut_mma_bf16_16816(acc[i][j], af[i], bf[j], acc[i][j]);
 }
 
-// Calls f(m, n, value) for each of this thread's accumulators inside M x N.
-template <class S, class F>
-__device__ __forceinline__ void nh_for_each(const float acc[S::WM][S::WN][4], int M, int N, F f) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    const int g = lane >> 2, t = lane & 3;
-    const int m0 = blockIdx.y * S::BM, n0 = blockIdx.x * S::BN + warp * 8 * S::WN;
-#pragma unroll
-    for (int i = 0; i < S::WM; ++i)
-#pragma unroll
-        for (int j = 0; j < S::WN; ++j)
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-                const int m = m0 + 16 * i + g + 8 * (e >> 1), n = n0 + 8 * j + 2 * t + (e & 1);
-                if (m < M && n < N) f(m, n, acc[i][j][e]);
-            }
+// The B fragments of mma column tiles j and j + 1 from one ldmatrix.x4 (registers: tile j's
+// k 0-7 and 8-15, then tile j + 1's).
+template <class S>
+__device__ __forceinline__ void nh_b_pair(unsigned bf[S::WN][2], int j, const unsigned r[4]) {
+    bf[j][0] = r[0];
+    bf[j][1] = r[1];
+    bf[j + 1][0] = r[2];
+    bf[j + 1][1] = r[3];
 }
 
 // The multistage loop shared by both passes: load(stage, step) issues one K step's cp.async
@@ -177,17 +170,14 @@ __device__ __forceinline__ void nh_fwd(const bf16_t* __restrict__ x, const bf16_
             for (int j = 0; j < S::WN; j += 2) {
                 unsigned r[4];
                 sincut_ldmatrix_x4<false>(r, b_smem + stage * B_STAGE + b_ld[ks] + 8 * ROW_B * j);
-                bf[j][0] = r[0];
-                bf[j][1] = r[1];
-                bf[j + 1][0] = r[2];
-                bf[j + 1][1] = r[3];
+                nh_b_pair<S>(bf, j, r);
             }
             nh_mma_step<S>(acc, af, bf);
         }
     };
     if (k0 < k1) nh_pipeline<S>((k1 - k0 + NH_BK - 1) / NH_BK, load, compute);
     float* out = y + (long long)blockIdx.z * nb * m_rows * out_h * out_w;
-    nh_for_each<S>(acc, m_rows, N, [&](int m, int n, float v) {
+    mma_tile_for_each<S>(acc, m_rows, N, [&](int m, int n, float v) {
         const int img = n / npix, pix = n % npix;
         const int oy = out_y0 + out_s * (pix / wo), ox = out_x0 + out_s * (pix % wo);
         out[(((long long)img * m_rows + m) * out_h + oy) * out_w + ox] = v;
@@ -284,17 +274,14 @@ __device__ __forceinline__ void nh_bwd_weight(const bf16_t* __restrict__ x, cons
             for (int j = 0; j < S::WN; j += 2) {
                 unsigned r[4];
                 sincut_ldmatrix_x4<true>(r, b_smem + stage * B_STAGE + b_ld + (16 * ks * LB + 8 * j) * 2);
-                bf[j][0] = r[0];
-                bf[j][1] = r[1];
-                bf[j + 1][0] = r[2];
-                bf[j + 1][1] = r[3];
+                nh_b_pair<S>(bf, j, r);
             }
             nh_mma_step<S>(acc, af, bf);
         }
     };
     if (k0 < k1) nh_pipeline<S>((k1 - k0 + NH_BK - 1) / NH_BK, load, compute);
     float* out = part + (long long)blockIdx.z * m_rows * N;
-    nh_for_each<S>(acc, m_rows, N, [&](int m, int n, float v) {
+    mma_tile_for_each<S>(acc, m_rows, N, [&](int m, int n, float v) {
         const int cc = n % c, tap = n / c;  // tap = kh*k + kw
         out[((long long)m * c + cc) * k * k + tap] = v;
     });

@@ -154,6 +154,27 @@ struct ConvBwdWPlan {
     }
 };
 
+// Calls f(m, n, value) for each of this thread's mma accumulators inside M x N, for a block
+// tile S of WARPS_M x WARPS_N warps, each a (16*WM) x (8*WN) sub-tile of 16x8 mma tiles:
+// acc[i][j][e] is row 16i + g + 8(e >> 1), column 8j + 2t + (e & 1) of the warp's sub-tile
+// (the C/D fragment layout, g = lane/4, t = lane%4). Shared by both bf16 kernel files.
+template <class S, class F>
+__device__ __forceinline__ void mma_tile_for_each(const float acc[S::WM][S::WN][4], int M, int N, F f) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int g = lane >> 2, t = lane & 3;
+    const int m0 = blockIdx.y * S::BM + (warp / S::WARPS_N) * 16 * S::WM;
+    const int n0 = blockIdx.x * S::BN + (warp % S::WARPS_N) * 8 * S::WN;
+#pragma unroll
+    for (int i = 0; i < S::WM; ++i)
+#pragma unroll
+        for (int j = 0; j < S::WN; ++j)
+#pragma unroll
+            for (int e = 0; e < 4; ++e) {
+                const int m = m0 + 16 * i + g + 8 * (e >> 1), n = n0 + 8 * j + 2 * t + (e & 1);
+                if (m < M && n < N) f(m, n, acc[i][j][e]);
+            }
+}
+
 // The three entry points of one tile, under the suffix SUFFIX, calling the device functions FWD,
 // BWD_IN and BWD_W with the kernels' common arguments; BOUNDS and BOUNDS_IN are their
 // `__launch_bounds__` arguments, parenthesised. Both kernel files declare their tiles with it

@@ -185,7 +185,8 @@ fn residual<B: Backend<Elem = f32>>(b: &B) {
 }
 
 /// SHAPES, and a linear layer's many rows of 1×1 planes (a channel sum's pieces span images).
-const CHANNEL_SUM_SHAPES: &[(usize, usize, usize, usize)] = &[(2100, 16, 1, 1), (40, 8, 11, 13), (3, 8, 30, 31)];
+const CHANNEL_SUM_SHAPES: &[(usize, usize, usize, usize)] =
+    &[(2100, 16, 1, 1), (40, 8, 11, 13), (3, 8, 30, 31)];
 
 fn bias<B: Backend<Elem = f32>>(b: &B) {
     for (i, &s) in SHAPES.iter().chain(CHANNEL_SUM_SHAPES).enumerate() {

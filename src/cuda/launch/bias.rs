@@ -20,7 +20,12 @@ pub fn grad(gpu: &Gpu, dy: &GpuTensor) -> Result<CudaSlice<f32>, CudaError> {
     let (chi, plane, total) = (i32_arg("channels", ch)?, (h * w) as i64, (n * h * w) as i64);
     channel_sums(gpu, dy.shape, |part, grid, span| {
         let mut b = gpu.stream().launch_builder(&f);
-        b.arg(&dy.buf).arg(part).arg(&chi).arg(&plane).arg(&total).arg(&span);
+        b.arg(&dy.buf)
+            .arg(part)
+            .arg(&chi)
+            .arg(&plane)
+            .arg(&total)
+            .arg(&span);
         launch!(b, grid, "bias_grad_partial")
     })
 }

@@ -249,14 +249,7 @@ fn launch_pass<T: DeviceRepr>(
     } else {
         (g.max_chunk, MAX_GRID_Z / g.phases)
     };
-    let (splits, chunk) = split_k(
-        g.kdim,
-        kn.bk,
-        blocks,
-        gpu.sm_count(),
-        max_chunk,
-        max_splits,
-    );
+    let (splits, chunk) = split_k(g.kdim, kn.bk, blocks, gpu.sm_count(), max_chunk, max_splits);
     let cfg = grid(kn, g.cols, g.rows, g.phases * splits);
     let chunk = i32_arg("K chunk", chunk)?;
     let mut part = if splits > 1 {
