@@ -119,6 +119,7 @@ fn train(e: &CudaBackend, b: &Bench, crop: usize) -> sincut::error::Result<(f64,
         train_iteration(e, &cfg, &nets, &mut state, &inp, cfg.lr)?;
     }
     let mut times = Vec::new();
+    let converted_before = e.gpu.converted_bytes();
     for _ in 0..iters {
         let host = inputs(&mut rng, cfg.batch, crop);
         let t = Instant::now();
@@ -134,10 +135,12 @@ fn train(e: &CudaBackend, b: &Bench, crop: usize) -> sincut::error::Result<(f64,
         }
     }
     let peak = peak_mib(e);
+    let converted_mb =
+        (e.gpu.converted_bytes() - converted_before) as f64 / iters as f64 / 1e6;
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     println!(
-        "train crop {crop:>3} batch {} ngf {} ndf {}: median {median:8.1} ms/iter (min {:.1}, max {:.1}, {iters} iters)  peak GPU memory {peak:.0} MiB",
+        "train crop {crop:>3} batch {} ngf {} ndf {}: median {median:8.1} ms/iter (min {:.1}, max {:.1}, {iters} iters)  peak GPU memory {peak:.0} MiB  bf16 operand conversions {converted_mb:.1} MB/iter",
         cfg.batch,
         cfg.ngf,
         cfg.ndf,

@@ -1116,6 +1116,61 @@ fn bf16_conv_transpose2d<B: Backend<Elem = f32>>(b: &B) {
     }
 }
 
+/// A backend may keep a converted copy of a conv operand between passes (the CUDA engine keeps
+/// each tensor's NHWC bf16 copy): a pass after the tensor was written or reshaped must see the
+/// new contents, bit for bit what a fresh upload of them gives.
+fn bf16_conv_operands_follow_writes<B: Backend<Elem = f32>>(b: &B) {
+    let (n, ci, co, h, w) = (2, 16, 24, 7, 9);
+    let mut r = Rng(2700);
+    let (x, wt, dy) = (r.a4((n, ci, h, w)), r.a4((co, ci, 3, 3)), r.a4((n, co, h, w)));
+    let (dx_add, ddy_add) = (r.a4((n, ci, h, w)), r.a4((n, co, h, w)));
+    let fresh = |a: &Array4<f32>| b.upload(a).unwrap();
+    let wt_d = fresh(&wt);
+    let same = |what: &str, got: &B::Tensor, want: &B::Tensor| {
+        assert_eq!(
+            b.download(got).unwrap(),
+            b.download(want).unwrap(),
+            "{what}: differs from the same pass on a fresh upload"
+        );
+    };
+
+    // Forward, then the input written in place: the next forward sees the write.
+    let mut x_d = fresh(&x);
+    let y_before = b.download(&b.conv2d(&x_d, &wt_d, 1, 1).unwrap()).unwrap();
+    b.add_into(&mut x_d, 0, &fresh(&dx_add)).unwrap();
+    let x_new = &x + &dx_add;
+    let y_after = b.conv2d(&x_d, &wt_d, 1, 1).unwrap();
+    same("forward after add_into", &y_after, &b.conv2d(&fresh(&x_new), &wt_d, 1, 1).unwrap());
+    assert_ne!(b.download(&y_after).unwrap(), y_before, "the write changed nothing");
+
+    // A gradient read by the weight gradient, written, then read by the input gradient.
+    let mut dy_d = fresh(&dy);
+    b.conv2d_backward_weight(&x_d, &dy_d, 3, 1, 1).unwrap();
+    b.add_into(&mut dy_d, 0, &fresh(&ddy_add)).unwrap();
+    let dy_new = &dy + &ddy_add;
+    same(
+        "input gradient after add_into",
+        &b.conv2d_backward_input(&dy_d, &wt_d, 1, 1, (h, w)).unwrap(),
+        &b.conv2d_backward_input(&fresh(&dy_new), &wt_d, 1, 1, (h, w)).unwrap(),
+    );
+    same(
+        "weight gradient after add_into",
+        &b.conv2d_backward_weight(&x_d, &dy_d, 3, 1, 1).unwrap(),
+        &b.conv2d_backward_weight(&fresh(&x_new), &fresh(&dy_new), 3, 1, 1).unwrap(),
+    );
+
+    // The same memory as another shape: (2, 16, ..) read as (1, 32, ..).
+    let x_as_one = b.reshape(x_d, [1, 2 * ci, h, w]).unwrap();
+    let wt2 = r.a4((co, 2 * ci, 3, 3));
+    let wt2_d = fresh(&wt2);
+    let one = x_new.into_shape_with_order((1, 2 * ci, h, w)).unwrap();
+    same(
+        "forward after reshape",
+        &b.conv2d(&x_as_one, &wt2_d, 1, 1).unwrap(),
+        &b.conv2d(&fresh(&one), &wt2_d, 1, 1).unwrap(),
+    );
+}
+
 /// The CUDA backend in bf16 with poisoned outputs, or None (after printing the skip line).
 fn cuda_bf16() -> Option<sincut::backend::cuda::CudaBackend> {
     use sincut::backend::cpu::MatmulPrecision::Bf16;
@@ -1153,4 +1208,4 @@ macro_rules! parity_bf16 {
     };
 }
 
-parity_bf16!(bf16_conv2d, bf16_conv_transpose2d);
+parity_bf16!(bf16_conv2d, bf16_conv_transpose2d, bf16_conv_operands_follow_writes);

@@ -51,10 +51,7 @@ impl CudaBackend {
 
     /// Makes a tensor of a launcher's vector result (a bias gradient, a loss row, a scalar).
     fn vector(buf: CudaSlice<f32>, n: usize) -> GpuTensor {
-        GpuTensor {
-            buf,
-            shape: [n, 1, 1, 1],
-        }
+        GpuTensor::new(buf, [n, 1, 1, 1])
     }
 }
 
@@ -82,12 +79,9 @@ impl Backend for CudaBackend {
         let buf = self
             .gpu
             .stream()
-            .clone_dtod(&t.buf)
+            .clone_dtod(t.buf())
             .map_err(|e| CudaError::driver("copy", e))?;
-        Ok(GpuTensor {
-            buf,
-            shape: t.shape,
-        })
+        Ok(GpuTensor::new(buf, t.shape))
     }
     fn reshape(&self, mut t: GpuTensor, shape: [usize; 4]) -> Result<GpuTensor> {
         if shape.iter().product::<usize>() != t.len() {
@@ -106,16 +100,13 @@ impl Backend for CudaBackend {
             )));
         }
         let per = c * h * w;
-        let view = x.buf.slice(r0 * per..(r0 + n) * per);
+        let view = x.buf().slice(r0 * per..(r0 + n) * per);
         let buf = self
             .gpu
             .stream()
             .clone_dtod(&view)
             .map_err(|e| CudaError::driver("batch slice", e))?;
-        Ok(GpuTensor {
-            buf,
-            shape: [n, c, h, w],
-        })
+        Ok(GpuTensor::new(buf, [n, c, h, w]))
     }
     fn sync(&self) -> Result<()> {
         Ok(self.gpu.sync()?)
@@ -253,7 +244,7 @@ impl Backend for CudaBackend {
         Ok(gops::blur::backward(&self.gpu, b, dy, in_hw)?)
     }
     fn fused_lrelu(&self, x: &mut GpuTensor, bias: &GpuTensor) -> Result<()> {
-        Ok(gops::fused_lrelu::forward(&self.gpu, x, &bias.buf)?)
+        Ok(gops::fused_lrelu::forward(&self.gpu, x, bias.buf())?)
     }
     fn fused_lrelu_backward(&self, y: &GpuTensor, dy: &mut GpuTensor) -> Result<GpuTensor> {
         let ch = dy.shape[1];
@@ -264,7 +255,7 @@ impl Backend for CudaBackend {
         Ok(gops::fused_lrelu::tangent(&self.gpu, y, t)?)
     }
     fn add_bias(&self, x: &mut GpuTensor, bias: &GpuTensor) -> Result<()> {
-        Ok(gops::bias::add(&self.gpu, x, &bias.buf)?)
+        Ok(gops::bias::add(&self.gpu, x, bias.buf())?)
     }
     fn bias_grad(&self, dy: &GpuTensor) -> Result<GpuTensor> {
         let ch = dy.shape[1];
@@ -277,7 +268,7 @@ impl Backend for CudaBackend {
         Ok(gops::demod::backward(&self.gpu, w, dw_eff)?)
     }
     fn noise(&self, x: &mut GpuTensor, w: &GpuTensor, n: &GpuTensor) -> Result<()> {
-        Ok(gops::noise::forward(&self.gpu, x, &w.buf, n)?)
+        Ok(gops::noise::forward(&self.gpu, x, w.buf(), n)?)
     }
     fn noise_backward_weight(&self, dy: &GpuTensor, n: &GpuTensor) -> Result<GpuTensor> {
         Ok(Self::vector(
@@ -318,16 +309,16 @@ impl Backend for CudaBackend {
         tau: f64,
         dloss: &GpuTensor,
     ) -> Result<GpuTensor> {
-        Ok(gops::patchnce::backward(&self.gpu, q, k, tau, &dloss.buf)?)
+        Ok(gops::patchnce::backward(&self.gpu, q, k, tau, dloss.buf())?)
     }
     fn softplus_mean(&self, logits: &GpuTensor, negate: bool) -> Result<GpuTensor> {
         let out =
-            gops::gan_loss::softplus_mean_forward(&self.gpu, &logits.buf, logits.len(), negate)?;
+            gops::gan_loss::softplus_mean_forward(&self.gpu, logits.buf(), logits.len(), negate)?;
         Ok(Self::vector(out, 1))
     }
     fn softplus_mean_backward(&self, logits: &GpuTensor, negate: bool) -> Result<GpuTensor> {
         let n = logits.len();
-        let out = gops::gan_loss::softplus_mean_backward(&self.gpu, &logits.buf, n, negate)?;
+        let out = gops::gan_loss::softplus_mean_backward(&self.gpu, logits.buf(), n, negate)?;
         Ok(Self::vector(out, n))
     }
     fn l1_mean(&self, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
@@ -355,10 +346,10 @@ impl Backend for CudaBackend {
         }
         Ok(gops::adam::update(
             &self.gpu,
-            &mut param.buf,
-            &grad.buf,
-            &mut exp_avg.buf,
-            &mut exp_avg_sq.buf,
+            param.buf_mut(),
+            grad.buf(),
+            exp_avg.buf_mut(),
+            exp_avg_sq.buf_mut(),
             step,
             lr,
             cfg,

@@ -20,6 +20,7 @@ pub use tensor::GpuTensor;
 
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaSlice, CudaStream, LaunchConfig};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Threads per block of the elementwise and reduction kernels (a multiple of 32, as the block
@@ -38,6 +39,8 @@ pub struct Gpu {
     /// Tests set this: every output buffer a launcher allocates is filled with NaN first, so
     /// elements a kernel fails to write are caught.
     poison: bool,
+    /// Bytes the bf16 convs' operand conversions read and wrote since the context opened.
+    converted_bytes: AtomicU64,
 }
 
 /// Runs `f`, turning a panic (cudarc's reaction to a missing libcuda) into an error.
@@ -162,6 +165,7 @@ impl Gpu {
             sm_count,
             modules: Mutex::new(HashMap::new()),
             poison: false,
+            converted_bytes: AtomicU64::new(0),
         })
     }
 
@@ -189,6 +193,18 @@ impl Gpu {
     /// Poison-fill every output buffer launchers allocate (tests).
     pub fn set_poison(&mut self, on: bool) {
         self.poison = on;
+    }
+
+    /// Bytes read and written by the bf16 convs' operand conversions (NCHW f32 to NHWC bf16,
+    /// weights to bf16 rows) since the context opened: what `benches/gpu.rs` reports per
+    /// iteration.
+    pub fn converted_bytes(&self) -> u64 {
+        self.converted_bytes.load(Ordering::Relaxed)
+    }
+    pub(crate) fn count_converted(&self, elements: usize) {
+        // Each element is read as f32 and written as bf16.
+        self.converted_bytes
+            .fetch_add(6 * elements as u64, Ordering::Relaxed);
     }
 
     /// Kernel `func` of kernel file `file` (compiled, or taken from the disk cache, on first use).

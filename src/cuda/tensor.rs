@@ -4,13 +4,54 @@
 use super::{CudaError, Gpu};
 use cudarc::driver::CudaSlice;
 use ndarray::Array4;
+use std::cell::RefCell;
+use std::sync::Arc;
 
 pub struct GpuTensor {
-    pub buf: CudaSlice<f32>,
+    buf: CudaSlice<f32>,
     pub shape: [usize; 4],
+    /// The tensor as (N, H, W, C) bf16, made by the first bf16 tensor-core conv that reads it
+    /// and kept for the next: a layer's input is read by its forward and its weight gradient,
+    /// a gradient by the input and the weight gradient. Dropped by any mutable access to the
+    /// buffer; the shape it was made for is kept with it, so a reshape does not reuse it.
+    nhwc_bf16: RefCell<Option<([usize; 4], Arc<CudaSlice<u16>>)>>,
 }
 
 impl GpuTensor {
+    pub fn new(buf: CudaSlice<f32>, shape: [usize; 4]) -> GpuTensor {
+        GpuTensor {
+            buf,
+            shape,
+            nhwc_bf16: RefCell::new(None),
+        }
+    }
+
+    pub fn buf(&self) -> &CudaSlice<f32> {
+        &self.buf
+    }
+
+    /// The buffer, to be written: any bf16 copy made from the old contents is dropped.
+    pub fn buf_mut(&mut self) -> &mut CudaSlice<f32> {
+        self.nhwc_bf16.get_mut().take();
+        &mut self.buf
+    }
+
+    /// The tensor's (N, H, W, C) bf16 copy: the one kept from an earlier call while the buffer
+    /// and shape are unchanged, else `make`'s, kept for the next call.
+    pub fn nhwc_bf16(
+        &self,
+        make: impl FnOnce(&GpuTensor) -> Result<CudaSlice<u16>, CudaError>,
+    ) -> Result<Arc<CudaSlice<u16>>, CudaError> {
+        if let Some((shape, copy)) = self.nhwc_bf16.borrow().as_ref()
+            && *shape == self.shape
+        {
+            return Ok(copy.clone());
+        }
+        let copy = Arc::new(make(self)?);
+        *self.nhwc_bf16.borrow_mut() = Some((self.shape, copy.clone()));
+        Ok(copy)
+    }
+
     pub fn len(&self) -> usize {
         self.shape.iter().product()
     }
@@ -25,10 +66,10 @@ impl GpuTensor {
     pub fn upload(gpu: &Gpu, a: &Array4<f32>) -> Result<GpuTensor, CudaError> {
         let a = a.as_standard_layout();
         let d = a.dim();
-        Ok(GpuTensor {
-            buf: gpu.upload(a.as_slice().expect("standard layout"))?,
-            shape: [d.0, d.1, d.2, d.3],
-        })
+        Ok(GpuTensor::new(
+            gpu.upload(a.as_slice().expect("standard layout"))?,
+            [d.0, d.1, d.2, d.3],
+        ))
     }
 
     pub fn download(&self, gpu: &Gpu) -> Result<Array4<f32>, CudaError> {
@@ -40,16 +81,13 @@ impl GpuTensor {
 
     /// An output tensor for a kernel to fill (poisoned when the Gpu poisons).
     pub fn output(gpu: &Gpu, shape: [usize; 4]) -> Result<GpuTensor, CudaError> {
-        Ok(GpuTensor {
-            buf: gpu.alloc_out(shape.iter().product())?,
+        Ok(GpuTensor::new(
+            gpu.alloc_out(shape.iter().product())?,
             shape,
-        })
+        ))
     }
 
     pub fn zeros(gpu: &Gpu, shape: [usize; 4]) -> Result<GpuTensor, CudaError> {
-        Ok(GpuTensor {
-            buf: gpu.zeros(shape.iter().product())?,
-            shape,
-        })
+        Ok(GpuTensor::new(gpu.zeros(shape.iter().product())?, shape))
     }
 }

@@ -168,6 +168,9 @@ pub struct ConvCache<B: Backend> {
     x: Act<B>,
     /// The output after the activation (its sign gives the slope).
     y: Option<Act<B>>,
+    /// The weight as the forward used it (raw·scale), for the backward and tangent passes:
+    /// the parameters do not change between them.
+    w: Act<B>,
 }
 
 /// The weight as used: raw·scale, (Cout, Cin, k, k).
@@ -181,7 +184,7 @@ pub fn conv_forward<B: Backend>(
     p: &Params<B>,
     x: &Act<B>,
 ) -> Result<(Act<B>, ConvCache<B>)> {
-    let w = weight_eff(e, l, p)?;
+    let w = Rc::new(weight_eff(e, l, p)?);
     let mut y = if l.down {
         e.conv2d(&e.blur(&l.blur(), x)?, &w, l.stride(), l.pad())?
     } else {
@@ -199,6 +202,7 @@ pub fn conv_forward<B: Backend>(
         ConvCache {
             x: x.clone(),
             y: keep_y,
+            w,
         },
     ))
 }
@@ -243,7 +247,6 @@ pub fn conv_backward<B: Backend>(
         accumulate(e, p, g, &l.weight, e.scale(&dw, l.scale())?)?;
     }
     let dx = if need_dx {
-        let w = weight_eff(e, l, p)?;
         let [_, _, h, wd] = e.shape(&cache.x);
         let blur = l.blur();
         let hw = if l.down {
@@ -251,7 +254,7 @@ pub fn conv_backward<B: Backend>(
         } else {
             (h, wd)
         };
-        let dxin = e.conv2d_backward_input(&dy, &w, l.stride(), l.pad(), hw)?;
+        let dxin = e.conv2d_backward_input(&dy, &cache.w, l.stride(), l.pad(), hw)?;
         Some(if l.down {
             e.blur_backward(&blur, &dxin, (h, wd))?
         } else {
@@ -283,8 +286,7 @@ pub fn conv_tangent<B: Backend>(
     } else {
         t
     };
-    let w = weight_eff(e, l, p)?;
-    let mut out = e.conv2d(tin, &w, l.stride(), l.pad())?;
+    let mut out = e.conv2d(tin, &cache.w, l.stride(), l.pad())?;
     if let Bias::Act(_) = l.bias {
         e.fused_lrelu_tangent(slope_y(cache)?, &mut out)?;
     }

@@ -21,8 +21,8 @@ pub fn add_into(
     }
     let f = gpu.function("add.cu", "add_into")?;
     let ni = n as i64;
-    let mut view = dst.buf.slice_mut(offset..offset + n);
+    let mut view = dst.buf_mut().slice_mut(offset..offset + n);
     let mut l = gpu.stream().launch_builder(&f);
-    l.arg(&mut view).arg(&src.buf).arg(&ni);
+    l.arg(&mut view).arg(src.buf()).arg(&ni);
     launch!(l, grid_1d(n), "add_into")
 }

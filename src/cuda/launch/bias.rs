@@ -9,7 +9,7 @@ pub fn add(gpu: &Gpu, x: &mut GpuTensor, bias: &CudaSlice<f32>) -> Result<(), Cu
     let f = gpu.function("bias.cu", "bias_add")?;
     let (n, ch, plane) = (x.len() as i64, i32_arg("channels", ch)?, (h * w) as i64);
     let mut b = gpu.stream().launch_builder(&f);
-    b.arg(&mut x.buf).arg(bias).arg(&n).arg(&ch).arg(&plane);
+    b.arg(x.buf_mut()).arg(bias).arg(&n).arg(&ch).arg(&plane);
     launch!(b, grid_1d(n as usize), "bias_add")
 }
 
@@ -20,7 +20,7 @@ pub fn grad(gpu: &Gpu, dy: &GpuTensor) -> Result<CudaSlice<f32>, CudaError> {
     let (chi, plane, total) = (i32_arg("channels", ch)?, (h * w) as i64, (n * h * w) as i64);
     channel_sums(gpu, dy.shape, |part, grid, span| {
         let mut b = gpu.stream().launch_builder(&f);
-        b.arg(&dy.buf)
+        b.arg(dy.buf())
             .arg(part)
             .arg(&chi)
             .arg(&plane)

@@ -32,8 +32,8 @@ fn apply(
     let off = off as i32;
     let k = taps(b);
     let mut l = gpu.stream().launch_builder(&f);
-    l.arg(&src.buf)
-        .arg(&mut out.buf)
+    l.arg(src.buf())
+        .arg(out.buf_mut())
         .arg(&planes)
         .arg(&hi)
         .arg(&wi)

@@ -18,6 +18,7 @@ use crate::backend::cpu::MatmulPrecision;
 use crate::cuda::{CudaError, Gpu, GpuTensor, grid_1d, i32_arg};
 use crate::ops::conv2d::conv_out_len;
 use cudarc::driver::{CudaFunction, CudaSlice, DeviceRepr, LaunchConfig, PushKernelArg};
+use std::sync::Arc;
 
 /// K step of each kernel file: a weight-gradient split is a whole number of steps.
 const BK_F32: usize = 16;
@@ -133,9 +134,15 @@ fn to_nhwc_bf16(gpu: &Gpu, t: &GpuTensor) -> Result<CudaSlice<u16>, CudaError> {
         shared_mem_bytes: 0,
     };
     let mut l = gpu.stream().launch_builder(&f);
-    l.arg(&t.buf).arg(&mut out).arg(&ni).arg(&ci).arg(&hw);
+    l.arg(t.buf()).arg(&mut out).arg(&ni).arg(&ci).arg(&hw);
     launch!(l, cfg, "nchw_to_nhwc_bf16")?;
+    gpu.count_converted(t.len());
     Ok(out)
+}
+
+/// `t` as (N,H,W,C) bf16: the copy `t` keeps from an earlier pass, else a new one it keeps.
+fn nhwc_of(gpu: &Gpu, t: &GpuTensor) -> Result<Arc<CudaSlice<u16>>, CudaError> {
+    t.nhwc_bf16(|t| to_nhwc_bf16(gpu, t))
 }
 
 /// Conv weights w (Cout,Cin,k,k) as bf16 GEMM rows: (Cout, (kh, kw, ci)) for the forward
@@ -161,11 +168,12 @@ fn weight_to_bf16(
         .map(|&v| i32_arg("weight shape", v))
         .collect::<Result<Vec<i32>, _>>()?;
     let mut l = gpu.stream().launch_builder(&f);
-    l.arg(&w.buf).arg(&mut out);
+    l.arg(w.buf()).arg(&mut out);
     for v in &a {
         l.arg(v);
     }
     launch!(l, grid_1d(len), "conv_weight_to_bf16")?;
+    gpu.count_converted(len);
     Ok(out)
 }
 
@@ -414,7 +422,7 @@ pub fn forward(
         max_chunk: usize::MAX,
     };
     if nhwc_applies(prec, &[cin]) {
-        let (xh, wh) = (to_nhwc_bf16(gpu, x)?, weight_to_bf16(gpu, w, None)?);
+        let (xh, wh) = (nhwc_of(gpu, x)?, weight_to_bf16(gpu, w, None)?);
         let kn = nhwc_kernel(gpu, "conv2d_fwd_nhwc", cout)?;
         let na = NhwcFwd {
             n,
@@ -432,7 +440,7 @@ pub fn forward(
             gpu,
             &kn,
             (&xh, &wh),
-            &mut y.buf,
+            y.buf_mut(),
             len,
             &na,
             g,
@@ -444,8 +452,8 @@ pub fn forward(
     launch_pass(
         gpu,
         &kn,
-        (&x.buf, &w.buf),
-        &mut y.buf,
+        (x.buf(), w.buf()),
+        y.buf_mut(),
         len,
         &a,
         g,
@@ -485,7 +493,7 @@ pub fn backward_input(
         // stride-1 conv of dy with the phase's taps turned by 180° and Cin, Cout swapped, whose
         // window at hq starts at row hq − (taps − 1). Stride 1 is one phase covering dx; with
         // more, a phase without taps leaves its pixels zero.
-        let dyh = to_nhwc_bf16(gpu, dy)?;
+        let dyh = nhwc_of(gpu, dy)?;
         if stride > 1 {
             dx = GpuTensor::zeros(gpu, [n, cin, h, wd])?;
         }
@@ -534,7 +542,7 @@ pub fn backward_input(
                 gpu,
                 &kn,
                 (&dyh, &wh),
-                &mut dx.buf,
+                dx.buf_mut(),
                 len,
                 &na,
                 g,
@@ -563,8 +571,8 @@ pub fn backward_input(
     launch_pass(
         gpu,
         &kn,
-        (&dy.buf, &w.buf),
-        &mut dx.buf,
+        (dy.buf(), w.buf()),
+        dx.buf_mut(),
         len,
         &a,
         g,
@@ -626,14 +634,14 @@ pub fn backward_weight(
         max_chunk: SPLIT_K,
     };
     if nhwc_applies(prec, &[cin, cout]) {
-        let (xh, dyh) = (to_nhwc_bf16(gpu, x)?, to_nhwc_bf16(gpu, dy)?);
+        let (xh, dyh) = (nhwc_of(gpu, x)?, nhwc_of(gpu, dy)?);
         let kn = nhwc_kernel(gpu, "conv2d_bwd_weight_nhwc", cout)?;
         let len = cout * rows;
         launch_pass(
             gpu,
             &kn,
             (&xh, &dyh),
-            &mut dw.buf,
+            dw.buf_mut(),
             len,
             &a,
             g,
@@ -645,8 +653,8 @@ pub fn backward_weight(
     launch_pass(
         gpu,
         &kn,
-        (&x.buf, &dy.buf),
-        &mut dw.buf,
+        (x.buf(), dy.buf()),
+        dw.buf_mut(),
         cout * rows,
         &a,
         g,

@@ -15,7 +15,7 @@ pub fn forward(gpu: &Gpu, w: &GpuTensor) -> Result<GpuTensor, CudaError> {
     let len = i32_arg("Cin*k*k", w.shape[1] * w.shape[2] * w.shape[3])?;
     let s = scale(w);
     let mut l = gpu.stream().launch_builder(&f);
-    l.arg(&w.buf).arg(&mut out.buf).arg(&len).arg(&s);
+    l.arg(w.buf()).arg(out.buf_mut()).arg(&len).arg(&s);
     launch!(l, grid_blocks(w.shape[0]), "demod_fwd")?;
     Ok(out)
 }
@@ -28,9 +28,9 @@ pub fn backward(gpu: &Gpu, w: &GpuTensor, dw_eff: &GpuTensor) -> Result<GpuTenso
     let len = i32_arg("Cin*k*k", w.shape[1] * w.shape[2] * w.shape[3])?;
     let s = scale(w);
     let mut l = gpu.stream().launch_builder(&f);
-    l.arg(&w.buf)
-        .arg(&dw_eff.buf)
-        .arg(&mut out.buf)
+    l.arg(w.buf())
+        .arg(dw_eff.buf())
+        .arg(out.buf_mut())
         .arg(&len)
         .arg(&s);
     launch!(l, grid_blocks(w.shape[0]), "demod_bwd")?;

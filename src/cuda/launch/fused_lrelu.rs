@@ -9,7 +9,7 @@ pub fn forward(gpu: &Gpu, x: &mut GpuTensor, bias: &CudaSlice<f32>) -> Result<()
     let f = gpu.function("fused_lrelu.cu", "flrelu_fwd")?;
     let (n, ch, plane) = (x.len() as i64, i32_arg("channels", ch)?, (h * w) as i64);
     let mut b = gpu.stream().launch_builder(&f);
-    b.arg(&mut x.buf).arg(bias).arg(&n).arg(&ch).arg(&plane);
+    b.arg(x.buf_mut()).arg(bias).arg(&n).arg(&ch).arg(&plane);
     launch!(b, grid_1d(n as usize), "flrelu_fwd")
 }
 
@@ -18,7 +18,7 @@ fn slope(gpu: &Gpu, y: &GpuTensor, g: &mut GpuTensor) -> Result<(), CudaError> {
     let f = gpu.function("fused_lrelu.cu", "flrelu_slope")?;
     let n = y.len() as i64;
     let mut b = gpu.stream().launch_builder(&f);
-    b.arg(&y.buf).arg(&mut g.buf).arg(&n);
+    b.arg(y.buf()).arg(g.buf_mut()).arg(&n);
     launch!(b, grid_1d(n as usize), "flrelu_slope")
 }
 
@@ -33,8 +33,8 @@ pub fn backward(gpu: &Gpu, y: &GpuTensor, dy: &mut GpuTensor) -> Result<CudaSlic
     let shape = dy.shape;
     channel_sums(gpu, shape, |part, grid, span| {
         let mut b = gpu.stream().launch_builder(&f);
-        b.arg(&y.buf)
-            .arg(&mut dy.buf)
+        b.arg(y.buf())
+            .arg(dy.buf_mut())
             .arg(part)
             .arg(&chi)
             .arg(&plane)

@@ -29,7 +29,7 @@ pub fn gather_positions(
     let mut rows = GpuTensor::output(gpu, [ids.len() * b, ch, 1, 1])?;
     let dev_ids = upload_ids(gpu, ids)?;
     let func = gpu.function("gather.cu", "gather_positions")?;
-    let view = f.buf.slice(r0 * ch * plane..(r0 + b) * ch * plane);
+    let view = f.buf().slice(r0 * ch * plane..(r0 + b) * ch * plane);
     let (np, bi, chi, pl) = (
         i32_arg("positions", ids.len())?,
         i32_arg("rows", b)?,
@@ -37,7 +37,7 @@ pub fn gather_positions(
         plane as i64,
     );
     let mut l = gpu.stream().launch_builder(&func);
-    l.arg(&view).arg(&dev_ids).arg(&mut rows.buf);
+    l.arg(&view).arg(&dev_ids).arg(rows.buf_mut());
     l.arg(&np).arg(&bi).arg(&chi).arg(&pl);
     launch!(l, grid_1d(ids.len() * b * ch), "gather_positions")?;
     Ok(rows)
@@ -57,7 +57,7 @@ pub fn scatter_add_positions(
     let plane = h * w;
     let dev_ids = upload_ids(gpu, ids)?;
     let func = gpu.function("gather.cu", "scatter_add_positions")?;
-    let mut view = d.buf.slice_mut(r0 * ch * plane..(r0 + b) * ch * plane);
+    let mut view = d.buf_mut().slice_mut(r0 * ch * plane..(r0 + b) * ch * plane);
     let (np, bi, chi, pl) = (
         i32_arg("positions", ids.len())?,
         i32_arg("rows", b)?,
@@ -65,7 +65,7 @@ pub fn scatter_add_positions(
         plane as i64,
     );
     let mut l = gpu.stream().launch_builder(&func);
-    l.arg(&mut view).arg(&dev_ids).arg(&rows.buf);
+    l.arg(&mut view).arg(&dev_ids).arg(rows.buf());
     l.arg(&np).arg(&bi).arg(&chi).arg(&pl);
     launch!(l, grid_1d(b * ch), "scatter_add_positions")
 }

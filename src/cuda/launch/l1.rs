@@ -14,7 +14,7 @@ pub fn forward(gpu: &Gpu, a: &GpuTensor, b: &GpuTensor) -> Result<CudaSlice<f32>
     let f = gpu.function("l1.cu", "l1_partial")?;
     let ni = n as i64;
     let mut l = gpu.stream().launch_builder(&f);
-    l.arg(&a.buf).arg(&b.buf).arg(&ni).arg(&mut part);
+    l.arg(a.buf()).arg(b.buf()).arg(&ni).arg(&mut part);
     launch!(l, grid_blocks(np), "l1_partial")?;
     let mut out = gpu.alloc_out(1)?;
     let f = gpu.function("l1.cu", "l1_finish")?;
@@ -34,7 +34,7 @@ pub fn backward(gpu: &Gpu, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor, Cu
     // 1/n rounded as the CPU: f32 one over f32(n).
     let g = 1.0f32 / (a.len() as f32);
     let mut l = gpu.stream().launch_builder(&f);
-    l.arg(&a.buf).arg(&b.buf).arg(&mut da.buf).arg(&n).arg(&g);
+    l.arg(a.buf()).arg(b.buf()).arg(da.buf_mut()).arg(&n).arg(&g);
     launch!(l, grid_1d(n as usize), "l1_bwd")?;
     Ok(da)
 }

@@ -14,7 +14,7 @@ pub fn forward(gpu: &Gpu, x: &GpuTensor) -> Result<GpuTensor, CudaError> {
     let mut y = GpuTensor::output(gpu, x.shape)?;
     let f = gpu.function("l2norm.cu", "l2norm_fwd")?;
     let mut l = gpu.stream().launch_builder(&f);
-    l.arg(&x.buf).arg(&mut y.buf).arg(&dim);
+    l.arg(x.buf()).arg(y.buf_mut()).arg(&dim);
     launch!(l, grid_blocks(rows), "l2norm_fwd")?;
     Ok(y)
 }
@@ -26,7 +26,7 @@ pub fn backward(gpu: &Gpu, x: &GpuTensor, dy: &GpuTensor) -> Result<GpuTensor, C
     let mut dx = GpuTensor::output(gpu, x.shape)?;
     let f = gpu.function("l2norm.cu", "l2norm_bwd")?;
     let mut l = gpu.stream().launch_builder(&f);
-    l.arg(&x.buf).arg(&dy.buf).arg(&mut dx.buf).arg(&dim);
+    l.arg(x.buf()).arg(dy.buf()).arg(dx.buf_mut()).arg(&dim);
     launch!(l, grid_blocks(rows), "l2norm_bwd")?;
     Ok(dx)
 }

@@ -22,9 +22,9 @@ pub fn forward(
     let f = gpu.function("noise.cu", "noise_fwd")?;
     let (total, ch, plane) = (x.len() as i64, i32_arg("channels", ch)?, (h * wd) as i64);
     let mut b = gpu.stream().launch_builder(&f);
-    b.arg(&mut x.buf)
+    b.arg(x.buf_mut())
         .arg(w)
-        .arg(&n.buf)
+        .arg(n.buf())
         .arg(&total)
         .arg(&ch)
         .arg(&plane);
@@ -48,8 +48,8 @@ pub fn backward_weight(
     let f = gpu.function("noise.cu", "noise_wgrad_partial")?;
     let (t, chi, plane) = (total as i64, i32_arg("channels", ch)?, (h * wd) as i64);
     let mut b = gpu.stream().launch_builder(&f);
-    b.arg(&dy.buf)
-        .arg(&n.buf)
+    b.arg(dy.buf())
+        .arg(n.buf())
         .arg(&t)
         .arg(&chi)
         .arg(&plane)

@@ -31,8 +31,8 @@ pub fn forward(
     let f = gpu.function("patchnce.cu", "patchnce_fwd")?;
     let t = tau as f32;
     let mut l = gpu.stream().launch_builder(&f);
-    l.arg(&q.buf)
-        .arg(&k.buf)
+    l.arg(q.buf())
+        .arg(k.buf())
         .arg(&mut loss)
         .arg(&bi)
         .arg(&d)
@@ -55,10 +55,10 @@ pub fn backward(
     let f = gpu.function("patchnce.cu", "patchnce_bwd")?;
     let t = tau as f32;
     let mut l = gpu.stream().launch_builder(&f);
-    l.arg(&q.buf)
-        .arg(&k.buf)
+    l.arg(q.buf())
+        .arg(k.buf())
         .arg(dloss)
-        .arg(&mut dq.buf)
+        .arg(dq.buf_mut())
         .arg(&bi)
         .arg(&d)
         .arg(&t);

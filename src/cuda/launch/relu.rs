@@ -7,7 +7,7 @@ pub fn forward(gpu: &Gpu, x: &mut GpuTensor) -> Result<(), CudaError> {
     let f = gpu.function("relu.cu", "relu_fwd")?;
     let n = x.len() as i64;
     let mut b = gpu.stream().launch_builder(&f);
-    b.arg(&mut x.buf).arg(&n);
+    b.arg(x.buf_mut()).arg(&n);
     launch!(b, grid_1d(n as usize), "relu_fwd")
 }
 
@@ -17,6 +17,6 @@ pub fn backward(gpu: &Gpu, y: &GpuTensor, dy: &mut GpuTensor) -> Result<(), Cuda
     let f = gpu.function("relu.cu", "relu_bwd")?;
     let n = y.len() as i64;
     let mut b = gpu.stream().launch_builder(&f);
-    b.arg(&y.buf).arg(&mut dy.buf).arg(&n);
+    b.arg(y.buf()).arg(dy.buf_mut()).arg(&n);
     launch!(b, grid_1d(n as usize), "relu_bwd")
 }

@@ -8,7 +8,7 @@ pub fn forward(gpu: &Gpu, a: &mut GpuTensor, b: &GpuTensor) -> Result<(), CudaEr
     let f = gpu.function("residual.cu", "residual_fwd")?;
     let n = a.len() as i64;
     let mut l = gpu.stream().launch_builder(&f);
-    l.arg(&mut a.buf).arg(&b.buf).arg(&n);
+    l.arg(a.buf_mut()).arg(b.buf()).arg(&n);
     launch!(l, grid_1d(n as usize), "residual_fwd")
 }
 
@@ -17,6 +17,6 @@ pub fn backward(gpu: &Gpu, dy: &mut GpuTensor) -> Result<(), CudaError> {
     let f = gpu.function("residual.cu", "residual_bwd")?;
     let n = dy.len() as i64;
     let mut l = gpu.stream().launch_builder(&f);
-    l.arg(&mut dy.buf).arg(&n);
+    l.arg(dy.buf_mut()).arg(&n);
     launch!(l, grid_1d(n as usize), "residual_bwd")
 }

@@ -8,7 +8,7 @@ pub fn scale(gpu: &Gpu, x: &GpuTensor, s: f32) -> Result<GpuTensor, CudaError> {
     let f = gpu.function("scale.cu", "scale_copy")?;
     let n = x.len() as i64;
     let mut l = gpu.stream().launch_builder(&f);
-    l.arg(&x.buf).arg(&mut y.buf).arg(&n).arg(&s);
+    l.arg(x.buf()).arg(y.buf_mut()).arg(&n).arg(&s);
     launch!(l, grid_1d(x.len()), "scale_copy")?;
     Ok(y)
 }

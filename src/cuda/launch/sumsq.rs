@@ -15,13 +15,13 @@ pub fn sum_squares(gpu: &Gpu, x: &GpuTensor) -> Result<GpuTensor, CudaError> {
     let f = gpu.function("sumsq.cu", "sumsq_partial")?;
     let ni = n as i64;
     let mut l = gpu.stream().launch_builder(&f);
-    l.arg(&x.buf).arg(&ni).arg(&mut part);
+    l.arg(x.buf()).arg(&ni).arg(&mut part);
     launch!(l, grid_blocks(np), "sumsq_partial")?;
     let mut out = GpuTensor::output(gpu, [1, 1, 1, 1])?;
     let f = gpu.function("sumsq.cu", "sumsq_finish")?;
     let npi = np as i32;
     let mut l = gpu.stream().launch_builder(&f);
-    l.arg(&part).arg(&npi).arg(&mut out.buf);
+    l.arg(&part).arg(&npi).arg(out.buf_mut());
     launch!(l, grid_blocks(1), "sumsq_finish")?;
     Ok(out)
 }

@@ -22,8 +22,8 @@ fn run(
         i32_arg("windows per row", tx)?,
     );
     let mut l = gpu.stream().launch_builder(&f);
-    l.arg(&src.buf)
-        .arg(&mut out.buf)
+    l.arg(src.buf())
+        .arg(out.buf_mut())
         .arg(&n)
         .arg(&chi)
         .arg(&si)
