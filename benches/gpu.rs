@@ -135,12 +135,16 @@ fn train(e: &CudaBackend, b: &Bench, crop: usize) -> sincut::error::Result<(f64,
         }
     }
     let peak = peak_mib(e);
-    let converted_mb =
-        (e.gpu.converted_bytes() - converted_before) as f64 / iters as f64 / 1e6;
+    let converted = e.gpu.converted_bytes();
+    let per_iter_mb = |after: u64, before: u64| (after - before) as f64 / iters as f64 / 1e6;
+    let (act_mb, weight_mb) = (
+        per_iter_mb(converted.0, converted_before.0),
+        per_iter_mb(converted.1, converted_before.1),
+    );
     times.sort_by(f64::total_cmp);
     let median = times[times.len() / 2];
     println!(
-        "train crop {crop:>3} batch {} ngf {} ndf {}: median {median:8.1} ms/iter (min {:.1}, max {:.1}, {iters} iters)  peak GPU memory {peak:.0} MiB  bf16 operand conversions {converted_mb:.1} MB/iter",
+        "train crop {crop:>3} batch {} ngf {} ndf {}: median {median:8.1} ms/iter (min {:.1}, max {:.1}, {iters} iters)  peak GPU memory {peak:.0} MiB  bf16 operand conversions per iter: activations {act_mb:.1} MB, weights {weight_mb:.1} MB",
         cfg.batch,
         cfg.ngf,
         cfg.ndf,

@@ -4,6 +4,14 @@
 // (float)sqrt(2): the same f32 constant as the CPU engine's c(SQRT_2).
 #define SINCUT_SQRT2_F 1.41421356237309515f
 
+// Bias + leaky ReLU (slope 0.2) times sqrt(2) of one element, in PyTorch's rounding steps (add,
+// scale by 0.2, scale by sqrt(2)): fused_lrelu.cu and the bf16 conv's fused epilogue.
+__device__ __forceinline__ float sincut_flrelu(float x, float b) {
+    const float u = __fadd_rn(x, b);
+    const float a = u > 0.f ? u : __fmul_rn(u, 0.2f);
+    return __fmul_rn(a, SINCUT_SQRT2_F);
+}
+
 // Reductions accumulate in double, as the CPU engine does for long sums, so GPU and CPU agree
 // to f32 rounding whatever the summation order.
 __device__ __forceinline__ double sincut_warp_sum(double v) {

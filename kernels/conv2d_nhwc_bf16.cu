@@ -89,12 +89,14 @@ __device__ __forceinline__ void nh_pipeline(int steps, Load load, Compute comput
 // at (out_y0 + out_s*oh, out_x0 + out_s*ow) of y (nb, m_rows, out_h, out_w) f32. A plain conv
 // has out_s = 1 and out = (0, 0), ho x wo; a stride phase of an input gradient writes every
 // out_s-th pixel of dx. K split over blockIdx.z in `chunk`s (multiples of 32); split z writes
-// its own copy of y.
+// its own copy of y. With a bias (unsplit only), each element is stored as
+// sincut_flrelu(element, bias[row]): the layer's bias and leaky ReLU without another pass.
 template <class S>
 __device__ __forceinline__ void nh_fwd(const bf16_t* __restrict__ x, const bf16_t* __restrict__ wt,
                                        float* __restrict__ y, int nb, int c, int h, int wd, int m_rows, int kh_n,
                                        int kw_n, int s, int ph, int pw, int ho, int wo, int chunk, int out_h,
-                                       int out_w, int out_s, int out_y0, int out_x0) {
+                                       int out_w, int out_s, int out_y0, int out_x0,
+                                       const float* __restrict__ bias) {
     __shared__ __align__(16) bf16_t As[S::STAGES][S::BM * NH_BK];
     __shared__ __align__(16) bf16_t Bs[S::STAGES][S::BN * NH_BK];
     constexpr int ROW_B = NH_BK * 2, A_STAGE = S::BM * ROW_B, B_STAGE = S::BN * ROW_B;  // bytes
@@ -180,7 +182,7 @@ __device__ __forceinline__ void nh_fwd(const bf16_t* __restrict__ x, const bf16_
     mma_tile_for_each<S>(acc, m_rows, N, [&](int m, int n, float v) {
         const int img = n / npix, pix = n % npix;
         const int oy = out_y0 + out_s * (pix / wo), ox = out_x0 + out_s * (pix % wo);
-        out[(((long long)img * m_rows + m) * out_h + oy) * out_w + ox] = v;
+        out[(((long long)img * m_rows + m) * out_h + oy) * out_w + ox] = bias ? sincut_flrelu(v, bias[m]) : v;
     });
 }
 
@@ -292,9 +294,9 @@ __device__ __forceinline__ void nh_bwd_weight(const bf16_t* __restrict__ x, cons
         conv2d_fwd_nhwc##SUFFIX(const bf16_t* __restrict__ x, const bf16_t* __restrict__ wt, float* __restrict__ y, \
                                 int nb, int c, int h, int wd, int m_rows, int kh_n, int kw_n, int s, int ph, int pw, \
                                 int ho, int wo, int chunk, int out_h, int out_w, int out_s, int out_y0,             \
-                                int out_x0) {                                                                       \
+                                int out_x0, const float* __restrict__ bias) {                                      \
         nh_fwd<S>(x, wt, y, nb, c, h, wd, m_rows, kh_n, kw_n, s, ph, pw, ho, wo, chunk, out_h, out_w, out_s,        \
-                  out_y0, out_x0);                                                                                  \
+                  out_y0, out_x0, bias);                                                                            \
     }                                                                                                               \
     extern "C" __global__ void __launch_bounds__(128, 3) conv2d_bwd_weight_nhwc##SUFFIX(                            \
         const bf16_t* __restrict__ x, const bf16_t* __restrict__ dy, float* __restrict__ part, int nb, int c, int h, \

@@ -1,12 +1,8 @@
-// Fused bias + leaky ReLU (src/ops/fused_lrelu.rs): y = leaky_relu(x + b, 0.2)*sqrt(2).
-// The intrinsics keep PyTorch's rounding steps (add, scale by 0.2, scale by sqrt(2)).
+// Fused bias + leaky ReLU (src/ops/fused_lrelu.rs): y = leaky_relu(x + b, 0.2)*sqrt(2)
+// (sincut_flrelu in common.cuh).
 extern "C" __global__ void flrelu_fwd(float* __restrict__ x, const float* __restrict__ b, long long n,
                                       int ch, long long plane) {
-    SINCUT_GRID_STRIDE(i, n) {
-        const float u = __fadd_rn(x[i], b[(i / plane) % ch]);
-        const float a = u > 0.f ? u : __fmul_rn(u, 0.2f);
-        x[i] = __fmul_rn(a, SINCUT_SQRT2_F);
-    }
+    SINCUT_GRID_STRIDE(i, n) x[i] = sincut_flrelu(x[i], b[(i / plane) % ch]);
 }
 
 // g <- slope(y)*g in place: the backward's dx and the R1 tangent (same steps: g*sqrt(2), then

@@ -497,7 +497,8 @@ fn conv2d<B: Backend<Elem = f32>>(b: &B) {
         let ho = (h + 2 * p - k) / s + 1;
         let wo = (w + 2 * p - k) / s + 1;
         let dy = r.a4((n, co, ho, wo));
-        let o = runs!(b, [x, wt, dy], |e| {
+        let bias = vec4(&mut r, co);
+        let o = runs!(b, [x, wt, dy, bias], |e| {
             let (xg, wg, dyg) = (
                 e.upload(x).unwrap(),
                 e.upload(wt).unwrap(),
@@ -506,10 +507,13 @@ fn conv2d<B: Backend<Elem = f32>>(b: &B) {
             let y = e.conv2d(&xg, &wg, s, p).unwrap();
             let dx = e.conv2d_backward_input(&dyg, &wg, s, p, (h, w)).unwrap();
             let dw = e.conv2d_backward_weight(&xg, &dyg, k, s, p).unwrap();
+            let bg = e.upload(bias).unwrap();
+            let ya = e.conv2d_bias_lrelu(&xg, &wg, s, p, &bg).unwrap();
             vec![
                 e.download(&y).unwrap(),
                 e.download(&dx).unwrap(),
                 e.download(&dw).unwrap(),
+                e.download(&ya).unwrap(),
             ]
         });
         // f32 GEMMs of K terms summed in different orders: rounding grows like √K·eps on
@@ -527,6 +531,12 @@ fn conv2d<B: Backend<Elem = f32>>(b: &B) {
             &format!("{tag} bwd weight"),
             tol(5e-5, 1e-4),
             tol(5e-5, 1e-4),
+        );
+        o.check(
+            3,
+            &format!("{tag} fwd + bias + leaky ReLU"),
+            tol(2e-5, 1e-4),
+            tol(2e-5, 1e-4),
         );
     }
 }
@@ -1116,13 +1126,39 @@ fn bf16_conv_transpose2d<B: Backend<Elem = f32>>(b: &B) {
     }
 }
 
+/// A conv with its bias and leaky ReLU in one op (the bf16 NHWC kernels apply them as they
+/// store, unless K is split) gives bit for bit the conv followed by `fused_lrelu`.
+fn bf16_conv2d_bias_lrelu<B: Backend<Elem = f32>>(b: &B) {
+    for (i, &(n, ci, co, h, w, k, s, p)) in CONVS.iter().enumerate() {
+        let mut r = Rng(2800 + i as u64);
+        let (x, wt, bias) = (r.a4((n, ci, h, w)), r.a4((co, ci, k, k)), vec4(&mut r, co));
+        let (xg, wg, bg) = (
+            b.upload(&x).unwrap(),
+            b.upload(&wt).unwrap(),
+            b.upload(&bias).unwrap(),
+        );
+        let fused = b.conv2d_bias_lrelu(&xg, &wg, s, p, &bg).unwrap();
+        let mut apart = b.conv2d(&xg, &wg, s, p).unwrap();
+        b.fused_lrelu(&mut apart, &bg).unwrap();
+        assert_eq!(
+            b.download(&fused).unwrap(),
+            b.download(&apart).unwrap(),
+            "bf16 conv2d + bias + leaky ReLU N{n} {ci}→{co} {h}×{w} k{k} s{s} p{p}: fused ≠ apart"
+        );
+    }
+}
+
 /// A backend may keep a converted copy of a conv operand between passes (the CUDA engine keeps
 /// each tensor's NHWC bf16 copy): a pass after the tensor was written or reshaped must see the
 /// new contents, bit for bit what a fresh upload of them gives.
 fn bf16_conv_operands_follow_writes<B: Backend<Elem = f32>>(b: &B) {
     let (n, ci, co, h, w) = (2, 16, 24, 7, 9);
     let mut r = Rng(2700);
-    let (x, wt, dy) = (r.a4((n, ci, h, w)), r.a4((co, ci, 3, 3)), r.a4((n, co, h, w)));
+    let (x, wt, dy) = (
+        r.a4((n, ci, h, w)),
+        r.a4((co, ci, 3, 3)),
+        r.a4((n, co, h, w)),
+    );
     let (dx_add, ddy_add) = (r.a4((n, ci, h, w)), r.a4((n, co, h, w)));
     let fresh = |a: &Array4<f32>| b.upload(a).unwrap();
     let wt_d = fresh(&wt);
@@ -1140,8 +1176,16 @@ fn bf16_conv_operands_follow_writes<B: Backend<Elem = f32>>(b: &B) {
     b.add_into(&mut x_d, 0, &fresh(&dx_add)).unwrap();
     let x_new = &x + &dx_add;
     let y_after = b.conv2d(&x_d, &wt_d, 1, 1).unwrap();
-    same("forward after add_into", &y_after, &b.conv2d(&fresh(&x_new), &wt_d, 1, 1).unwrap());
-    assert_ne!(b.download(&y_after).unwrap(), y_before, "the write changed nothing");
+    same(
+        "forward after add_into",
+        &y_after,
+        &b.conv2d(&fresh(&x_new), &wt_d, 1, 1).unwrap(),
+    );
+    assert_ne!(
+        b.download(&y_after).unwrap(),
+        y_before,
+        "the write changed nothing"
+    );
 
     // A gradient read by the weight gradient, written, then read by the input gradient.
     let mut dy_d = fresh(&dy);
@@ -1151,12 +1195,14 @@ fn bf16_conv_operands_follow_writes<B: Backend<Elem = f32>>(b: &B) {
     same(
         "input gradient after add_into",
         &b.conv2d_backward_input(&dy_d, &wt_d, 1, 1, (h, w)).unwrap(),
-        &b.conv2d_backward_input(&fresh(&dy_new), &wt_d, 1, 1, (h, w)).unwrap(),
+        &b.conv2d_backward_input(&fresh(&dy_new), &wt_d, 1, 1, (h, w))
+            .unwrap(),
     );
     same(
         "weight gradient after add_into",
         &b.conv2d_backward_weight(&x_d, &dy_d, 3, 1, 1).unwrap(),
-        &b.conv2d_backward_weight(&fresh(&x_new), &fresh(&dy_new), 3, 1, 1).unwrap(),
+        &b.conv2d_backward_weight(&fresh(&x_new), &fresh(&dy_new), 3, 1, 1)
+            .unwrap(),
     );
 
     // The same memory as another shape: (2, 16, ..) read as (1, 32, ..).
@@ -1208,4 +1254,9 @@ macro_rules! parity_bf16 {
     };
 }
 
-parity_bf16!(bf16_conv2d, bf16_conv_transpose2d, bf16_conv_operands_follow_writes);
+parity_bf16!(
+    bf16_conv2d,
+    bf16_conv_transpose2d,
+    bf16_conv2d_bias_lrelu,
+    bf16_conv_operands_follow_writes
+);

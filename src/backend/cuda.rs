@@ -159,6 +159,25 @@ impl Backend for CudaBackend {
             w,
             stride,
             pad,
+            None,
+        )?)
+    }
+    fn conv2d_bias_lrelu(
+        &self,
+        x: &GpuTensor,
+        w: &GpuTensor,
+        stride: usize,
+        pad: usize,
+        bias: &GpuTensor,
+    ) -> Result<GpuTensor> {
+        Ok(gops::conv2d::forward(
+            &self.gpu,
+            self.matmul,
+            x,
+            w,
+            stride,
+            pad,
+            Some(bias.buf()),
         )?)
     }
     fn conv2d_backward_input(

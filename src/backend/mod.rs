@@ -92,6 +92,20 @@ pub trait Backend {
         stride: usize,
         pad: usize,
     ) -> Result<Self::Tensor>;
+    /// `conv2d`, then `fused_lrelu` with `bias`: a conv layer with its activation, which a
+    /// backend may compute in one pass (the CUDA engine's bf16 convs do, in their store).
+    fn conv2d_bias_lrelu(
+        &self,
+        x: &Self::Tensor,
+        w: &Self::Tensor,
+        stride: usize,
+        pad: usize,
+        bias: &Self::Tensor,
+    ) -> Result<Self::Tensor> {
+        let mut y = self.conv2d(x, w, stride, pad)?;
+        self.fused_lrelu(&mut y, bias)?;
+        Ok(y)
+    }
     fn conv2d_backward_input(
         &self,
         dy: &Self::Tensor,

@@ -142,6 +142,22 @@ impl<'a, B: Backend> Profiled<'a, B> {
         Work::Flops(2.0 * out_nchw.iter().product::<usize>() as f64 * per_out)
     }
 
+    /// A forward conv's work and layer name (`conv2d`, `conv2d_bias_lrelu`).
+    fn conv2d_work(&self, x: &B::Tensor, w: &B::Tensor, st: usize, pad: usize) -> (Work, String) {
+        let ws = self.shape(w);
+        let [n, _, h, wd] = self.shape(x);
+        let out = [
+            n,
+            ws[0],
+            conv_out_len(h, ws[2], st, pad),
+            conv_out_len(wd, ws[3], st, pad),
+        ];
+        (
+            self.conv_flops(out, ws),
+            layer_name(n, ws[1], (h, wd), ws[0], ws[2], st),
+        )
+    }
+
     /// The table: op, calls, total ms, share, achieved rate; slowest first.
     pub fn table(&self) -> String {
         let stats = self.stats.borrow();
@@ -262,17 +278,21 @@ impl<B: Backend> Backend for Profiled<'_, B> {
     }
 
     fn conv2d(&self, x: &B::Tensor, w: &B::Tensor, st: usize, pad: usize) -> Result<B::Tensor> {
-        let ws = self.shape(w);
-        let [n, _, h, wd] = self.shape(x);
-        let out = [
-            n,
-            ws[0],
-            conv_out_len(h, ws[2], st, pad),
-            conv_out_len(wd, ws[3], st, pad),
-        ];
-        let work = self.conv_flops(out, ws);
-        let layer = layer_name(n, ws[1], (h, wd), ws[0], ws[2], st);
+        let (work, layer) = self.conv2d_work(x, w, st, pad);
         self.timed_conv("conv2d", layer, work, || self.inner.conv2d(x, w, st, pad))
+    }
+    fn conv2d_bias_lrelu(
+        &self,
+        x: &B::Tensor,
+        w: &B::Tensor,
+        st: usize,
+        pad: usize,
+        bias: &B::Tensor,
+    ) -> Result<B::Tensor> {
+        let (work, layer) = self.conv2d_work(x, w, st, pad);
+        self.timed_conv("conv2d_bias_lrelu", layer, work, || {
+            self.inner.conv2d_bias_lrelu(x, w, st, pad, bias)
+        })
     }
     fn conv2d_backward_input(
         &self,

@@ -39,8 +39,9 @@ pub struct Gpu {
     /// Tests set this: every output buffer a launcher allocates is filled with NaN first, so
     /// elements a kernel fails to write are caught.
     poison: bool,
-    /// Bytes the bf16 convs' operand conversions read and wrote since the context opened.
-    converted_bytes: AtomicU64,
+    /// Bytes the bf16 convs' operand conversions read and wrote since the context opened:
+    /// activations and gradients, then weights.
+    converted_bytes: [AtomicU64; 2],
 }
 
 /// Runs `f`, turning a panic (cudarc's reaction to a missing libcuda) into an error.
@@ -165,7 +166,7 @@ impl Gpu {
             sm_count,
             modules: Mutex::new(HashMap::new()),
             poison: false,
-            converted_bytes: AtomicU64::new(0),
+            converted_bytes: [AtomicU64::new(0), AtomicU64::new(0)],
         })
     }
 
@@ -195,15 +196,16 @@ impl Gpu {
         self.poison = on;
     }
 
-    /// Bytes read and written by the bf16 convs' operand conversions (NCHW f32 to NHWC bf16,
-    /// weights to bf16 rows) since the context opened: what `benches/gpu.rs` reports per
-    /// iteration.
-    pub fn converted_bytes(&self) -> u64 {
-        self.converted_bytes.load(Ordering::Relaxed)
+    /// Bytes read and written by the bf16 convs' operand conversions since the context opened,
+    /// (activations and gradients to NHWC, weights to bf16 rows): what `benches/gpu.rs`
+    /// reports per iteration.
+    pub fn converted_bytes(&self) -> (u64, u64) {
+        let [a, w] = &self.converted_bytes;
+        (a.load(Ordering::Relaxed), w.load(Ordering::Relaxed))
     }
-    pub(crate) fn count_converted(&self, elements: usize) {
+    pub(crate) fn count_converted(&self, weights: bool, elements: usize) {
         // Each element is read as f32 and written as bf16.
-        self.converted_bytes
+        self.converted_bytes[usize::from(weights)]
             .fetch_add(6 * elements as u64, Ordering::Relaxed);
     }
 

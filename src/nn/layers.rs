@@ -185,16 +185,23 @@ pub fn conv_forward<B: Backend>(
     x: &Act<B>,
 ) -> Result<(Act<B>, ConvCache<B>)> {
     let w = Rc::new(weight_eff(e, l, p)?);
-    let mut y = if l.down {
-        e.conv2d(&e.blur(&l.blur(), x)?, &w, l.stride(), l.pad())?
+    let blurred;
+    let xin: &B::Tensor = if l.down {
+        blurred = e.blur(&l.blur(), x)?;
+        &blurred
     } else {
-        e.conv2d(x, &w, l.stride(), l.pad())?
+        x
     };
-    match &l.bias {
-        Bias::Act(b) => e.fused_lrelu(&mut y, param(p, b)?)?,
-        Bias::Plain(b) => e.add_bias(&mut y, param(p, b)?)?,
-        Bias::None => {}
-    }
+    let (s, pad) = (l.stride(), l.pad());
+    let y = match &l.bias {
+        Bias::Act(b) => e.conv2d_bias_lrelu(xin, &w, s, pad, param(p, b)?)?,
+        Bias::Plain(b) => {
+            let mut y = e.conv2d(xin, &w, s, pad)?;
+            e.add_bias(&mut y, param(p, b)?)?;
+            y
+        }
+        Bias::None => e.conv2d(xin, &w, s, pad)?,
+    };
     let y = Rc::new(y);
     let keep_y = matches!(l.bias, Bias::Act(_)).then(|| y.clone());
     Ok((

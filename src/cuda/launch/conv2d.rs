@@ -136,7 +136,7 @@ fn to_nhwc_bf16(gpu: &Gpu, t: &GpuTensor) -> Result<CudaSlice<u16>, CudaError> {
     let mut l = gpu.stream().launch_builder(&f);
     l.arg(t.buf()).arg(&mut out).arg(&ni).arg(&ci).arg(&hw);
     launch!(l, cfg, "nchw_to_nhwc_bf16")?;
-    gpu.count_converted(t.len());
+    gpu.count_converted(false, t.len());
     Ok(out)
 }
 
@@ -173,7 +173,7 @@ fn weight_to_bf16(
         l.arg(v);
     }
     launch!(l, grid_1d(len), "conv_weight_to_bf16")?;
-    gpu.count_converted(len);
+    gpu.count_converted(true, len);
     Ok(out)
 }
 
@@ -236,10 +236,20 @@ struct PassGemm {
 /// of dx) cannot have its splits summed over the whole output.
 const NO_SPLIT: usize = 0;
 
-/// Runs one pass, `f(in0, in1, out, shape args, chunk, placement args)`, into `out` (`len`
-/// elements), its K
-/// split by [`split_k`]: one split writes `out` directly, more write per-split slices that
-/// `conv2d_sum_splits` adds in order (deterministic, in double).
+/// The last argument of a conv kernel, after its placement arguments.
+enum Epilogue<'a> {
+    /// None: every kernel but the NHWC forward.
+    None,
+    /// The NHWC forward's bias pointer, null for a plain conv: with a bias, the kernel applies
+    /// the layer's bias and leaky ReLU as it stores, unless the pass splits K (then the caller
+    /// applies them to the sum).
+    Bias(Option<&'a CudaSlice<f32>>),
+}
+
+/// Runs one pass, `f(in0, in1, out, shape args, chunk, placement args, epilogue)`, into `out`
+/// (`len` elements), its K split by [`split_k`]: one split writes `out` directly, more write
+/// per-split slices that `conv2d_sum_splits` adds in order (deterministic, in double).
+/// Returns whether the kernel applied the epilogue's bias.
 #[allow(clippy::too_many_arguments)]
 fn launch_pass<T: DeviceRepr>(
     gpu: &Gpu,
@@ -249,8 +259,9 @@ fn launch_pass<T: DeviceRepr>(
     len: usize,
     a: &Args,
     g: PassGemm,
+    epilogue: Epilogue<'_>,
     what: &'static str,
-) -> Result<(), CudaError> {
+) -> Result<bool, CudaError> {
     let blocks = layer_blocks(kn, g.cols, g.rows) * g.phases;
     let (max_chunk, max_splits) = if g.max_chunk == NO_SPLIT {
         (usize::MAX, 1)
@@ -260,7 +271,9 @@ fn launch_pass<T: DeviceRepr>(
     let (splits, chunk) = split_k(g.kdim, kn.bk, blocks, gpu.sm_count(), max_chunk, max_splits);
     let cfg = grid(kn, g.cols, g.rows, g.phases * splits);
     let chunk = i32_arg("K chunk", chunk)?;
-    let mut part = if splits > 1 {
+    let mut fused = false;
+    let split = splits > 1;
+    let mut part = if split {
         Some(gpu.alloc_out(splits * len)?)
     } else {
         None
@@ -279,6 +292,18 @@ fn launch_pass<T: DeviceRepr>(
         for v in &a.1 {
             l.arg(v);
         }
+        // A null pointer is 8 zero bytes.
+        const NULL: u64 = 0;
+        match epilogue {
+            Epilogue::None => {}
+            Epilogue::Bias(Some(b)) if !split => {
+                l.arg(b);
+                fused = true;
+            }
+            Epilogue::Bias(_) => {
+                l.arg(&NULL);
+            }
+        }
         launch!(l, cfg, what)?;
     }
     if let Some(p) = part {
@@ -288,7 +313,7 @@ fn launch_pass<T: DeviceRepr>(
         l.arg(&p).arg(out).arg(&si).arg(&n);
         launch!(l, grid_1d(len), "conv2d_sum_splits")?;
     }
-    Ok(())
+    Ok(fused)
 }
 
 /// The shape arguments a conv kernel takes before its K chunk (the 10 of [`args`] for the
@@ -396,7 +421,8 @@ fn geometry(h: usize, w: usize, k: usize, s: usize, p: usize) -> Result<(usize, 
     Ok((conv_out_len(h, k, s, p), conv_out_len(w, k, s, p)))
 }
 
-/// y (N,Cout,Ho,Wo), as `ops::conv2d::conv2d_forward`.
+/// y (N,Cout,Ho,Wo), as `ops::conv2d::conv2d_forward`; with a bias, then the layer's bias and
+/// leaky ReLU (`fused_lrelu::forward`), in the conv's own store where the pass allows.
 pub fn forward(
     gpu: &Gpu,
     prec: MatmulPrecision,
@@ -404,12 +430,16 @@ pub fn forward(
     w: &GpuTensor,
     stride: usize,
     pad: usize,
+    bias: Option<&CudaSlice<f32>>,
 ) -> Result<GpuTensor, CudaError> {
     let [n, cin, h, wd] = x.shape;
     let [cout, wcin, k, k2] = w.shape;
     check(wcin == cin && k == k2, || {
         format!("conv2d: x {:?} vs w {:?}", x.shape, w.shape)
     })?;
+    if let Some(b) = bias {
+        check(b.len() >= cout, || "conv2d: bias length".into())?;
+    }
     let (ho, wo) = geometry(h, wd, k, stride, pad)?;
     let a = args(n, cin, (h, wd), cout, k, stride, pad, (ho, wo))?;
     let mut y = GpuTensor::output(gpu, [n, cout, ho, wo])?;
@@ -436,7 +466,7 @@ pub fn forward(
             placed: (ho, wo, 1, 0, 0),
         }
         .args()?;
-        launch_pass(
+        let fused = launch_pass(
             gpu,
             &kn,
             (&xh, &wh),
@@ -444,8 +474,12 @@ pub fn forward(
             len,
             &na,
             g,
+            Epilogue::Bias(bias),
             "conv2d_fwd_nhwc",
         )?;
+        if let (Some(b), false) = (bias, fused) {
+            super::fused_lrelu::forward(gpu, &mut y, b)?;
+        }
         return Ok(y);
     }
     let kn = kernel(gpu, prec, "conv2d_fwd", cout)?;
@@ -457,8 +491,12 @@ pub fn forward(
         len,
         &a,
         g,
+        Epilogue::None,
         "conv2d_fwd",
     )?;
+    if let Some(b) = bias {
+        super::fused_lrelu::forward(gpu, &mut y, b)?;
+    }
     Ok(y)
 }
 
@@ -546,6 +584,7 @@ pub fn backward_input(
                 len,
                 &na,
                 g,
+                Epilogue::Bias(None),
                 "conv2d_bwd_input_nhwc",
             )?;
         }
@@ -576,6 +615,7 @@ pub fn backward_input(
         len,
         &a,
         g,
+        Epilogue::None,
         "conv2d_bwd_input",
     )?;
     Ok(dx)
@@ -645,6 +685,7 @@ pub fn backward_weight(
             len,
             &a,
             g,
+            Epilogue::None,
             "conv2d_bwd_weight_nhwc",
         )?;
         return Ok(dw);
@@ -658,6 +699,7 @@ pub fn backward_weight(
         cout * rows,
         &a,
         g,
+        Epilogue::None,
         "conv2d_bwd_weight",
     )?;
     Ok(dw)
@@ -694,7 +736,7 @@ pub fn conv_transpose2d_backward_input(
     w: &GpuTensor,
     stride: usize,
 ) -> Result<GpuTensor, CudaError> {
-    forward(gpu, prec, dy, w, stride, 0)
+    forward(gpu, prec, dy, w, stride, 0, None)
 }
 
 /// dL/dw (Cin,Cout,k,k) of conv_transpose2d_forward, summed over the batch.

@@ -57,7 +57,9 @@ pub fn scatter_add_positions(
     let plane = h * w;
     let dev_ids = upload_ids(gpu, ids)?;
     let func = gpu.function("gather.cu", "scatter_add_positions")?;
-    let mut view = d.buf_mut().slice_mut(r0 * ch * plane..(r0 + b) * ch * plane);
+    let mut view = d
+        .buf_mut()
+        .slice_mut(r0 * ch * plane..(r0 + b) * ch * plane);
     let (np, bi, chi, pl) = (
         i32_arg("positions", ids.len())?,
         i32_arg("rows", b)?,

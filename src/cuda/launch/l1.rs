@@ -34,7 +34,11 @@ pub fn backward(gpu: &Gpu, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor, Cu
     // 1/n rounded as the CPU: f32 one over f32(n).
     let g = 1.0f32 / (a.len() as f32);
     let mut l = gpu.stream().launch_builder(&f);
-    l.arg(a.buf()).arg(b.buf()).arg(da.buf_mut()).arg(&n).arg(&g);
+    l.arg(a.buf())
+        .arg(b.buf())
+        .arg(da.buf_mut())
+        .arg(&n)
+        .arg(&g);
     launch!(l, grid_1d(n as usize), "l1_bwd")?;
     Ok(da)
 }

@@ -9,7 +9,11 @@ pub fn swap01(gpu: &Gpu, x: &GpuTensor) -> Result<GpuTensor, CudaError> {
     let f = gpu.function("permute.cu", "swap01")?;
     let (ai, bi, plane) = (i32_arg("A", a)?, i32_arg("B", b)?, (h * w) as i64);
     let mut l = gpu.stream().launch_builder(&f);
-    l.arg(x.buf()).arg(y.buf_mut()).arg(&ai).arg(&bi).arg(&plane);
+    l.arg(x.buf())
+        .arg(y.buf_mut())
+        .arg(&ai)
+        .arg(&bi)
+        .arg(&plane);
     launch!(l, grid_1d(x.len()), "swap01")?;
     Ok(y)
 }
