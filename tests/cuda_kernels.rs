@@ -121,7 +121,7 @@ fn conv_rounding_no_worse_than_cpu() {
         let wt = r.a4((co, ci, k, k));
         let (xg, wg) = (up(&g, &x), up(&g, &wt));
         let tag = format!("conv2d N{n} {ci}→{co} {h}×{w} k{k} s{s} p{p}");
-        let y = gops::conv2d::forward(&g, Full, &xg, &wg, s, p).unwrap();
+        let y = gops::conv2d::forward(&g, Full, &xg, &wg, s, p, None).unwrap();
         let exact = ops::conv2d::conv2d_forward(&f64a(&x), f64a(&wt).view(), s, p, Full);
         let scale = ops::conv2d::conv2d_forward(&abs(&x), abs(&wt).view(), s, p, Full);
         let cpu = ops::conv2d::conv2d_forward(&x, wt.view(), s, p, Full);
