@@ -451,7 +451,7 @@ pub fn forward(
         kdim: cin * k * k,
         max_chunk: usize::MAX,
     };
-    if nhwc_applies(prec, &[cin]) {
+    let fused = if nhwc_applies(prec, &[cin]) {
         let (xh, wh) = (nhwc_of(gpu, x)?, weight_to_bf16(gpu, w, None)?);
         let kn = nhwc_kernel(gpu, "conv2d_fwd_nhwc", cout)?;
         let na = NhwcFwd {
@@ -466,7 +466,7 @@ pub fn forward(
             placed: (ho, wo, 1, 0, 0),
         }
         .args()?;
-        let fused = launch_pass(
+        launch_pass(
             gpu,
             &kn,
             (&xh, &wh),
@@ -476,25 +476,22 @@ pub fn forward(
             g,
             Epilogue::Bias(bias),
             "conv2d_fwd_nhwc",
-        )?;
-        if let (Some(b), false) = (bias, fused) {
-            super::fused_lrelu::forward(gpu, &mut y, b)?;
-        }
-        return Ok(y);
-    }
-    let kn = kernel(gpu, prec, "conv2d_fwd", cout)?;
-    launch_pass(
-        gpu,
-        &kn,
-        (x.buf(), w.buf()),
-        y.buf_mut(),
-        len,
-        &a,
-        g,
-        Epilogue::None,
-        "conv2d_fwd",
-    )?;
-    if let Some(b) = bias {
+        )?
+    } else {
+        let kn = kernel(gpu, prec, "conv2d_fwd", cout)?;
+        launch_pass(
+            gpu,
+            &kn,
+            (x.buf(), w.buf()),
+            y.buf_mut(),
+            len,
+            &a,
+            g,
+            Epilogue::None,
+            "conv2d_fwd",
+        )?
+    };
+    if let Some(b) = bias.filter(|_| !fused) {
         super::fused_lrelu::forward(gpu, &mut y, b)?;
     }
     Ok(y)
