@@ -3,7 +3,7 @@
 // kernels of conv2d_bf16.cu load 36 scalar f32 elements per thread and K step, each with its
 // bounds checks, and round them on the way: on an H200 their tensor units idled, waiting on
 // those loads (docs/PERF-NOTES.md). Here the operands are converted once per pass: activations
-// to NHWC bf16 (nchw_to_nhwc_bf16), weights to rows of (kh, kw, c) bf16 (conv_weight_to_bf16),
+// to NHWC bf16 (nchw_to_nhwc_bf16), weights to rows of (kh, kw, c) bf16 (their NHWC layout),
 // so 8 consecutive K elements are one aligned 16-byte load, copied straight to shared memory by
 // cp.async (zero-filled at padding taps) STAGES - 1 K steps ahead of the mma, and read into
 // fragments by ldmatrix.
@@ -13,7 +13,7 @@
 // else 64. Passes:
 // - conv2d_fwd_nhwc: y = conv(x) as C(m, n) = sum over K = (kh, kw, c) of W(m, K) * X(K, n), n an
 //   output pixel. With one stride phase's taps turned by 180 degrees and transposed
-//   (conv_weight_to_bf16 with flip), the padding that aligns them and a strided placement of
+//   (conv_weight_phase_to_bf16), the padding that aligns them and a strided placement of
 //   its output, the same kernel computes that phase of an input gradient.
 // - conv2d_bwd_weight_nhwc: dW(m = co, n = (kh, kw, ci)) = sum over the batch's output pixels of
 //   dY(pixel, co) * X(shifted pixel, ci); both operands are pixel-major in shared memory and
@@ -329,26 +329,20 @@ extern "C" __global__ void __launch_bounds__(256)
     }
 }
 
-// Conv weights w (cout, cin, k, k) f32 as bf16 GEMM rows. flip = 0: the forward's
-// (cout, (kh, kw, ci)). flip = 1: the input gradient's stride phase (hr, wr) of a stride-s
-// layer, (cin, (i, j, co)) over the phase's taps kh = hr + s*(nkh-1-i), kw = wr + s*(nkw-1-j)
-// (conv_phase_taps), turned by 180 degrees; for s = 1 that is w[co][ci][k-1-i][k-1-j].
+// Conv weights w (cout, cin, k, k) f32 as the input gradient's bf16 GEMM rows for stride phase
+// (hr, wr) of a stride-s layer: (cin, (i, j, co)) over the phase's taps kh = hr + s*(nkh-1-i),
+// kw = wr + s*(nkw-1-j) (conv_phase_taps), turned by 180 degrees; for s = 1 that is
+// w[co][ci][k-1-i][k-1-j]. (The forward's rows (cout, (kh, kw, ci)) are w in NHWC layout:
+// nchw_to_nhwc_bf16 makes them.)
 extern "C" __global__ void __launch_bounds__(256)
-    conv_weight_to_bf16(const float* __restrict__ w, bf16_t* __restrict__ out, int cout, int cin, int k, int flip,
-                        int s, int hr, int wr) {
-    const int nkh = flip ? conv_phase_taps(k, s, hr) : k, nkw = flip ? conv_phase_taps(k, s, wr) : k;
-    const int inner = flip ? cout : cin, rows = flip ? cin : cout;
-    const long long per_row = (long long)nkh * nkw * inner;
-    SINCUT_GRID_STRIDE(i, rows * per_row) {
-        const int row = (int)(i / per_row), r = (int)(i % per_row);
-        const int tap = r / inner, col = r % inner;
-        int co = row, ci = col, kh = tap / nkw, kw = tap % nkw;
-        if (flip) {
-            co = col;
-            ci = row;
-            kh = hr + s * (nkh - 1 - kh);
-            kw = wr + s * (nkw - 1 - kw);
-        }
+    conv_weight_phase_to_bf16(const float* __restrict__ w, bf16_t* __restrict__ out, int cout, int cin, int k,
+                              int s, int hr, int wr) {
+    const int nkh = conv_phase_taps(k, s, hr), nkw = conv_phase_taps(k, s, wr);
+    const long long per_row = (long long)nkh * nkw * cout;
+    SINCUT_GRID_STRIDE(i, cin * per_row) {
+        const int ci = (int)(i / per_row), r = (int)(i % per_row);
+        const int tap = r / cout, co = r % cout;
+        const int kh = hr + s * (nkh - 1 - tap / nkw), kw = wr + s * (nkw - 1 - tap % nkw);
         out[i] = (bf16_t)(sincut_pack_bf16x2(w[(((long long)co * cin + ci) * k + kh) * k + kw], 0.f) & 0xffffu);
     }
 }

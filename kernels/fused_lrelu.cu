@@ -14,16 +14,16 @@ extern "C" __global__ void flrelu_slope(const float* __restrict__ y, float* __re
     }
 }
 
-// The backward in one pass: g <- slope(y)*g in place (as flrelu_slope) and the first pass of
-// the bias gradient, the per-channel sums of the new g (sincut_channel_partials).
-extern "C" __global__ void flrelu_backward_partial(const float* __restrict__ y, float* __restrict__ g,
-                                                   double* __restrict__ part, int ch, long long plane,
-                                                   long long total, int span) {
+// The backward in one pass: dx = slope(y)*g (as flrelu_slope; g is left as it is) and the
+// first pass of the bias gradient, the per-channel sums of dx (sincut_channel_partials).
+extern "C" __global__ void flrelu_backward_partial(const float* __restrict__ y, const float* __restrict__ g,
+                                                   float* __restrict__ dx, double* __restrict__ part, int ch,
+                                                   long long plane, long long total, int span) {
     sincut_channel_partials(
         [=](long long i) {
             const float s = __fmul_rn(g[i], SINCUT_SQRT2_F);
             const float d = y[i] > 0.f ? s : __fmul_rn(s, 0.2f);
-            g[i] = d;
+            dx[i] = d;
             return d;
         },
         part, ch, plane, total, span);

@@ -172,8 +172,9 @@ fn residual<B: Backend<Elem = f32>>(b: &B) {
         let mut r = Rng(200 + i as u64);
         let (x, y) = (r.a4(s), r.a4(s));
         let o = runs!(b, [x, y], |e| {
-            let mut a = e.upload(x).unwrap();
-            e.residual(&mut a, &e.upload(y).unwrap()).unwrap();
+            let a = e
+                .residual(&e.upload(x).unwrap(), &e.upload(y).unwrap())
+                .unwrap();
             let mut d = e.upload(x).unwrap();
             e.residual_backward(&mut d).unwrap();
             vec![e.download(&a).unwrap(), e.download(&d).unwrap()]
@@ -211,11 +212,11 @@ fn fused_lrelu<B: Backend<Elem = f32>>(b: &B) {
         let o = runs!(b, [x, v, dy, t], |e| {
             let mut y = e.upload(x).unwrap();
             e.fused_lrelu(&mut y, &e.upload(v).unwrap()).unwrap();
-            let mut d = e.upload(dy).unwrap();
-            let db = e.fused_lrelu_backward(&y, &mut d).unwrap();
+            let d_in = e.upload(dy).unwrap();
+            let (d, db) = e.fused_lrelu_backward(&y, &d_in).unwrap();
             let mut tt = e.upload(t).unwrap();
             e.fused_lrelu_tangent(&y, &mut tt).unwrap();
-            let out = [&y, &d, &db, &tt];
+            let out = [&y, &d, &db, &tt, &d_in];
             out.iter()
                 .map(|a| e.download(a).unwrap())
                 .collect::<Vec<_>>()
@@ -231,6 +232,7 @@ fn fused_lrelu<B: Backend<Elem = f32>>(b: &B) {
             tol(1e-6, 1e-6),
         );
         o.check(3, &format!("fused_lrelu tangent {s:?}"), ROUNDED, EXACT);
+        o.check(4, &format!("fused_lrelu bwd leaves dy {s:?}"), EXACT, EXACT);
     }
 }
 
@@ -1203,6 +1205,23 @@ fn bf16_conv_operands_follow_writes<B: Backend<Elem = f32>>(b: &B) {
         &b.conv2d_backward_weight(&x_d, &dy_d, 3, 1, 1).unwrap(),
         &b.conv2d_backward_weight(&fresh(&x_new), &fresh(&dy_new), 3, 1, 1)
             .unwrap(),
+    );
+
+    // A weight keeps its forward rows too: a write to it reaches the next forward.
+    let dw_add = r.a4((co, ci, 3, 3));
+    let mut w_d = fresh(&wt);
+    let y_before = b.download(&b.conv2d(&x_d, &w_d, 1, 1).unwrap()).unwrap();
+    b.add_into(&mut w_d, 0, &fresh(&dw_add)).unwrap();
+    let y_after = b.conv2d(&x_d, &w_d, 1, 1).unwrap();
+    same(
+        "forward after a weight write",
+        &y_after,
+        &b.conv2d(&x_d, &fresh(&(&wt + &dw_add)), 1, 1).unwrap(),
+    );
+    assert_ne!(
+        b.download(&y_after).unwrap(),
+        y_before,
+        "the weight write changed nothing"
     );
 
     // The same memory as another shape: (2, 16, ..) read as (1, 32, ..).

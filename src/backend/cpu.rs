@@ -282,8 +282,13 @@ impl<T: Real> Backend for CpuBackend<T> {
         ops::fused_lrelu::fused_lrelu_forward(x, slice(bias));
         Ok(())
     }
-    fn fused_lrelu_backward(&self, y: &Array4<T>, dy: &mut Array4<T>) -> Result<Array4<T>> {
-        Ok(vec4(ops::fused_lrelu::fused_lrelu_backward(y, dy)))
+    fn fused_lrelu_backward(
+        &self,
+        y: &Array4<T>,
+        dy: &Array4<T>,
+    ) -> Result<(Array4<T>, Array4<T>)> {
+        let (dx, db) = ops::fused_lrelu::fused_lrelu_backward(y, dy);
+        Ok((dx, vec4(db)))
     }
     fn fused_lrelu_tangent(&self, y: &Array4<T>, t: &mut Array4<T>) -> Result<()> {
         ops::fused_lrelu::fused_lrelu_tangent(y, t);
@@ -309,9 +314,8 @@ impl<T: Real> Backend for CpuBackend<T> {
     fn noise_backward_weight(&self, dy: &Array4<T>, n: &Array4<T>) -> Result<Array4<T>> {
         Ok(scalar(ops::noise::noise_backward_weight(dy, n)))
     }
-    fn residual(&self, a: &mut Array4<T>, b: &Array4<T>) -> Result<()> {
-        ops::residual::residual_forward(a, b);
-        Ok(())
+    fn residual(&self, a: &Array4<T>, b: &Array4<T>) -> Result<Array4<T>> {
+        Ok(ops::residual::residual_forward(a, b))
     }
     fn residual_backward(&self, dy: &mut Array4<T>) -> Result<()> {
         ops::residual::residual_backward(dy);

@@ -265,10 +265,14 @@ impl Backend for CudaBackend {
     fn fused_lrelu(&self, x: &mut GpuTensor, bias: &GpuTensor) -> Result<()> {
         Ok(gops::fused_lrelu::forward(&self.gpu, x, bias.buf())?)
     }
-    fn fused_lrelu_backward(&self, y: &GpuTensor, dy: &mut GpuTensor) -> Result<GpuTensor> {
+    fn fused_lrelu_backward(
+        &self,
+        y: &GpuTensor,
+        dy: &GpuTensor,
+    ) -> Result<(GpuTensor, GpuTensor)> {
         let ch = dy.shape[1];
-        let db = gops::fused_lrelu::backward(&self.gpu, y, dy)?;
-        Ok(Self::vector(db, ch))
+        let (dx, db) = gops::fused_lrelu::backward(&self.gpu, y, dy)?;
+        Ok((dx, Self::vector(db, ch)))
     }
     fn fused_lrelu_tangent(&self, y: &GpuTensor, t: &mut GpuTensor) -> Result<()> {
         Ok(gops::fused_lrelu::tangent(&self.gpu, y, t)?)
@@ -295,7 +299,7 @@ impl Backend for CudaBackend {
             1,
         ))
     }
-    fn residual(&self, a: &mut GpuTensor, b: &GpuTensor) -> Result<()> {
+    fn residual(&self, a: &GpuTensor, b: &GpuTensor) -> Result<GpuTensor> {
         Ok(gops::residual::forward(&self.gpu, a, b)?)
     }
     fn residual_backward(&self, dy: &mut GpuTensor) -> Result<()> {

@@ -151,9 +151,13 @@ pub trait Backend {
         in_hw: (usize, usize),
     ) -> Result<Self::Tensor>;
     fn fused_lrelu(&self, x: &mut Self::Tensor, bias: &Self::Tensor) -> Result<()>;
-    /// dy → dx in place; returns the bias gradient (C, 1, 1, 1).
-    fn fused_lrelu_backward(&self, y: &Self::Tensor, dy: &mut Self::Tensor)
-    -> Result<Self::Tensor>;
+    /// dx and the bias gradient (C, 1, 1, 1); dy is left as it is (a ResBlock's output gradient
+    /// also goes to its skip, which then needs no copy).
+    fn fused_lrelu_backward(
+        &self,
+        y: &Self::Tensor,
+        dy: &Self::Tensor,
+    ) -> Result<(Self::Tensor, Self::Tensor)>;
     fn fused_lrelu_tangent(&self, y: &Self::Tensor, t: &mut Self::Tensor) -> Result<()>;
     fn add_bias(&self, x: &mut Self::Tensor, bias: &Self::Tensor) -> Result<()>;
     /// (C, 1, 1, 1).
@@ -164,7 +168,8 @@ pub trait Backend {
     fn noise(&self, x: &mut Self::Tensor, w: &Self::Tensor, n: &Self::Tensor) -> Result<()>;
     /// Σ dy·n as a scalar.
     fn noise_backward_weight(&self, dy: &Self::Tensor, n: &Self::Tensor) -> Result<Self::Tensor>;
-    fn residual(&self, a: &mut Self::Tensor, b: &Self::Tensor) -> Result<()>;
+    /// (a + b)/√2 into a new tensor (both inputs are usually kept by caches: no copy first).
+    fn residual(&self, a: &Self::Tensor, b: &Self::Tensor) -> Result<Self::Tensor>;
     fn residual_backward(&self, dy: &mut Self::Tensor) -> Result<()>;
     fn relu(&self, x: &mut Self::Tensor) -> Result<()>;
     fn relu_backward(&self, y: &Self::Tensor, dy: &mut Self::Tensor) -> Result<()>;

@@ -379,7 +379,11 @@ impl<B: Backend> Backend for Profiled<'_, B> {
         let w = self.bytes(&[x, x]);
         self.timed("fused_lrelu", w, || self.inner.fused_lrelu(x, bias))
     }
-    fn fused_lrelu_backward(&self, y: &B::Tensor, dy: &mut B::Tensor) -> Result<B::Tensor> {
+    fn fused_lrelu_backward(
+        &self,
+        y: &B::Tensor,
+        dy: &B::Tensor,
+    ) -> Result<(B::Tensor, B::Tensor)> {
         let w = self.bytes(&[y, y, y, y]);
         self.timed("fused_lrelu_backward", w, || {
             self.inner.fused_lrelu_backward(y, dy)
@@ -415,7 +419,7 @@ impl<B: Backend> Backend for Profiled<'_, B> {
             self.inner.noise_backward_weight(dy, n)
         })
     }
-    fn residual(&self, a: &mut B::Tensor, b: &B::Tensor) -> Result<()> {
+    fn residual(&self, a: &B::Tensor, b: &B::Tensor) -> Result<B::Tensor> {
         let w = self.bytes(&[b, b, b]);
         self.timed("residual", w, || self.inner.residual(a, b))
     }

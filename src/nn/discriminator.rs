@@ -114,22 +114,22 @@ pub fn d_backward<B: Backend>(
     need_dx: bool,
 ) -> Result<Option<B::Tensor>> {
     let dy = e.reshape(dlogits, [cache.n, 1, 1, 1])?;
-    let g = need(conv_backward(e, &d.linear2, p, &cache.l2, dy, bp, true)?)?;
-    let g = need(conv_backward(e, &d.linear1, p, &cache.l1, g, bp, true)?)?;
+    let g = need(conv_backward(e, &d.linear2, p, &cache.l2, &dy, bp, true)?)?;
+    let g = need(conv_backward(e, &d.linear1, p, &cache.l1, &g, bp, true)?)?;
     let g = e.reshape(g, [cache.n, d.c4, 4, 4])?;
     let mut g = need(conv_backward(
         e,
         &d.final_conv,
         p,
         &cache.final_conv,
-        g,
+        &g,
         bp,
         true,
     )?)?;
     for (b, c) in d.blocks.iter().zip(&cache.blocks).rev() {
         g = need(res_backward(e, b, p, c, g, bp, true)?)?;
     }
-    conv_backward(e, &d.stem, p, &cache.stem, g, bp, need_dx)
+    conv_backward(e, &d.stem, p, &cache.stem, &g, bp, need_dx)
 }
 
 /// Tangent pass of the input direction `t` through the primal's slopes (R1's weight gradients).

@@ -197,7 +197,7 @@ pub fn g_encoder_backward<B: Backend>(
         bp,
         true,
     )?)?;
-    need(conv_backward(e, &g.stem, p, &cache.stem, d, bp, true)?)
+    need(conv_backward(e, &g.stem, p, &cache.stem, &d, bp, true)?)
 }
 
 /// Backward of `g_forward` from the output gradient.
@@ -210,7 +210,7 @@ pub fn g_backward<B: Backend>(
     bp: &mut Backprop<B>,
     need_dx: bool,
 ) -> Result<Option<B::Tensor>> {
-    let d = need(conv_backward(e, &g.to_rgb, p, &cache.rgb, dy, bp, true)?)?;
+    let d = need(conv_backward(e, &g.to_rgb, p, &cache.rgb, &dy, bp, true)?)?;
     let mut d = need(styled_backward(e, &g.up, p, &cache.up, d, bp, true)?)?;
     for (b, c) in g.dec_blocks.iter().zip(&cache.dec).rev() {
         d = need(res_backward(e, b, p, c, d, bp, true)?)?;
@@ -218,5 +218,5 @@ pub fn g_backward<B: Backend>(
     for (b, c) in g.enc_blocks.iter().zip(&cache.enc).rev() {
         d = need(res_backward(e, b, p, c, d, bp, true)?)?;
     }
-    conv_backward(e, &g.stem, p, &cache.stem, d, bp, need_dx)
+    conv_backward(e, &g.stem, p, &cache.stem, &d, bp, need_dx)
 }

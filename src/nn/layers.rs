@@ -164,8 +164,12 @@ impl ConvLayer {
 }
 
 pub struct ConvCache<B: Backend> {
-    /// The input (before the blur when downsampling; backward recomputes the blur).
+    /// The convolution's input: after the blur when downsampling, so that the weight gradient
+    /// neither recomputes the blur nor converts it again for the GEMM (the CUDA engine keeps a
+    /// tensor's bf16 operand copy with it).
     x: Act<B>,
+    /// The layer's input size before the blur (the input gradient's size).
+    in_hw: (usize, usize),
     /// The output after the activation (its sign gives the slope).
     y: Option<Act<B>>,
     /// The weight as the forward used it (raw·scale), for the backward and tangent passes:
@@ -185,29 +189,29 @@ pub fn conv_forward<B: Backend>(
     x: &Act<B>,
 ) -> Result<(Act<B>, ConvCache<B>)> {
     let w = Rc::new(weight_eff(e, l, p)?);
-    let blurred;
-    let xin: &B::Tensor = if l.down {
-        blurred = e.blur(&l.blur(), x)?;
-        &blurred
+    let [_, _, h, wd] = e.shape(x);
+    let xin: Act<B> = if l.down {
+        Rc::new(e.blur(&l.blur(), x)?)
     } else {
-        x
+        x.clone()
     };
     let (s, pad) = (l.stride(), l.pad());
     let y = match &l.bias {
-        Bias::Act(b) => e.conv2d_bias_lrelu(xin, &w, s, pad, param(p, b)?)?,
+        Bias::Act(b) => e.conv2d_bias_lrelu(&xin, &w, s, pad, param(p, b)?)?,
         Bias::Plain(b) => {
-            let mut y = e.conv2d(xin, &w, s, pad)?;
+            let mut y = e.conv2d(&xin, &w, s, pad)?;
             e.add_bias(&mut y, param(p, b)?)?;
             y
         }
-        Bias::None => e.conv2d(xin, &w, s, pad)?,
+        Bias::None => e.conv2d(&xin, &w, s, pad)?,
     };
     let y = Rc::new(y);
     let keep_y = matches!(l.bias, Bias::Act(_)).then(|| y.clone());
     Ok((
         y,
         ConvCache {
-            x: x.clone(),
+            x: xin,
+            in_hw: (h, wd),
             y: keep_y,
             w,
         },
@@ -224,46 +228,37 @@ pub fn conv_backward<B: Backend>(
     l: &ConvLayer,
     p: &Params<B>,
     cache: &ConvCache<B>,
-    mut dy: B::Tensor,
+    dy: &B::Tensor,
     bp: &mut Backprop<B>,
     need_dx: bool,
 ) -> Result<Option<B::Tensor>> {
+    // The gradient at the conv's output: through the activation where there is one.
+    let mut d_act = None;
     match &l.bias {
         Bias::Act(b) => {
-            let db = e.fused_lrelu_backward(slope_y(cache)?, &mut dy)?;
+            let (d, db) = e.fused_lrelu_backward(slope_y(cache)?, dy)?;
+            d_act = Some(d);
             if let Some(g) = bp.grads.as_deref_mut() {
                 accumulate(e, p, g, b, db)?;
             }
         }
         Bias::Plain(b) => {
             if let Some(g) = bp.grads.as_deref_mut() {
-                accumulate(e, p, g, b, e.bias_grad(&dy)?)?;
+                accumulate(e, p, g, b, e.bias_grad(dy)?)?;
             }
         }
         Bias::None => {}
     }
+    let d = d_act.as_ref().unwrap_or(dy);
     if let Some(g) = bp.grads.as_deref_mut() {
-        let blurred;
-        let xin: &B::Tensor = if l.down {
-            blurred = e.blur(&l.blur(), &cache.x)?;
-            &blurred
-        } else {
-            &cache.x
-        };
-        let dw = e.conv2d_backward_weight(xin, &dy, l.k, l.stride(), l.pad())?;
+        let dw = e.conv2d_backward_weight(&cache.x, d, l.k, l.stride(), l.pad())?;
         accumulate(e, p, g, &l.weight, e.scale(&dw, l.scale())?)?;
     }
     let dx = if need_dx {
         let [_, _, h, wd] = e.shape(&cache.x);
-        let blur = l.blur();
-        let hw = if l.down {
-            (blur.out_len(h), blur.out_len(wd))
-        } else {
-            (h, wd)
-        };
-        let dxin = e.conv2d_backward_input(&dy, &cache.w, l.stride(), l.pad(), hw)?;
+        let dxin = e.conv2d_backward_input(d, &cache.w, l.stride(), l.pad(), (h, wd))?;
         Some(if l.down {
-            e.blur_backward(&blur, &dxin, (h, wd))?
+            e.blur_backward(&l.blur(), &dxin, cache.in_hw)?
         } else {
             dxin
         })
@@ -271,7 +266,11 @@ pub fn conv_backward<B: Backend>(
         None
     };
     if let Some(r) = bp.record.as_deref_mut() {
-        r.insert(l.weight.clone(), dy);
+        let kept = match d_act {
+            Some(d) => d,
+            None => e.copy(dy)?,
+        };
+        r.insert(l.weight.clone(), kept);
     }
     Ok(dx)
 }
@@ -356,9 +355,7 @@ pub fn res_forward<B: Backend>(
         }
         None => (x.clone(), None),
     };
-    // conv2's output is also kept by its cache (for the slope): sum into a copy.
-    let mut out = e.copy(&h2)?;
-    e.residual(&mut out, &s)?;
+    let out = e.residual(&h2, &s)?;
     Ok((Rc::new(out), ResCache { c1, c2, skip: cs }))
 }
 
@@ -373,19 +370,19 @@ pub fn res_backward<B: Backend>(
 ) -> Result<Option<B::Tensor>> {
     e.residual_backward(&mut dy)?;
     let dskip = match (&b.skip, &cache.skip) {
-        (Some(sk), Some(cs)) => conv_backward(e, sk, p, cs, e.copy(&dy)?, bp, need_dx)?,
-        _ if need_dx => Some(e.copy(&dy)?),
+        (Some(sk), Some(cs)) => conv_backward(e, sk, p, cs, &dy, bp, need_dx)?,
         _ => None,
     };
-    let dh1 = conv_backward(e, &b.conv2, p, &cache.c2, dy, bp, true)?
+    let dh1 = conv_backward(e, &b.conv2, p, &cache.c2, &dy, bp, true)?
         .ok_or_else(|| Error::new("conv2 backward returned no input gradient"))?;
-    let dx = conv_backward(e, &b.conv1, p, &cache.c1, dh1, bp, need_dx)?;
-    Ok(match (dx, dskip) {
-        (Some(mut a), Some(s)) => {
-            e.add_into(&mut a, 0, &s)?;
+    let dx = conv_backward(e, &b.conv1, p, &cache.c1, &dh1, bp, need_dx)?;
+    Ok(match dx {
+        Some(mut a) => {
+            // The skip's gradient: its conv's input gradient, or dy itself (identity).
+            e.add_into(&mut a, 0, dskip.as_ref().unwrap_or(&dy))?;
             Some(a)
         }
-        _ => None,
+        None => None,
     })
 }
 
@@ -398,13 +395,12 @@ pub fn res_tangent<B: Backend>(
     r1: &mut R1Pairing<B>,
 ) -> Result<B::Tensor> {
     let h1 = conv_tangent(e, &b.conv1, p, &cache.c1, t, r1)?;
-    let mut out = conv_tangent(e, &b.conv2, p, &cache.c2, &h1, r1)?;
-    let s = match (&b.skip, &cache.skip) {
-        (Some(sk), Some(cs)) => conv_tangent(e, sk, p, cs, t, r1)?,
-        _ => e.copy(t)?,
-    };
-    e.residual(&mut out, &s)?;
-    Ok(out)
+    let h2 = conv_tangent(e, &b.conv2, p, &cache.c2, &h1, r1)?;
+    drop(h1);
+    match (&b.skip, &cache.skip) {
+        (Some(sk), Some(cs)) => e.residual(&h2, &conv_tangent(e, sk, p, cs, t, r1)?),
+        _ => e.residual(&h2, t),
+    }
 }
 
 /// A backward pass that must return the input gradient.
@@ -483,11 +479,11 @@ pub fn styled_backward<B: Backend>(
     s: &StyledConvUp,
     p: &Params<B>,
     cache: &StyledCache<B>,
-    mut dy: B::Tensor,
+    dy: B::Tensor,
     bp: &mut Backprop<B>,
     need_dx: bool,
 ) -> Result<Option<B::Tensor>> {
-    let db = e.fused_lrelu_backward(&cache.y, &mut dy)?;
+    let (dy, db) = e.fused_lrelu_backward(&cache.y, &dy)?;
     if let Some(g) = bp.grads.as_deref_mut() {
         accumulate(e, p, g, &s.b(), db)?;
         let dnw = match &cache.noise {

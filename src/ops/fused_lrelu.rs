@@ -114,12 +114,17 @@ pub fn fused_lrelu_forward<T: Real>(x: &mut Array4<T>, bias: &[T]) {
     }
 }
 
-/// Turns dy into dx in place and returns db (Σ over N, H, W). The slope comes from the forward
-/// output y: √2 where y > 0, 0.2·√2 elsewhere (as PyTorch's leaky_relu backward at x + b = 0).
-pub fn fused_lrelu_backward<T: Real>(y: &Array4<T>, dy: &mut Array4<T>) -> Vec<T> {
+/// Returns dx and db (Σ of dx over N, H, W), leaving dy as it is (a ResBlock's output gradient
+/// also goes to its skip). The slope comes from the forward output y: √2 where y > 0, 0.2·√2
+/// elsewhere (as PyTorch's leaky_relu backward at x + b = 0).
+pub fn fused_lrelu_backward<T: Real>(y: &Array4<T>, dy: &Array4<T>) -> (Array4<T>, Vec<T>) {
     assert_eq!(y.dim(), dy.dim(), "fused_lrelu_backward: shapes");
-    apply_slope(y, dy);
-    super::bias::channel_sums(dy)
+    let ys = y.as_slice().expect("fused_lrelu: standard layout");
+    let gs = dy.as_slice().expect("fused_lrelu: standard layout");
+    let dx = gs.iter().zip(ys).map(|(&g, &yv)| slope(yv, g)).collect();
+    let dx = Array4::from_shape_vec(dy.dim(), dx).expect("fused_lrelu_backward: shape");
+    let db = super::bias::channel_sums(&dx);
+    (dx, db)
 }
 
 /// Tangent (JVP) through the activation with the primal slopes, no bias: t ← t·slope(y), in place.
@@ -128,20 +133,23 @@ pub fn fused_lrelu_tangent<T: Real>(y: &Array4<T>, t: &mut Array4<T>) {
     apply_slope(y, t);
 }
 
-/// g ← slope(y)·g, rounded as autograd does for `leaky_relu(u)·√2`: first the Mul's backward
-/// (g·√2), then leaky_relu_backward (·0.2 where u ≤ 0). R1's double backward differentiates that
-/// same graph linearly in g, so the tangent uses the same steps.
+/// g ← slope(y)·g in place.
 fn apply_slope<T: Real>(y: &Array4<T>, g: &mut Array4<T>) {
-    let scale: T = c(std::f64::consts::SQRT_2);
-    let neg: T = c(SLOPE);
-    let z = T::zero();
     let ys = y.as_slice().expect("fused_lrelu: standard layout");
     let gs = g.as_slice_mut().expect("fused_lrelu: standard layout");
-    // y > 0 ⇔ x + b > 0 (√2 and 0.2·√2 are positive; y keeps u's sign).
     for (d, &yv) in gs.iter_mut().zip(ys) {
-        let s = *d * scale;
-        *d = if yv > z { s } else { s * neg };
+        *d = slope(yv, *d);
     }
+}
+
+/// slope(y)·g, rounded as autograd does for `leaky_relu(u)·√2`: first the Mul's backward (g·√2),
+/// then leaky_relu_backward (·0.2 where u ≤ 0). R1's double backward differentiates that same
+/// graph linearly in g, so the tangent uses the same steps. y > 0 ⇔ x + b > 0 (√2 and 0.2·√2 are
+/// positive; y keeps u's sign).
+#[inline]
+fn slope<T: Real>(y: T, g: T) -> T {
+    let s = g * c::<T>(std::f64::consts::SQRT_2);
+    if y > T::zero() { s } else { s * c::<T>(SLOPE) }
 }
 
 #[cfg(test)]
@@ -176,8 +184,7 @@ mod tests {
         let b = rand_array(Ix1(SHAPE.1), 44).to_vec();
         let proj = rand_array(Ix4(SHAPE.0, SHAPE.1, SHAPE.2, SHAPE.3), 45);
         let y = fwd(&x, &b);
-        let mut dx = proj.clone();
-        let db = fused_lrelu_backward(&y, &mut dx);
+        let (dx, db) = fused_lrelu_backward(&y, &proj);
         // Random x + b are at distance ≫ 1e-6 from the kink with overwhelming probability.
         let lx = |x: &ArrayD<f64>| dot(&fwd(&x.clone().into_dimensionality().unwrap(), &b), &proj);
         check_gradient(
@@ -203,8 +210,7 @@ mod tests {
     fn slope_at_zero_is_negative_branch() {
         let mut y = Array4::<f64>::zeros((1, 1, 1, 1));
         fused_lrelu_forward(&mut y, &[0.0]);
-        let mut g = Array4::<f64>::ones((1, 1, 1, 1));
-        let db = fused_lrelu_backward(&y, &mut g);
+        let (g, db) = fused_lrelu_backward(&y, &Array4::<f64>::ones((1, 1, 1, 1)));
         let e = 2f64.sqrt() * 0.2;
         assert_eq!(g[[0, 0, 0, 0]], e);
         assert_eq!(db, vec![e]);

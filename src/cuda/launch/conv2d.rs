@@ -111,8 +111,9 @@ fn nhwc_kernel(gpu: &Gpu, name: &str, rows: usize) -> Result<Kernel, CudaError> 
     })
 }
 
-/// `t` (N,C,H,W) f32 as (N,H,W,C) bf16 bits (round to nearest even).
-fn to_nhwc_bf16(gpu: &Gpu, t: &GpuTensor) -> Result<CudaSlice<u16>, CudaError> {
+/// `t` (N,C,H,W) f32 as (N,H,W,C) bf16 bits (round to nearest even); `weights` says which
+/// count of [`Gpu::converted_bytes`] it adds to.
+fn to_nhwc_bf16(gpu: &Gpu, t: &GpuTensor, weights: bool) -> Result<CudaSlice<u16>, CudaError> {
     let [n, c, h, w] = t.shape;
     let hw = i32_arg("H*W", h * w)?;
     let ci = i32_arg("C", c)?;
@@ -136,34 +137,37 @@ fn to_nhwc_bf16(gpu: &Gpu, t: &GpuTensor) -> Result<CudaSlice<u16>, CudaError> {
     let mut l = gpu.stream().launch_builder(&f);
     l.arg(t.buf()).arg(&mut out).arg(&ni).arg(&ci).arg(&hw);
     launch!(l, cfg, "nchw_to_nhwc_bf16")?;
-    gpu.count_converted(false, t.len());
+    gpu.count_converted(weights, t.len());
     Ok(out)
 }
 
 /// `t` as (N,H,W,C) bf16: the copy `t` keeps from an earlier pass, else a new one it keeps.
 fn nhwc_of(gpu: &Gpu, t: &GpuTensor) -> Result<Arc<CudaSlice<u16>>, CudaError> {
-    t.nhwc_bf16(|t| to_nhwc_bf16(gpu, t))
+    t.nhwc_bf16(|t| to_nhwc_bf16(gpu, t, false))
 }
 
-/// Conv weights w (Cout,Cin,k,k) as bf16 GEMM rows: (Cout, (kh, kw, ci)) for the forward
-/// (`phase` None), or the input gradient's rows for stride phase (hr, wr) of stride s:
-/// (Cin, (i, j, co)) over that phase's taps, turned by 180° (kernels/conv2d_nhwc_bf16.cu).
-fn weight_to_bf16(
+/// Conv weights w (Cout,Cin,k,k) as the forward's bf16 GEMM rows (Cout, (kh, kw, ci)): that is
+/// w's NHWC layout, so w keeps it like an activation's copy (R1's tangent pass reuses the
+/// forward's).
+fn weight_rows_of(gpu: &Gpu, w: &GpuTensor) -> Result<Arc<CudaSlice<u16>>, CudaError> {
+    w.nhwc_bf16(|w| to_nhwc_bf16(gpu, w, true))
+}
+
+/// Conv weights w (Cout,Cin,k,k) as the input gradient's bf16 GEMM rows for stride phase
+/// (hr, wr) of stride s: (Cin, (i, j, co)) over that phase's taps, turned by 180°
+/// (kernels/conv2d_nhwc_bf16.cu).
+fn weight_phase_to_bf16(
     gpu: &Gpu,
     w: &GpuTensor,
-    phase: Option<(usize, usize, usize)>,
+    (s, hr, wr): (usize, usize, usize),
 ) -> Result<CudaSlice<u16>, CudaError> {
     let [cout, cin, k, _] = w.shape;
-    let (s, hr, wr) = phase.unwrap_or((1, 0, 0));
-    let len = match phase {
-        None => w.len(),
-        Some(_) => cin * cout * phase_taps(k, s, hr) * phase_taps(k, s, wr),
-    };
-    // SAFETY: conv_weight_to_bf16 writes every element before the conv pass reads it.
+    let len = cin * cout * phase_taps(k, s, hr) * phase_taps(k, s, wr);
+    // SAFETY: conv_weight_phase_to_bf16 writes every element before the conv pass reads it.
     let mut out = unsafe { gpu.stream().alloc::<u16>(len.max(1)) }
         .map_err(|e| CudaError::driver("allocating", e))?;
-    let f = gpu.function(NHWC_FILE, "conv_weight_to_bf16")?;
-    let a = [cout, cin, k, usize::from(phase.is_some()), s, hr, wr]
+    let f = gpu.function(NHWC_FILE, "conv_weight_phase_to_bf16")?;
+    let a = [cout, cin, k, s, hr, wr]
         .iter()
         .map(|&v| i32_arg("weight shape", v))
         .collect::<Result<Vec<i32>, _>>()?;
@@ -172,7 +176,7 @@ fn weight_to_bf16(
     for v in &a {
         l.arg(v);
     }
-    launch!(l, grid_1d(len), "conv_weight_to_bf16")?;
+    launch!(l, grid_1d(len), "conv_weight_phase_to_bf16")?;
     gpu.count_converted(true, len);
     Ok(out)
 }
@@ -452,7 +456,7 @@ pub fn forward(
         max_chunk: usize::MAX,
     };
     let fused = if nhwc_applies(prec, &[cin]) {
-        let (xh, wh) = (nhwc_of(gpu, x)?, weight_to_bf16(gpu, w, None)?);
+        let (xh, wh) = (nhwc_of(gpu, x)?, weight_rows_of(gpu, w)?);
         let kn = nhwc_kernel(gpu, "conv2d_fwd_nhwc", cout)?;
         let na = NhwcFwd {
             n,
@@ -542,7 +546,7 @@ pub fn backward_input(
                 continue;
             }
             let first = (phase_first(stride, pad, hr), phase_first(stride, pad, wr));
-            let wh = weight_to_bf16(gpu, w, Some((stride, hr, wr)))?;
+            let wh = weight_phase_to_bf16(gpu, w, (stride, hr, wr))?;
             let na = NhwcFwd {
                 n,
                 c: cout,

@@ -22,26 +22,31 @@ fn slope(gpu: &Gpu, y: &GpuTensor, g: &mut GpuTensor) -> Result<(), CudaError> {
     launch!(b, grid_1d(n as usize), "flrelu_slope")
 }
 
-/// dy → dx in place; returns db (per-channel sums of dx), as
-/// `ops::fused_lrelu::fused_lrelu_backward`. One pass over y and dy (the slope and the sums'
-/// first pass together).
-pub fn backward(gpu: &Gpu, y: &GpuTensor, dy: &mut GpuTensor) -> Result<CudaSlice<f32>, CudaError> {
+/// dx and db (per-channel sums of dx) from y and dy, as `ops::fused_lrelu::fused_lrelu_backward`.
+/// One pass over y and dy (the slope and the sums' first pass together).
+pub fn backward(
+    gpu: &Gpu,
+    y: &GpuTensor,
+    dy: &GpuTensor,
+) -> Result<(GpuTensor, CudaSlice<f32>), CudaError> {
     check(y.shape == dy.shape, || "fused_lrelu: shapes".into())?;
     let f = gpu.function("fused_lrelu.cu", "flrelu_backward_partial")?;
     let [n, ch, h, w] = dy.shape;
     let (chi, plane, total) = (i32_arg("channels", ch)?, (h * w) as i64, (n * h * w) as i64);
-    let shape = dy.shape;
-    channel_sums(gpu, shape, |part, grid, span| {
+    let mut dx = GpuTensor::output(gpu, dy.shape)?;
+    let db = channel_sums(gpu, dy.shape, |part, grid, span| {
         let mut b = gpu.stream().launch_builder(&f);
         b.arg(y.buf())
-            .arg(dy.buf_mut())
+            .arg(dy.buf())
+            .arg(dx.buf_mut())
             .arg(part)
             .arg(&chi)
             .arg(&plane)
             .arg(&total)
             .arg(&span);
         launch!(b, grid, "flrelu_backward_partial")
-    })
+    })?;
+    Ok((dx, db))
 }
 
 /// t ← t·slope(y) in place (R1's tangent), as `ops::fused_lrelu::fused_lrelu_tangent`.
