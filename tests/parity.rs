@@ -1207,6 +1207,24 @@ fn bf16_conv_operands_follow_writes<B: Backend<Elem = f32>>(b: &B) {
             .unwrap(),
     );
 
+    // A gradient from the leaky ReLU's backward (on CUDA in bf16 it comes with its NHWC copy,
+    // written by the same kernel): the conv passes read what a fresh upload of it gives.
+    let (ya, da) = (r.a4((n, co, h, w)), r.a4((n, co, h, w)));
+    let (d_act, _) = b.fused_lrelu_backward(&fresh(&ya), &fresh(&da)).unwrap();
+    let d_again = fresh(&b.download(&d_act).unwrap());
+    same(
+        "weight gradient of the leaky ReLU's dx",
+        &b.conv2d_backward_weight(&x_d, &d_act, 3, 1, 1).unwrap(),
+        &b.conv2d_backward_weight(&x_d, &d_again, 3, 1, 1).unwrap(),
+    );
+    same(
+        "input gradient of the leaky ReLU's dx",
+        &b.conv2d_backward_input(&d_act, &wt_d, 1, 1, (h, w))
+            .unwrap(),
+        &b.conv2d_backward_input(&d_again, &wt_d, 1, 1, (h, w))
+            .unwrap(),
+    );
+
     // A weight keeps its forward rows too: a write to it reaches the next forward.
     let dw_add = r.a4((co, ci, 3, 3));
     let mut w_d = fresh(&wt);
@@ -1274,6 +1292,7 @@ macro_rules! parity_bf16 {
 }
 
 parity_bf16!(
+    fused_lrelu,
     bf16_conv2d,
     bf16_conv_transpose2d,
     bf16_conv2d_bias_lrelu,

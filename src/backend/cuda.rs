@@ -271,7 +271,7 @@ impl Backend for CudaBackend {
         dy: &GpuTensor,
     ) -> Result<(GpuTensor, GpuTensor)> {
         let ch = dy.shape[1];
-        let (dx, db) = gops::fused_lrelu::backward(&self.gpu, y, dy)?;
+        let (dx, db) = gops::fused_lrelu::backward(&self.gpu, y, dy, self.matmul)?;
         Ok((dx, Self::vector(db, ch)))
     }
     fn fused_lrelu_tangent(&self, y: &GpuTensor, t: &mut GpuTensor) -> Result<()> {

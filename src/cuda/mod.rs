@@ -209,6 +209,12 @@ impl Gpu {
             .fetch_add(6 * elements as u64, Ordering::Relaxed);
     }
 
+    /// An activation's NHWC bf16 copy written by the kernel that computes the activation: only
+    /// the bf16 write is the conversion's.
+    pub(crate) fn count_converted_in_passing(&self, elements: usize) {
+        self.converted_bytes[0].fetch_add(2 * elements as u64, Ordering::Relaxed);
+    }
+
     /// Kernel `func` of kernel file `file` (compiled, or taken from the disk cache, on first use).
     pub fn function(&self, file: &'static str, func: &str) -> Result<CudaFunction, CudaError> {
         let module = {

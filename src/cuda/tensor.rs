@@ -52,6 +52,12 @@ impl GpuTensor {
         Ok(copy)
     }
 
+    /// Keeps `copy` as the tensor's (N, H, W, C) bf16 copy: for a kernel that writes the tensor
+    /// and its copy together.
+    pub fn keep_nhwc_bf16(&mut self, copy: CudaSlice<u16>) {
+        *self.nhwc_bf16.get_mut() = Some((self.shape, Arc::new(copy)));
+    }
+
     pub fn len(&self) -> usize {
         self.shape.iter().product()
     }

@@ -86,7 +86,7 @@ const NHWC_FILE: &str = "conv2d_nhwc_bf16.cu";
 /// such channel count a multiple of 8 (one 16-byte copy holds 8 bf16 of one pixel), and not
 /// turned off by `SINCUT_BF16_CONV=gather` (which keeps the gathering kernels everywhere, so
 /// that a GPU run can compare both; scripts/gpu-check.sh does).
-fn nhwc_applies(prec: MatmulPrecision, channels: &[usize]) -> bool {
+pub(crate) fn nhwc_applies(prec: MatmulPrecision, channels: &[usize]) -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     prec == MatmulPrecision::Bf16
         && *ON.get_or_init(|| std::env::var("SINCUT_BF16_CONV").as_deref() != Ok("gather"))

@@ -61,7 +61,6 @@ pub(crate) fn channel_sums(
         i32,
     ) -> Result<(), CudaError>,
 ) -> Result<cudarc::driver::CudaSlice<f32>, CudaError> {
-    use cudarc::driver::PushKernelArg;
     let [n, ch, h, w] = shape;
     let plane = h * w;
     check(n > 0 && ch > 0 && plane > 0, || {
@@ -72,16 +71,30 @@ pub(crate) fn channel_sums(
     })?;
     let np = (n * plane).div_ceil(CHANNEL_SPAN);
     let npi = super::i32_arg("channel-sum partials", np)?;
-    // Not zero-filled: the first pass writes every partial (one per block of its grid).
-    // SAFETY: read only by channel_sums_finish, after the first pass has written all of it.
-    let mut part = unsafe { gpu.stream().alloc::<f64>(np * ch) }
-        .map_err(|e| CudaError::driver("allocating", e))?;
     let grid = cudarc::driver::LaunchConfig {
         grid_dim: (npi as u32, ch as u32, 1),
         block_dim: (super::BLOCK, 1, 1),
         shared_mem_bytes: 0,
     };
-    first(&mut part, grid, CHANNEL_SPAN as i32)?;
+    channel_sums_of_partials(gpu, ch, np, |part| first(part, grid, CHANNEL_SPAN as i32))
+}
+
+/// Per-channel sums (length C) from `np` partials per channel: `first` writes every one of
+/// them, channel c's at part[c·np..(c + 1)·np]; `channel_sums_finish` (bias.cu) adds each
+/// channel's in order.
+pub(crate) fn channel_sums_of_partials(
+    gpu: &super::Gpu,
+    ch: usize,
+    np: usize,
+    first: impl FnOnce(&mut cudarc::driver::CudaSlice<f64>) -> Result<(), CudaError>,
+) -> Result<cudarc::driver::CudaSlice<f32>, CudaError> {
+    use cudarc::driver::PushKernelArg;
+    let npi = super::i32_arg("channel-sum partials", np)?;
+    // Not zero-filled: the first pass writes every partial.
+    // SAFETY: read only by channel_sums_finish, after the first pass has written all of it.
+    let mut part = unsafe { gpu.stream().alloc::<f64>(np * ch) }
+        .map_err(|e| CudaError::driver("allocating", e))?;
+    first(&mut part)?;
     let mut out = gpu.alloc_out(ch)?;
     let f = gpu.function("bias.cu", "channel_sums_finish")?;
     let mut l = gpu.stream().launch_builder(&f);
