@@ -16,7 +16,7 @@ fn scales<T: Real>(w: &ArrayView4<T>) -> (T, Vec<T>) {
             T::one() / (s * s * ss + c(1e-8)).sqrt()
         })
         .collect::<Vec<_>>();
-    debug_assert_eq!(d.len(), cout);
+    assert_eq!(d.len(), cout);
     (s, d)
 }
 

@@ -330,7 +330,7 @@ pub fn g_backward<B: Backend>(
     if terms.idt {
         // The second half of the batch: its flat elements start after the first N images.
         let offset = e.shape(&up.d_idt).iter().product::<usize>();
-        debug_assert_eq!(e.shape(&up.d_idt)[0], n);
+        assert_eq!(e.shape(&up.d_idt)[0], n);
         e.add_into(&mut dfake, offset, &up.d_idt)?;
     }
     generator::g_backward(
