@@ -502,7 +502,7 @@ fn nvrtc_cache_returns_the_same_cubin() {
 
 #[test]
 fn doctor_reports_without_panicking() {
-    let (text, ok) = sincut::cuda::doctor_report(Some("sm_90"));
+    let (text, ok) = sincut::cuda::doctor_report(Some("sm_90"), true);
     println!("{text}");
     if emulated() {
         skip("the CPU emulator's NVRTC makes no ptxas report");

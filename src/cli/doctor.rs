@@ -15,17 +15,24 @@ pub struct DoctorFlags {
     /// (point SINCUT_PREBUILT_CUBINS at it there).
     #[arg(long, value_name = "DIR")]
     export: Option<PathBuf>,
+    /// Only find the GPU, driver, NVRTC and headers; compile no kernel.
+    #[arg(long, conflicts_with = "export")]
+    no_kernels: bool,
 }
 
 /// Runs `sincut doctor`: the exit code, or the error `main` prints.
 pub fn run(flags: DoctorFlags) -> Result<ExitCode> {
-    let DoctorFlags { arch, export } = flags;
+    let DoctorFlags {
+        arch,
+        export,
+        no_kernels,
+    } = flags;
     let (key, value) = crate::cuda::nvrtc::COMPUTE_CACHE_OFF;
     if std::env::var_os(key).is_none() {
         // SAFETY: no other thread exists yet (NVRTC and the driver are loaded below).
         unsafe { std::env::set_var(key, value) };
     }
-    let (report, ok) = crate::cuda::doctor_report(arch.as_deref());
+    let (report, ok) = crate::cuda::doctor_report(arch.as_deref(), !no_kernels);
     print!("{report}");
     if let Some(dir) = export {
         let arch = arch.as_deref().unwrap_or("sm_90");

@@ -46,8 +46,9 @@ fn gpus() -> Result<Vec<(String, String, f64)>, CudaError> {
 }
 
 /// The doctor's report and whether all is well: NVRTC loads, every kernel compiles for the
-/// architecture (`arch`, else GPU 0's, else sm_90) and none spills registers.
-pub fn doctor_report(arch: Option<&str>) -> (String, bool) {
+/// architecture (`arch`, else GPU 0's, else sm_90) and none spills registers. With
+/// `compile` false it stops once NVRTC and the headers are found.
+pub fn doctor_report(arch: Option<&str>, compile: bool) -> (String, bool) {
     let mut s = String::new();
     let mut ok = true;
     let gpu_list = gpus();
@@ -104,6 +105,10 @@ pub fn doctor_report(arch: Option<&str>) -> (String, bool) {
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "none (no HOME)".into())
     );
+    if !compile {
+        let _ = writeln!(s, "kernels for {arch}: not compiled (--no-kernels)");
+        return (s, ok);
+    }
     let _ = writeln!(s, "kernels for {arch}:");
     match nvrtc::compile_all(&arch) {
         Ok(reports) => {
