@@ -10,7 +10,7 @@ use super::*;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::{Backend, Params, download_params, upload_params};
 use crate::nn::Networks;
-use crate::ops::gradcheck::check_gradient_sampled;
+use crate::ops::gradcheck::{check_gradient_directional, check_gradient_sampled};
 use rand::{SeedableRng, rngs::StdRng};
 
 type Cpu64 = CpuBackend<f64>;
@@ -154,7 +154,16 @@ fn d_loss_and_r1_gradients_match_finite_differences() {
 #[test]
 fn g_and_f_gradients_match_finite_differences() {
     let (cfg, nets, p, inp) = setup(2);
-    check_g_and_f_gradients(&cfg, &nets, &p, &inp);
+    check_g_and_f_gradients(&cfg, &nets, &p, &inp, Probe::Elements(10));
+}
+
+/// How a whole-network gradient check probes each parameter tensor.
+#[derive(Clone, Copy)]
+enum Probe {
+    /// This many evenly spread elements.
+    Elements(usize),
+    /// This many random directions (every element at once).
+    Directions(usize),
 }
 
 /// Several PatchNCE positions per layer (`--nce-patches`; a different count per layer here, so
@@ -165,7 +174,8 @@ fn g_and_f_gradients_match_finite_differences_with_several_patches() {
     inp.nce_ids_x = [vec![37, 200, 3], vec![5, 60], vec![63, 0, 17, 8]];
     inp.nce_ids_y = [vec![255, 18], vec![18, 1, 40], vec![40, 2]];
     check_inputs(&cfg, &inp).unwrap();
-    check_g_and_f_gradients(&cfg, &nets, &p, &inp);
+    // Random directions: the test above already probes elements one by one (a third of the time).
+    check_g_and_f_gradients(&cfg, &nets, &p, &inp, Probe::Directions(2));
     // A position drawn twice would make a patch its own negative: refused.
     inp.nce_ids_y[1] = vec![18, 18];
     assert!(
@@ -180,6 +190,7 @@ fn check_g_and_f_gradients(
     nets: &Networks,
     p: &ParamMap<f64>,
     inp: &StepInputs<f64>,
+    probe: Probe,
 ) {
     let (cfg, nets, p) = (cfg.clone(), nets.clone(), p.clone());
     let inp = BackendInputs::upload(&E64, inp).unwrap();
@@ -214,7 +225,13 @@ fn check_g_and_f_gradients(
             &grads_f[name]
         };
         let f = |v: &ArrayD<f64>| loss_g(&with_param(&p, name, v));
-        check_gradient_sampled(&format!("G {name}"), x, analytic, f, 1e-7, 1e-5, 10);
+        let what = format!("G {name}");
+        match probe {
+            Probe::Elements(n) => check_gradient_sampled(&what, x, analytic, f, 1e-7, 1e-5, n),
+            Probe::Directions(n) => {
+                check_gradient_directional(&what, x, analytic, f, 1e-7, 1e-5, n, 11)
+            }
+        };
     }
 }
 
