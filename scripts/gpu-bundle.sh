@@ -25,7 +25,9 @@ rm -rf gpu-bundle && mkdir -p gpu-bundle/stage
 S=gpu-bundle/stage
 case $PROFILE in
     release) build=(--release) ;;
-    dev) build=() ;;
+    # `cargo build` alone would take the dev profile, which differs from the test profile
+    # (Cargo.toml) and would rebuild everything.
+    dev) build=(--profile test) ;;
     *) echo "BUNDLE_PROFILE=$PROFILE: release or dev" >&2; exit 1 ;;
 esac
 # The executables' paths, as cargo reports them (JSON).
