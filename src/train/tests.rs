@@ -10,7 +10,7 @@ use super::*;
 use crate::backend::cpu::CpuBackend;
 use crate::backend::{Backend, Params, download_params, upload_params};
 use crate::nn::Networks;
-use crate::ops::gradcheck::{check_gradient_directional, check_gradient_sampled};
+use crate::ops::gradcheck::{Probe, check_gradient_probed, check_gradient_sampled};
 use rand::{SeedableRng, rngs::StdRng};
 
 type Cpu64 = CpuBackend<f64>;
@@ -157,15 +157,6 @@ fn g_and_f_gradients_match_finite_differences() {
     check_g_and_f_gradients(&cfg, &nets, &p, &inp, Probe::Elements(10));
 }
 
-/// How a whole-network gradient check probes each parameter tensor.
-#[derive(Clone, Copy)]
-enum Probe {
-    /// This many evenly spread elements.
-    Elements(usize),
-    /// This many random directions (every element at once).
-    Directions(usize),
-}
-
 /// Several PatchNCE positions per layer (`--nce-patches`; a different count per layer here, so
 /// no count is assumed): each patch's negatives are every other patch of the batch.
 #[test]
@@ -175,7 +166,8 @@ fn g_and_f_gradients_match_finite_differences_with_several_patches() {
     inp.nce_ids_y = [vec![255, 18], vec![18, 1, 40], vec![40, 2]];
     check_inputs(&cfg, &inp).unwrap();
     // Random directions: the test above already probes elements one by one (a third of the time).
-    check_g_and_f_gradients(&cfg, &nets, &p, &inp, Probe::Directions(2));
+    let probe = Probe::Directions { count: 2, seed: 11 };
+    check_g_and_f_gradients(&cfg, &nets, &p, &inp, probe);
     // A position drawn twice would make a patch its own negative: refused.
     inp.nce_ids_y[1] = vec![18, 18];
     assert!(
@@ -225,13 +217,7 @@ fn check_g_and_f_gradients(
             &grads_f[name]
         };
         let f = |v: &ArrayD<f64>| loss_g(&with_param(&p, name, v));
-        let what = format!("G {name}");
-        match probe {
-            Probe::Elements(n) => check_gradient_sampled(&what, x, analytic, f, 1e-7, 1e-5, n),
-            Probe::Directions(n) => {
-                check_gradient_directional(&what, x, analytic, f, 1e-7, 1e-5, n, 11)
-            }
-        };
+        check_gradient_probed(&format!("G {name}"), x, analytic, f, 1e-7, 1e-5, probe);
     }
 }
 
